@@ -1,0 +1,187 @@
+"""The ``mediaflows`` command: import files, run operations through Prefect, fetch outputs.
+
+Results are printed as JSON (one object per line); input errors exit with status 2 and a single
+line on stderr, configuration errors with 3, anything else with 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from mediaflows.errors import ConfigurationError, InputError, MediaflowsError
+from mediaflows.ids import check_file_id, check_profile
+from mediaflows.settings import get_settings
+from mediaflows.store import ProfileStore
+
+EXIT_INPUT = 2
+EXIT_CONFIG = 3
+
+
+def _emit(obj: BaseModel | dict[str, Any]) -> None:
+    text = obj.model_dump_json() if isinstance(obj, BaseModel) else json.dumps(obj, default=str)
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+def _start_prefect(verbose: bool) -> None:
+    """Point Prefect at the server (starting the embedded one), then import it quietly."""
+    from deployments.server import configure_prefect_env
+
+    configure_prefect_env(get_settings())
+    if not verbose:
+        # Failures are reported as one line by this command; the logs, tracebacks included, are
+        # on the server (UI). Must be set before Prefect configures logging.
+        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
+
+
+def cmd_import(args: argparse.Namespace) -> None:
+    store = ProfileStore.from_settings()
+    profile = check_profile(args.profile)
+    for path in args.paths:
+        file = store.import_file(profile, Path(path))
+        _emit({"file_id": file.id, "profile": file.profile, "name": file.name,
+               "kind": file.kind, "size": file.size, "sha256": file.sha256})
+
+
+def cmd_list(args: argparse.Namespace) -> None:
+    for file in ProfileStore.from_settings().list_files(check_profile(args.profile)):
+        _emit(file)
+
+
+def cmd_get(args: argparse.Namespace) -> None:
+    store = ProfileStore.from_settings()
+    file = store.download(check_profile(args.profile), check_file_id(args.file_id), Path(args.o))
+    _emit({"file_id": file.id, "profile": file.profile, "path": str(Path(args.o).resolve()),
+           "size": file.size})
+
+
+def cmd_run_convert(args: argparse.Namespace) -> None:
+    from mediaflows.models import ConvertRequest
+
+    profile, file_id = check_profile(args.profile), check_file_id(args.file_id)
+    request = ConvertRequest(
+        codec=args.codec,
+        crf=args.crf,
+        preset=args.preset,
+        max_height=args.max_height,
+        audio_bitrate=args.audio_bitrate,
+    )
+    _start_prefect(args.verbose)
+    from flows.convert import convert
+
+    result = convert(profile=profile, file_id=file_id, request=request)
+    _print_result(result, args.json)
+
+
+def _print_result(result: BaseModel, as_json: bool) -> None:
+    if as_json:
+        _emit(result)
+    else:
+        for key, value in result.model_dump(mode="json").items():
+            if key != "content":
+                print(f"{key}: {value}")
+
+
+def cmd_server(args: argparse.Namespace) -> None:
+    from deployments import server
+
+    settings = get_settings()
+    if args.action == "start":
+        url = server.ensure_server(settings)
+        _emit({"api_url": url, "ui_url": url.removesuffix("/api")})
+    elif args.action == "stop":
+        _emit({"stopped": server.stop_server(settings)})
+    else:
+        url = server.embedded_api_url(settings)
+        _emit({"api_url": url, "running": server.is_healthy(url)})
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    from deployments.demo import run_demo
+
+    _start_prefect(args.verbose)
+    for line in run_demo(get_settings()):
+        _emit(line)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mediaflows", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="show Prefect's logs")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("import", help="add local files to a profile")
+    p.add_argument("--profile", required=True)
+    p.add_argument("paths", nargs="+")
+    p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("list", help="list a profile's files")
+    p.add_argument("--profile", required=True)
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("get", help="download a profile file")
+    p.add_argument("--profile", required=True)
+    p.add_argument("file_id")
+    p.add_argument("-o", required=True, metavar="PATH")
+    p.set_defaults(func=cmd_get)
+
+    run = sub.add_parser("run", help="run one operation on one file").add_subparsers(
+        dest="operation", required=True
+    )
+    p = run.add_parser("convert", help="video → web-ready MP4")
+    p.add_argument("--profile", required=True)
+    p.add_argument("file_id")
+    p.add_argument("--codec", choices=["auto", "copy", "transcode"], default="auto")
+    p.add_argument("--crf", type=int, default=23)
+    p.add_argument("--preset", default="veryfast")
+    p.add_argument("--max-height", type=int, default=None)
+    p.add_argument("--audio-bitrate", default="128k")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=cmd_run_convert)
+
+    p = sub.add_parser("server", help="the embedded Prefect server")
+    p.add_argument("action", choices=["start", "stop", "status"])
+    p.set_defaults(func=cmd_server)
+
+    p = sub.add_parser("demo", help="the main job on a bundled sample")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, ValidationError):
+        return "; ".join(
+            f"{'.'.join(str(x) for x in e['loc']) or 'input'}: {e['msg']}" for e in exc.errors()
+        )
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``mediaflows`` command."""
+    args = _parser().parse_args(argv)
+    func: Callable[[argparse.Namespace], None] = args.func
+    try:
+        func(args)
+    except (InputError, ValidationError) as exc:
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_INPUT
+    except ConfigurationError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except MediaflowsError as exc:
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

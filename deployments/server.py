@@ -1,0 +1,158 @@
+"""The Prefect server that records runs.
+
+With ``PREFECT_API_URL`` set, that server is used. Without it, mediaflows starts (once) and reuses
+an embedded, SQLite-backed Prefect server on ``MEDIAFLOWS_SERVER_HOST:PORT`` whose data lives in
+``MEDIAFLOWS_HOME/prefect``; its UI shows every run. This module does not import Prefect, so that the
+environment can be set before Prefect reads it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+from mediaflows.errors import ConfigurationError
+from mediaflows.settings import Settings, get_settings
+
+#: Environment of a quiet, offline, restart-safe server.
+SERVER_ENV = {
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "DO_NOT_TRACK": "1",
+    "PREFECT_SERVER_UI_SHOW_PROMOTIONAL_CONTENT": "false",
+    # Concurrency-slot leases on disk survive a server restart (in memory they stay taken).
+    "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE": (
+        "prefect.server.concurrency.lease_storage.filesystem"
+    ),
+}
+
+
+def server_home(settings: Settings) -> Path:
+    """Where the embedded server keeps its database, log and pid file."""
+    return settings.home / "prefect"
+
+
+def embedded_api_url(settings: Settings) -> str:
+    """The API URL of the embedded server."""
+    return f"http://{settings.server_host}:{settings.server_port}/api"
+
+
+def is_healthy(api_url: str, timeout: float = 2.0) -> bool:
+    """True when a Prefect server answers its health check at ``api_url``."""
+    try:
+        with urllib.request.urlopen(f"{api_url.rstrip('/')}/health", timeout=timeout) as resp:
+            return bool(resp.status == 200)
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+@contextlib.contextmanager
+def _start_lock(home: Path) -> Iterator[None]:
+    home.mkdir(parents=True, exist_ok=True)
+    with (home / "start.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def ensure_server(settings: Settings | None = None, wait_s: float = 90.0) -> str:
+    """The API URL to record runs on, starting the embedded server if it is not running.
+
+    Returns ``PREFECT_API_URL`` when that is set (nothing is started then).
+    """
+    external = os.environ.get("PREFECT_API_URL")
+    if external:
+        return external
+    settings = settings or get_settings()
+    url = embedded_api_url(settings)
+    if is_healthy(url):
+        return url
+    home = server_home(settings)
+    with _start_lock(home):
+        if is_healthy(url):  # another process started it while we waited for the lock
+            return url
+        env = {**os.environ, **SERVER_ENV, "PREFECT_HOME": str(home)}
+        env.pop("PREFECT_API_URL", None)
+        log = (home / "server.log").open("ab")
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "prefect",
+                "server",
+                "start",
+                "--host",
+                settings.server_host,
+                "--port",
+                str(settings.server_port),
+            ],
+            env=env,
+            cwd=home,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # outlives this command: the next one reuses it
+        )
+        (home / "server.pid").write_text(str(proc.pid))
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            if is_healthy(url):
+                return url
+            if proc.poll() is not None:
+                break
+            time.sleep(0.5)
+        tail = (home / "server.log").read_text(errors="replace")[-2000:]
+        raise ConfigurationError(
+            f"the embedded Prefect server did not start on {url}; its log ends with:\n{tail}"
+        )
+
+
+def stop_server(settings: Settings | None = None, wait_s: float = 20.0) -> bool:
+    """Stop the embedded server if this home started one; True if one was stopped."""
+    settings = settings or get_settings()
+    pid_file = server_home(settings) / "server.pid"
+    try:
+        pid = int(pid_file.read_text())
+    except (FileNotFoundError, ValueError):
+        return False
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pid_file.unlink(missing_ok=True)
+        return False
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.2)
+    else:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+    pid_file.unlink(missing_ok=True)
+    return True
+
+
+def configure_prefect_env(settings: Settings | None = None) -> str:
+    """Point this process's Prefect client at the right server; call before importing Prefect.
+
+    Also keeps persisted task results (the cross-process cache) under ``MEDIAFLOWS_HOME`` unless
+    ``PREFECT_LOCAL_STORAGE_PATH`` says otherwise.
+    """
+    settings = settings or get_settings()
+    url = ensure_server(settings)
+    os.environ["PREFECT_API_URL"] = url
+    os.environ.setdefault("PREFECT_LOCAL_STORAGE_PATH", str(settings.home / "results"))
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    return url

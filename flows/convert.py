@@ -1,0 +1,84 @@
+"""The ``convert`` flow: a profile video → a web-ready MP4 stored in the same profile."""
+
+from __future__ import annotations
+
+from pathlib import PurePath
+
+from prefect import flow
+from prefect.runtime import flow_run
+
+from mediaflows.ids import FileId, ProfileName
+from mediaflows.models import ConvertRequest, ConvertResult, StoredFile
+from mediaflows.workspace import workspace_path
+from tasks.media import convert_media, convert_output_id, probe_media
+from tasks.progress import report_progress, start_progress
+from tasks.store import (
+    fetch_profile_file,
+    find_output,
+    lookup_profile_file,
+    remove_workspace,
+    store_output,
+)
+
+
+def _result(stored: StoredFile, source_file_id: str, cached: bool) -> ConvertResult:
+    file = stored.file
+    return ConvertResult(
+        file_id=file.id,
+        media_url=stored.media_url,
+        profile=file.profile,
+        source_file_id=source_file_id,
+        mode=file.details.get("mode", "transcode"),
+        duration=float(file.details.get("duration", 0.0)),
+        size=file.size,
+        cached=cached,
+    )
+
+
+@flow(name="convert", log_prints=False, validate_parameters=True)
+def convert(
+    profile: ProfileName, file_id: FileId, request: ConvertRequest | None = None
+) -> ConvertResult:
+    """Convert a profile video to a web-ready MP4 and store it in the profile.
+
+    Remuxes when the codecs fit MP4 (H.264/HEVC + AAC/MP3), else transcodes to H.264/AAC; the
+    moov atom always comes first. If an earlier run already stored this exact output (same
+    content, options and ffmpeg), nothing runs again.
+    """
+    request = request or ConvertRequest()
+    progress = start_progress("convert", f"{profile}/{file_id}")
+    report_progress(progress, 1, "fetching")
+    source = lookup_profile_file(profile, file_id)
+    output_id = convert_output_id(source, request)
+    existing = find_output(profile, output_id)
+    if existing is not None:
+        report_progress(progress, 100, "done (already converted)")
+        return _result(existing, source.id, cached=True)
+
+    workspace = workspace_path(str(flow_run.get_id() or output_id))
+    try:
+        local = fetch_profile_file(source, workspace)
+        report_progress(progress, 10, "probing")
+        info = probe_media(local, source)
+        report_progress(progress, 15, "converting 0%")
+        converted = convert_media(local, info, request, source, workspace, progress)
+        report_progress(progress, 90, "storing")
+        stored = store_output(
+            profile,
+            output_id,
+            converted.path,
+            name=f"{PurePath(source.name).stem or source.id}.mp4",
+            source=source,
+            operation="convert",
+            options=request.model_dump(mode="json"),
+            tools={"ffmpeg": converted.tool},
+            details={
+                "mode": converted.mode,
+                "reason": converted.reason,
+                "duration": converted.info.duration,
+            },
+        )
+    finally:
+        remove_workspace(workspace)
+    report_progress(progress, 100, f"done ({converted.mode})")
+    return _result(stored, source.id, cached=False)

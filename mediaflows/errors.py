@@ -1,0 +1,115 @@
+"""The one error tree of mediaflows.
+
+The class of an error decides what happens to the run that raised it:
+
+* :class:`InputError` — the input is wrong (bad id, corrupt or unsafe media, invalid SRT). Retrying
+  cannot help, so tasks fail at once and nothing is stored.
+* :class:`TransientError` — the world hiccuped (S3 5xx, a timeout, a reset connection). Tasks retry
+  these with backoff.
+* :class:`ResourceError` — the machine ran short (memory, disk). Not retried as is; callers may
+  retry with a smaller setting.
+
+Anything else is a bug or a configuration problem and is not retried either.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+
+
+class MediaflowsError(Exception):
+    """Base class of every error mediaflows raises on purpose."""
+
+
+class InputError(MediaflowsError):
+    """The request or the input file is wrong; retrying cannot help."""
+
+
+class InvalidIdError(InputError, ValueError):
+    """A profile name or file id is malformed (checked before any I/O)."""
+
+
+class ProfileFileNotFoundError(InputError):
+    """No file with this id exists in the profile."""
+
+    def __init__(self, profile: str, file_id: str) -> None:
+        super().__init__(f"no file {file_id!r} in profile {profile!r}")
+        self.profile = profile
+        self.file_id = file_id
+
+
+class MediaError(InputError):
+    """The media file cannot be used: empty, not media, truncated, unsupported."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(f"{name}: {reason}")
+        self.name = name
+        self.reason = reason
+
+
+class UnsafeMediaError(MediaError):
+    """The file is an indirection (playlist, concat list) that would make ffmpeg open other URLs."""
+
+
+class ConfigurationError(MediaflowsError):
+    """mediaflows is set up wrongly (missing tool, bad credentials); fix the setup, then re-run."""
+
+
+class TransientError(MediaflowsError):
+    """A temporary fault (network, S3 5xx, timeout); tasks retry these with backoff."""
+
+
+class StoreUnavailableError(TransientError):
+    """The profile store did not answer properly this time."""
+
+
+class ResourceError(MediaflowsError):
+    """The machine ran short of memory or disk."""
+
+
+class ToolTimeoutError(ResourceError):
+    """An external tool (ffmpeg) ran past its time limit."""
+
+
+_TRANSIENT_ERRNOS = frozenset(
+    {
+        errno.ECONNRESET,
+        errno.ECONNREFUSED,
+        errno.ECONNABORTED,
+        errno.ETIMEDOUT,
+        errno.EPIPE,
+        errno.EHOSTUNREACH,
+        errno.ENETUNREACH,
+        errno.EAGAIN,
+    }
+)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Tell whether retrying the operation that raised ``exc`` may succeed.
+
+    Our own tree answers for itself; foreign exceptions (sockets, botocore, aiohttp) are judged by
+    their type, so that a task never retries a corrupt file but does retry a reset connection.
+    """
+    if isinstance(exc, MediaflowsError):
+        return isinstance(exc, TransientError)
+    if isinstance(exc, (ConnectionError, TimeoutError, socket.timeout)):
+        return True
+    if isinstance(exc, OSError) and exc.errno in _TRANSIENT_ERRNOS:
+        return True
+    name = type(exc).__name__
+    # botocore / aiohttp / httpx connection-level failures, matched by name to avoid importing them.
+    if name in {
+        "EndpointConnectionError",
+        "ConnectTimeoutError",
+        "ReadTimeoutError",
+        "ConnectionClosedError",
+        "ServerDisconnectedError",
+        "ClientConnectorError",
+        "ClientOSError",
+        "ResponseStreamingError",
+        "IncompleteReadError",
+    }:
+        return True
+    return False

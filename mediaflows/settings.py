@@ -1,0 +1,86 @@
+"""Settings, read once from the environment (prefix ``MEDIAFLOWS_``, nested groups with ``__``)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_home() -> Path:
+    return Path.home() / ".mediaflows"
+
+
+class Settings(BaseSettings):
+    """Everything mediaflows can be told from outside. Secrets are ``SecretStr``; none is a flow
+    parameter."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="MEDIAFLOWS_",
+        env_nested_delimiter="__",
+        env_file=None,
+        extra="ignore",
+        frozen=True,
+    )
+
+    home: Path = Field(
+        default_factory=_default_home,
+        description="Directory for the local store, work files, results and the embedded server.",
+    )
+    store_url: str = Field(
+        default="",
+        description="Where profiles live: a local directory (default `HOME/store`) or "
+        "`s3://bucket/prefix`.",
+    )
+    s3_endpoint_url: str | None = Field(
+        default=None, description="S3 endpoint for MinIO or other S3-compatible stores."
+    )
+    s3_region: str | None = Field(default=None, description="S3 region (else boto3's default).")
+    s3_access_key_id: SecretStr | None = Field(
+        default=None, description="S3 key id (else the standard AWS environment/config chain)."
+    )
+    s3_secret_access_key: SecretStr | None = Field(
+        default=None, description="S3 secret key (else the standard AWS environment/config chain)."
+    )
+    media_url_expiry_s: int = Field(
+        default=3600, ge=60, le=7 * 24 * 3600, description="Lifetime of presigned S3 media URLs."
+    )
+    work_dir: Path | None = Field(
+        default=None, description="Scratch space for runs (default `HOME/work`); emptied per run."
+    )
+    ffmpeg_binary: str = Field(default="ffmpeg", description="ffmpeg executable.")
+    ffprobe_binary: str = Field(default="ffprobe", description="ffprobe executable.")
+    ffmpeg_timeout_s: float = Field(
+        default=6 * 3600, gt=0, description="Longest an ffmpeg conversion may run."
+    )
+    ffprobe_timeout_s: float = Field(default=60, gt=0, description="Longest a probe may run.")
+    max_media_duration_s: float = Field(
+        default=12 * 3600, gt=0, description="Inputs claiming a longer duration are refused."
+    )
+    server_host: str = Field(
+        default="127.0.0.1", description="Host of the embedded Prefect server (no PREFECT_API_URL)."
+    )
+    server_port: int = Field(default=4200, description="Port of the embedded Prefect server.")
+
+    @model_validator(mode="after")
+    def _fill_defaults(self) -> Settings:
+        # frozen model: fill derived defaults through object.__setattr__ once, at construction.
+        if not self.store_url:
+            object.__setattr__(self, "store_url", str(self.home / "store"))
+        if self.work_dir is None:
+            object.__setattr__(self, "work_dir", self.home / "work")
+        return self
+
+    @property
+    def work_path(self) -> Path:
+        """The scratch directory (``work_dir`` resolved)."""
+        assert self.work_dir is not None
+        return self.work_dir
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read from the environment on first use."""
+    return Settings()

@@ -1,0 +1,419 @@
+"""The profile store: users' libraries of files, on local disk or S3.
+
+Layout, under the store root (a directory, or ``s3://bucket/prefix``)::
+
+    profiles/{profile}/files/{file_id}        the content
+    profiles/{profile}/files/{file_id}.json   its metadata (a ProfileFile)
+
+A file exists once its metadata exists. Content is written first and metadata last, each write
+atomic (temp file + rename on disk; a single PUT or a completed multipart upload on S3), so a crash
+never leaves a half-written file visible. Output ids are deterministic (see ``ids.output_file_id``),
+so a re-run overwrites nothing and finds what an earlier run stored.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import mimetypes
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import quote
+
+from mediaflows.errors import (
+    ConfigurationError,
+    InputError,
+    MediaflowsError,
+    ProfileFileNotFoundError,
+    StoreUnavailableError,
+    is_transient,
+)
+from mediaflows.ids import check_file_id, check_profile, content_file_id
+from mediaflows.models import FileKind, ProfileFile, StoredFile
+from mediaflows.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+_CHUNK = 1 << 20
+_EXTRA_TYPES = {
+    ".srt": "application/x-subrip",
+    ".vtt": "text/vtt",
+    ".mkv": "video/x-matroska",
+    ".webm": "video/webm",
+    ".flac": "audio/flac",
+    ".m4a": "audio/mp4",
+    ".opus": "audio/ogg",
+    ".json": "application/json",
+}
+
+
+def guess_content_type(name: str) -> str:
+    """The MIME type of a file name ('application/octet-stream' if unknown)."""
+    suffix = Path(name).suffix.lower()
+    if suffix in _EXTRA_TYPES:
+        return _EXTRA_TYPES[suffix]
+    return mimetypes.guess_type(name)[0] or "application/octet-stream"
+
+
+def guess_kind(content_type: str) -> FileKind:
+    """The kind of a file from its MIME type."""
+    if content_type in ("application/x-subrip", "text/vtt"):
+        return "subtitle"
+    major = content_type.split("/", 1)[0]
+    if major == "video":
+        return "video"
+    if major == "audio":
+        return "audio"
+    return "other"
+
+
+def sha256_of(path: Path) -> str:
+    """The SHA-256 of a file's content, read in chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class _Backend(Protocol):
+    def read_bytes(self, key: str) -> bytes | None: ...
+    def write_bytes(self, key: str, data: bytes) -> None: ...
+    def put_file(self, key: str, src: Path) -> None: ...
+    def get_file(self, key: str, dest: Path) -> None: ...
+    def local_path(self, key: str) -> Path | None: ...
+    def list_names(self, prefix: str) -> list[str]: ...
+    def url(self, key: str, name: str, content_type: str) -> str: ...
+
+
+class _LocalBackend:
+    """A directory on this machine."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.expanduser().resolve()
+
+    def _path(self, key: str) -> Path:
+        return self.root / key
+
+    def read_bytes(self, key: str) -> bytes | None:
+        try:
+            return self._path(key).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def _atomic(self, key: str) -> tuple[Path, Path]:
+        final = self._path(key)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        return final, final.with_name(f".{final.name}.{uuid.uuid4().hex}.tmp")
+
+    def write_bytes(self, key: str, data: bytes) -> None:
+        final, tmp = self._atomic(key)
+        try:
+            with tmp.open("wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, final)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def put_file(self, key: str, src: Path) -> None:
+        final, tmp = self._atomic(key)
+        try:
+            shutil.copyfile(src, tmp)
+            with tmp.open("rb+") as f:
+                os.fsync(f.fileno())
+            os.replace(tmp, final)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def get_file(self, key: str, dest: Path) -> None:
+        shutil.copyfile(self._path(key), dest)
+
+    def local_path(self, key: str) -> Path | None:
+        return self._path(key)
+
+    def list_names(self, prefix: str) -> list[str]:
+        directory = self._path(prefix)
+        if not directory.is_dir():
+            return []
+        return sorted(p.name for p in directory.iterdir() if not p.name.startswith("."))
+
+    def url(self, key: str, name: str, content_type: str) -> str:
+        return self._path(key).as_uri()
+
+
+class _S3Backend:
+    """A bucket (and prefix) on S3 or an S3-compatible server, through s3fs; URLs through boto3."""
+
+    def __init__(self, url: str, settings: Settings) -> None:
+        import s3fs
+
+        bucket_and_prefix = url.removeprefix("s3://").strip("/")
+        if not bucket_and_prefix:
+            raise ConfigurationError(f"store URL {url!r} names no bucket")
+        self.bucket, _, prefix = bucket_and_prefix.partition("/")
+        self.prefix = f"{prefix}/" if prefix else ""
+        self.settings = settings
+        self._client_kwargs: dict[str, Any] = {}
+        if settings.s3_region:
+            self._client_kwargs["region_name"] = settings.s3_region
+        creds: dict[str, Any] = {}
+        if settings.s3_access_key_id and settings.s3_secret_access_key:
+            creds = {
+                "key": settings.s3_access_key_id.get_secret_value(),
+                "secret": settings.s3_secret_access_key.get_secret_value(),
+            }
+        self.fs = s3fs.S3FileSystem(
+            endpoint_url=settings.s3_endpoint_url,
+            client_kwargs=self._client_kwargs,
+            # Retries are the task's job (with backoff, visible in the UI); keep s3fs's own short.
+            retries=2,
+            **creds,
+        )
+        self._creds = creds
+        self._boto: S3Client | None = None
+
+    def _full(self, key: str) -> str:
+        return f"{self.bucket}/{self.prefix}{key}"
+
+    def read_bytes(self, key: str) -> bytes | None:
+        try:
+            data: bytes = self.fs.cat_file(self._full(key))
+        except FileNotFoundError:
+            return None
+        return data
+
+    def write_bytes(self, key: str, data: bytes) -> None:
+        self.fs.pipe_file(self._full(key), data)
+
+    def put_file(self, key: str, src: Path) -> None:
+        # A single PUT, or a multipart upload that becomes visible only when completed: atomic.
+        self.fs.put_file(str(src), self._full(key))
+
+    def get_file(self, key: str, dest: Path) -> None:
+        self.fs.get_file(self._full(key), str(dest))
+
+    def local_path(self, key: str) -> Path | None:
+        return None
+
+    def list_names(self, prefix: str) -> list[str]:
+        path = self._full(prefix).rstrip("/")
+        try:
+            entries = self.fs.ls(path, detail=False, refresh=True)
+        except FileNotFoundError:
+            return []
+        return sorted(e.rsplit("/", 1)[-1] for e in entries)
+
+    def _client(self) -> S3Client:
+        if self._boto is None:
+            import boto3
+
+            session = boto3.session.Session(
+                aws_access_key_id=self._creds.get("key"),
+                aws_secret_access_key=self._creds.get("secret"),
+            )
+            self._boto = session.client(
+                "s3", endpoint_url=self.settings.s3_endpoint_url, **self._client_kwargs
+            )
+        return self._boto
+
+    def url(self, key: str, name: str, content_type: str) -> str:
+        return self._client().generate_presigned_url(
+            "get_object",
+            Params={
+                "Bucket": self.bucket,
+                "Key": f"{self.prefix}{key}",
+                "ResponseContentType": content_type,
+                "ResponseContentDisposition": f"inline; filename*=UTF-8''{quote(name)}",
+            },
+            ExpiresIn=self.settings.media_url_expiry_s,
+        )
+
+
+@contextlib.contextmanager
+def _store_errors(what: str) -> Iterator[None]:
+    """Map backend failures onto the error tree: transient ones become StoreUnavailableError."""
+    try:
+        yield
+    except MediaflowsError:
+        raise
+    except PermissionError as exc:
+        raise ConfigurationError(f"store refused {what}: {exc}") from exc
+    except Exception as exc:
+        if is_transient(exc) or _is_s3_server_error(exc):
+            raise StoreUnavailableError(f"store failed during {what}: {exc}") from exc
+        raise
+
+
+def _is_s3_server_error(exc: BaseException) -> bool:
+    """True for an S3 5xx/throttling answer (s3fs wraps them in a plain OSError)."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        response = getattr(cause, "response", None)
+        if isinstance(response, dict):
+            status = response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+            code = response.get("Error", {}).get("Code", "")
+            if status >= 500 or code in {"SlowDown", "RequestTimeout", "Throttling", "InternalError"}:
+                return True
+        if is_transient(cause) and cause is not exc:
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
+
+
+class ProfileStore:
+    """Profiles and their files, on one backend chosen by the store URL."""
+
+    def __init__(self, url: str, settings: Settings | None = None) -> None:
+        self.settings = settings or get_settings()
+        self.url = url
+        self._backend: _Backend
+        if url.startswith("s3://"):
+            self._backend = _S3Backend(url, self.settings)
+        elif "://" in url and not url.startswith("file://"):
+            raise ConfigurationError(f"unsupported store URL {url!r} (use a path or s3://)")
+        else:
+            self._backend = _LocalBackend(Path(url.removeprefix("file://")))
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None) -> ProfileStore:
+        """The store that the settings name."""
+        settings = settings or get_settings()
+        return cls(settings.store_url, settings)
+
+    # keys ------------------------------------------------------------------------------------
+    @staticmethod
+    def _blob_key(profile: str, file_id: str) -> str:
+        return f"profiles/{check_profile(profile)}/files/{check_file_id(file_id)}"
+
+    def _meta_key(self, profile: str, file_id: str) -> str:
+        return self._blob_key(profile, file_id) + ".json"
+
+    # reading ---------------------------------------------------------------------------------
+    def find(self, profile: str, file_id: str) -> ProfileFile | None:
+        """The metadata of a file, or None if the profile has no such file."""
+        key = self._meta_key(profile, file_id)
+        with _store_errors(f"reading {profile}/{file_id}"):
+            data = self._backend.read_bytes(key)
+        return None if data is None else ProfileFile.model_validate_json(data)
+
+    def get(self, profile: str, file_id: str) -> ProfileFile:
+        """The metadata of a file; :class:`ProfileFileNotFoundError` if there is none."""
+        found = self.find(profile, file_id)
+        if found is None:
+            raise ProfileFileNotFoundError(profile, file_id)
+        return found
+
+    def list_files(self, profile: str) -> list[ProfileFile]:
+        """Every file of a profile, in id order."""
+        prefix = f"profiles/{check_profile(profile)}/files/"
+        with _store_errors(f"listing {profile}"):
+            names = self._backend.list_names(prefix)
+        ids = [n.removesuffix(".json") for n in names if n.endswith(".json")]
+        return [f for f in (self.find(profile, i) for i in ids) if f is not None]
+
+    def stage(self, file: ProfileFile, workspace: Path) -> Path:
+        """A local path with the file's content, for tools that need one.
+
+        The local backend hands out the stored file itself (read it, never write it); S3 downloads
+        into ``workspace``, which the caller removes when done.
+        """
+        key = self._blob_key(file.profile, file.id)
+        direct = self._backend.local_path(key)
+        if direct is not None:
+            if not direct.is_file():
+                raise ProfileFileNotFoundError(file.profile, file.id)
+            return direct
+        workspace.mkdir(parents=True, exist_ok=True)
+        dest = workspace / f"{file.id}{file.suffix}"
+        with _store_errors(f"downloading {file.profile}/{file.id}"):
+            self._backend.get_file(key, dest)
+        return dest
+
+    def download(self, profile: str, file_id: str, dest: Path) -> ProfileFile:
+        """Copy a file's content to ``dest`` (atomically) and return its metadata."""
+        file = self.get(profile, file_id)
+        tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.tmp")
+        try:
+            with _store_errors(f"downloading {profile}/{file_id}"):
+                self._backend.get_file(self._blob_key(profile, file_id), tmp)
+            os.replace(tmp, dest)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return file
+
+    def media_url(self, file: ProfileFile) -> str:
+        """A URL to the content: ``file://`` locally, presigned HTTPS on S3."""
+        return self._backend.url(
+            self._blob_key(file.profile, file.id), file.name, file.content_type
+        )
+
+    def stored(self, file: ProfileFile) -> StoredFile:
+        """The file with a fresh media URL."""
+        return StoredFile(file=file, media_url=self.media_url(file))
+
+    # writing ---------------------------------------------------------------------------------
+    def import_file(self, profile: str, path: Path, name: str | None = None) -> ProfileFile:
+        """Add a local file to a profile. Its id comes from its content: importing twice is a
+        no-op."""
+        check_profile(profile)
+        if not path.is_file():
+            raise InputError(f"{path}: not a file")
+        sha256 = sha256_of(path)
+        return self.put_file(
+            profile, content_file_id(sha256), path, name=name or path.name, sha256=sha256
+        )
+
+    def put_file(
+        self,
+        profile: str,
+        file_id: str,
+        path: Path,
+        *,
+        name: str,
+        kind: FileKind | None = None,
+        content_type: str | None = None,
+        sha256: str | None = None,
+        source_file_id: str | None = None,
+        operation: str | None = None,
+        options: dict[str, Any] | None = None,
+        tools: dict[str, str] | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> ProfileFile:
+        """Store a local file under ``file_id``, content first, metadata last.
+
+        Idempotent: if the profile already has ``file_id``, the stored metadata is returned and
+        nothing is written.
+        """
+        existing = self.find(profile, file_id)
+        if existing is not None:
+            return existing
+        content_type = content_type or guess_content_type(name)
+        meta = ProfileFile(
+            id=file_id,
+            profile=profile,
+            name=name,
+            kind=kind or guess_kind(content_type),
+            content_type=content_type,
+            size=path.stat().st_size,
+            sha256=sha256 or sha256_of(path),
+            created=datetime.now(UTC),
+            source_file_id=source_file_id,
+            operation=operation,
+            options=options or {},
+            tools=tools or {},
+            details=details or {},
+        )
+        with _store_errors(f"writing {profile}/{file_id}"):
+            self._backend.put_file(self._blob_key(profile, file_id), path)
+            self._backend.write_bytes(
+                self._meta_key(profile, file_id), meta.model_dump_json(indent=2).encode()
+            )
+        return meta

@@ -1,0 +1,54 @@
+"""Prefect tasks over ffmpeg/ffprobe."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+from prefect import task
+from prefect.cache_policies import NONE
+from prefect.context import TaskRunContext
+
+from mediaflows import media
+from mediaflows.models import ConvertRequest, MediaInfo, ProfileFile
+from tasks._retry import RETRYING
+from tasks.progress import StageProgress
+
+
+def _probe_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
+    # Content-addressed: the same bytes probe the same, whatever the path or profile.
+    file: ProfileFile = parameters["file"]
+    return f"probe-v1-{file.sha256}"
+
+
+@task(name="probe_media", cache_key_fn=_probe_key, persist_result=True, **RETRYING)
+def probe_media(path: Path, file: ProfileFile) -> MediaInfo:
+    """Describe the media (cached by content hash across runs and processes)."""
+    return media.probe(path, name=file.name)
+
+
+@task(name="convert_output_id", cache_policy=NONE)
+def convert_output_id(file: ProfileFile, request: ConvertRequest) -> str:
+    """The deterministic id the converted MP4 gets (content, options, ffmpeg version)."""
+    return media.convert_output_id(file.sha256, request)
+
+
+@task(name="convert_media", cache_policy=NONE, **RETRYING)
+def convert_media(
+    path: Path,
+    info: MediaInfo,
+    request: ConvertRequest,
+    file: ProfileFile,
+    workspace: Path,
+    progress_id: UUID | None = None,
+) -> media.ConvertedMedia:
+    """Remux or transcode into a web-ready MP4 in the workspace, reporting percent done."""
+    return media.convert_to_mp4(
+        path,
+        workspace,
+        info,
+        request,
+        name=file.name,
+        on_progress=StageProgress(progress_id, "converting", 15.0, 90.0),
+    )

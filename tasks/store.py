@@ -1,0 +1,72 @@
+"""Prefect tasks over the profile store (local disk or S3)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NONE
+
+from mediaflows.models import ProfileFile, StoredFile
+from mediaflows.store import ProfileStore
+from mediaflows.workspace import remove_workspace as _remove_workspace
+from tasks._retry import RETRYING
+
+# Store reads and writes are not cached by Prefect: the store itself is the persistent record
+# (ids are content-derived), and a cached answer could hide a file deleted since.
+
+
+@task(name="lookup_profile_file", cache_policy=NONE, **RETRYING)
+def lookup_profile_file(profile: str, file_id: str) -> ProfileFile:
+    """The metadata of an input file (fails at once if there is no such file)."""
+    return ProfileStore.from_settings().get(profile, file_id)
+
+
+@task(name="find_output", cache_policy=NONE, **RETRYING)
+def find_output(profile: str, file_id: str) -> StoredFile | None:
+    """An operation's output if an earlier run already stored it."""
+    store = ProfileStore.from_settings()
+    found = store.find(profile, file_id)
+    return None if found is None else store.stored(found)
+
+
+@task(name="fetch_profile_file", cache_policy=NONE, **RETRYING)
+def fetch_profile_file(file: ProfileFile, workspace: Path) -> Path:
+    """A local copy of a profile file, for ffmpeg and the model (the file itself when local)."""
+    return ProfileStore.from_settings().stage(file, workspace)
+
+
+@task(name="store_output", cache_policy=NONE, **RETRYING)
+def store_output(
+    profile: str,
+    file_id: str,
+    path: Path,
+    *,
+    name: str,
+    source: ProfileFile,
+    operation: str,
+    options: dict[str, Any],
+    tools: dict[str, str],
+    details: dict[str, Any],
+) -> StoredFile:
+    """Store an output atomically under its deterministic id (a no-op if it is already there)."""
+    store = ProfileStore.from_settings()
+    stored = store.put_file(
+        profile,
+        file_id,
+        path,
+        name=name,
+        source_file_id=source.id,
+        operation=operation,
+        options=options,
+        tools=tools,
+        details=details,
+    )
+    return store.stored(stored)
+
+
+@task(name="remove_workspace", cache_policy=NONE)
+def remove_workspace(workspace: Path) -> None:
+    """Delete the run's scratch files."""
+    _remove_workspace(workspace)

@@ -173,8 +173,6 @@ class _S3Backend:
         self.fs = s3fs.S3FileSystem(
             endpoint_url=settings.s3_endpoint_url,
             client_kwargs=self._client_kwargs,
-            # Retries are the task's job (with backoff, visible in the UI); keep s3fs's own short.
-            retries=2,
             **creds,
         )
         self._creds = creds

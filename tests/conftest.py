@@ -1,0 +1,174 @@
+"""Real components for every test: a Prefect server on a loopback port (started the way mediaflows
+starts its embedded one), S3 over HTTP (moto server), real ffmpeg, real media."""
+
+from __future__ import annotations
+
+import http.server
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mediaflows.settings import get_settings
+from tests.media_factory import VIDEOS, make_bad_inputs, make_video
+
+DATA = Path(__file__).parent / "data"
+BUCKET = "mediaflows-test"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def session_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """MEDIAFLOWS_* and AWS_* for the whole session (also handed to CLI subprocesses)."""
+    home = tmp_path_factory.mktemp("mfhome")
+    env = {
+        "MEDIAFLOWS_HOME": str(home),
+        "MEDIAFLOWS_SERVER_PORT": str(free_port()),
+        "AWS_ACCESS_KEY_ID": "testing-key-id",
+        "AWS_SECRET_ACCESS_KEY": "testing-secret-key",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "DO_NOT_TRACK": "1",
+    }
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    get_settings.cache_clear()
+    yield env
+    for k, v in old.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+    get_settings.cache_clear()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def prefect_server(session_env: dict[str, str]) -> Iterator[str]:
+    """The embedded Prefect server, started by mediaflows' own code on a free port."""
+    from deployments.server import ensure_server, stop_server
+
+    settings = get_settings()
+    url = ensure_server(settings)
+    from prefect.settings import (
+        PREFECT_API_URL,
+        PREFECT_LOCAL_STORAGE_PATH,
+        temporary_settings,
+    )
+
+    os.environ["PREFECT_API_URL"] = url
+    session_env["PREFECT_API_URL"] = url
+    results = settings.home / "results"
+    session_env["PREFECT_LOCAL_STORAGE_PATH"] = str(results)
+    with temporary_settings(
+        updates={PREFECT_API_URL: url, PREFECT_LOCAL_STORAGE_PATH: str(results)}
+    ):
+        yield url
+        from prefect.logging.handlers import APILogHandler
+
+        APILogHandler().flush()  # the last logs reach the server before it goes
+    os.environ.pop("PREFECT_API_URL", None)
+    stop_server(settings, wait_s=5)
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(session_env: dict[str, str]) -> Iterator[str]:
+    """A moto S3 server on 127.0.0.1 (real HTTP) with the test bucket."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket=BUCKET)
+    yield endpoint
+    server.stop()
+
+
+@pytest.fixture(params=["local", "s3"])
+def store_url(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[str]:
+    """Each test that uses the store runs once per backend, on a fresh, empty store."""
+    if request.param == "local":
+        url = str(tmp_path / "store")
+    else:
+        endpoint = request.getfixturevalue("s3_endpoint")
+        monkeypatch.setenv("MEDIAFLOWS_S3_ENDPOINT_URL", endpoint)
+        url = f"s3://{BUCKET}/{uuid.uuid4().hex[:12]}"
+    monkeypatch.setenv("MEDIAFLOWS_STORE_URL", url)
+    get_settings.cache_clear()
+    yield url
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def store(store_url: str):  # type: ignore[no-untyped-def]
+    from mediaflows.store import ProfileStore
+
+    return ProfileStore.from_settings()
+
+
+@pytest.fixture(scope="session")
+def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("media")
+
+
+@pytest.fixture(scope="session")
+def videos(media_dir: Path) -> dict[str, Path]:
+    """Short test-pattern videos with a tone, one per container/codec pair in VIDEOS."""
+    return {name: make_video(media_dir / name, args) for name, (_, args) in VIDEOS.items()}
+
+
+class _CountingHandler(http.server.BaseHTTPRequestHandler):
+    requests: list[str] = []
+
+    def do_GET(self) -> None:
+        type(self).requests.append(self.path)
+        self.send_response(404)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="session")
+def bait_server() -> Iterator[tuple[int, list[str]]]:
+    """An HTTP server on 127.0.0.1 that playlists point at; it records every request."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _CountingHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_address[1], _CountingHandler.requests
+    server.shutdown()
+
+
+@pytest.fixture(scope="session")
+def bad_inputs(media_dir: Path, bait_server: tuple[int, list[str]]) -> dict[str, Path]:
+    bad_dir = media_dir / "bad"
+    bad_dir.mkdir()
+    return make_bad_inputs(bad_dir, bait_server[0])
+
+
+@pytest.fixture
+def ffmpeg_calls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Run the real ffmpeg through a wrapper that logs each conversion it starts."""
+    log = tmp_path / "ffmpeg-calls.log"
+    wrapper = tmp_path / "ffmpeg-counting"
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        f'case "$*" in *-progress*) echo "$*" >> "{log}";; esac\n'
+        'exec ffmpeg "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    log.touch()
+    monkeypatch.setenv("MEDIAFLOWS_FFMPEG_BINARY", str(wrapper))
+    get_settings.cache_clear()
+    return log

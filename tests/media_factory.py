@@ -1,0 +1,74 @@
+"""Test media made with real ffmpeg: videos in several containers/codecs, and bad inputs."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+VIDEOS: dict[str, tuple[str, list[str]]] = {
+    # name: (expected plan, ffmpeg output args)
+    "h264_aac.mkv": ("remux", ["-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac"]),
+    "hevc_aac.mkv": ("remux", ["-c:v", "libx265", "-preset", "ultrafast", "-x265-params",
+                               "log-level=error", "-c:a", "aac"]),
+    "h264_mp3.mov": ("remux", ["-c:v", "libx264", "-preset", "ultrafast", "-c:a", "libmp3lame"]),
+    "vp9_opus.webm": ("transcode", ["-c:v", "libvpx-vp9", "-deadline", "realtime",
+                                    "-cpu-used", "8", "-c:a", "libopus"]),
+    "mpeg4_mp3.avi": ("transcode", ["-c:v", "mpeg4", "-c:a", "libmp3lame"]),
+}
+
+
+def ffmpeg(*args: str) -> None:
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", *args], check=True, timeout=120)
+
+
+def make_video(dest: Path, out_args: list[str], seconds: float = 3.0, size: str = "320x240") -> Path:
+    ffmpeg(
+        "-f", "lavfi", "-i", f"testsrc2=size={size}:rate=25:duration={seconds}",
+        "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={seconds}",
+        "-shortest", *out_args, str(dest),
+    )
+    return dest
+
+
+def make_bad_inputs(directory: Path, http_port: int) -> dict[str, Path]:
+    """Inputs that must be refused: empty, text, truncated, and indirections named .mp4."""
+    bad = {}
+    bad["empty.mp4"] = directory / "empty.mp4"
+    bad["empty.mp4"].write_bytes(b"")
+    bad["text.mp4"] = directory / "text.mp4"
+    bad["text.mp4"].write_text("this is not a video, just text renamed to .mp4\n" * 20)
+    whole = make_video(directory / "whole.mkv", VIDEOS["h264_aac.mkv"][1], seconds=8)
+    data = whole.read_bytes()
+    bad["truncated.mkv"] = directory / "truncated.mkv"
+    bad["truncated.mkv"].write_bytes(data[: len(data) // 2])
+    bad["playlist.mp4"] = directory / "playlist.mp4"
+    bad["playlist.mp4"].write_text(
+        "#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\nfile:///etc/passwd\n"
+        f"#EXTINF:10,\nhttp://127.0.0.1:{http_port}/segment.ts\n#EXT-X-ENDLIST\n"
+    )
+    bad["concat.mp4"] = directory / "concat.mp4"
+    bad["concat.mp4"].write_text(
+        f"ffconcat version 1.0\nfile '/etc/passwd'\nfile 'http://127.0.0.1:{http_port}/x.mp4'\n"
+    )
+    return bad
+
+
+def top_level_atoms(path: Path) -> list[str]:
+    """The top-level MP4 box types, in file order."""
+    atoms = []
+    with path.open("rb") as f:
+        while header := f.read(8):
+            if len(header) < 8:
+                break
+            size = int.from_bytes(header[:4], "big")
+            kind = header[4:8].decode("latin-1")
+            if size == 1:
+                size = int.from_bytes(f.read(8), "big")
+                f.seek(size - 16, 1)
+            elif size == 0:
+                atoms.append(kind)
+                break
+            else:
+                f.seek(size - 8, 1)
+            atoms.append(kind)
+    return atoms

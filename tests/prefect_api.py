@@ -1,0 +1,40 @@
+"""Reading back what the Prefect server recorded (task runs arrive as events: poll)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+from uuid import UUID
+
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, FlowRunFilter
+from prefect.client.schemas.filters import FlowRunFilterId
+from prefect.client.schemas.objects import FlowRun, TaskRun
+
+
+def flow_run(run_id: UUID) -> FlowRun:
+    with get_client(sync_client=True) as client:
+        return client.read_flow_run(run_id)
+
+
+def task_runs(run_id: UUID, expect: int = 1, timeout: float = 20.0) -> list[TaskRun]:
+    """The flow run's task runs in a final state, once at least ``expect`` are recorded."""
+    deadline = time.monotonic() + timeout
+    runs: list[TaskRun] = []
+    while time.monotonic() < deadline:
+        with get_client(sync_client=True) as client:
+            runs = client.read_task_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run_id]))
+            )
+        final = [r for r in runs if r.state is not None and r.state.is_final()]
+        if len(final) >= expect and len(final) == len(runs):
+            return runs
+        time.sleep(0.3)
+    return runs
+
+
+def artifacts(run_id: UUID) -> list[Any]:
+    with get_client(sync_client=True) as client:
+        return client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run_id]))
+        )

@@ -7,6 +7,7 @@ line on stderr, configuration errors with 3, anything else with 1.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import sys
@@ -47,8 +48,16 @@ def cmd_import(args: argparse.Namespace) -> None:
     profile = check_profile(args.profile)
     for path in args.paths:
         file = store.import_file(profile, Path(path))
-        _emit({"file_id": file.id, "profile": file.profile, "name": file.name,
-               "kind": file.kind, "size": file.size, "sha256": file.sha256})
+        _emit(
+            {
+                "file_id": file.id,
+                "profile": file.profile,
+                "name": file.name,
+                "kind": file.kind,
+                "size": file.size,
+                "sha256": file.sha256,
+            }
+        )
 
 
 def cmd_list(args: argparse.Namespace) -> None:
@@ -59,8 +68,14 @@ def cmd_list(args: argparse.Namespace) -> None:
 def cmd_get(args: argparse.Namespace) -> None:
     store = ProfileStore.from_settings()
     file = store.download(check_profile(args.profile), check_file_id(args.file_id), Path(args.o))
-    _emit({"file_id": file.id, "profile": file.profile, "path": str(Path(args.o).resolve()),
-           "size": file.size})
+    _emit(
+        {
+            "file_id": file.id,
+            "profile": file.profile,
+            "path": str(Path(args.o).resolve()),
+            "size": file.size,
+        }
+    )
 
 
 def cmd_run_convert(args: argparse.Namespace) -> None:
@@ -77,7 +92,7 @@ def cmd_run_convert(args: argparse.Namespace) -> None:
     _start_prefect(args.verbose)
     from flows.convert import convert
 
-    result = convert(profile=profile, file_id=file_id, request=request)
+    result = asyncio.run(convert(profile=profile, file_id=file_id, request=request))
     _print_result(result, args.json)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 from collections.abc import Iterator
@@ -25,11 +26,29 @@ def make_sample_video(settings: Settings) -> Any:
         tmp = out.with_suffix(".tmp.webm")
         subprocess.run(
             [
-                settings.ffmpeg_binary, "-nostdin", "-v", "error", "-y",
-                "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25",
-                "-i", str(audio),
-                "-shortest", "-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8",
-                "-b:v", "300k", "-c:a", "libopus", str(tmp),
+                settings.ffmpeg_binary,
+                "-nostdin",
+                "-v",
+                "error",
+                "-y",
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc2=size=640x360:rate=25",
+                "-i",
+                str(audio),
+                "-shortest",
+                "-c:v",
+                "libvpx-vp9",
+                "-deadline",
+                "realtime",
+                "-cpu-used",
+                "8",
+                "-b:v",
+                "300k",
+                "-c:a",
+                "libopus",
+                str(tmp),
             ],
             check=True,
             timeout=300,
@@ -45,7 +64,7 @@ def run_demo(settings: Settings) -> Iterator[dict[str, Any]]:
     store = ProfileStore.from_settings(settings)
     sample = store.import_file(DEMO_PROFILE, make_sample_video(settings))
     yield {"step": "import", "file_id": sample.id, "name": sample.name, "store": store.url}
-    converted = convert(profile=DEMO_PROFILE, file_id=sample.id)
+    converted = asyncio.run(convert(profile=DEMO_PROFILE, file_id=sample.id))
     yield {"step": "convert", **converted.model_dump(mode="json")}
     url = os.environ.get("PREFECT_API_URL", "").removesuffix("/api")
     yield {"step": "done", "ui": f"{url}/runs" if url else None}

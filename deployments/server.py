@@ -2,8 +2,8 @@
 
 With ``PREFECT_API_URL`` set, that server is used. Without it, mediaflows starts (once) and reuses
 an embedded, SQLite-backed Prefect server on ``MEDIAFLOWS_SERVER_HOST:PORT`` whose data lives in
-``MEDIAFLOWS_HOME/prefect``; its UI shows every run. This module does not import Prefect, so that the
-environment can be set before Prefect reads it.
+``MEDIAFLOWS_HOME/prefect``; its UI shows every run. This module does not import Prefect, so that
+the environment can be set before Prefect reads it.
 """
 
 from __future__ import annotations
@@ -73,6 +73,11 @@ def ensure_server(settings: Settings | None = None, wait_s: float = 90.0) -> str
     external = os.environ.get("PREFECT_API_URL")
     if external:
         return external
+    return start_embedded_server(settings, wait_s)
+
+
+def start_embedded_server(settings: Settings | None = None, wait_s: float = 90.0) -> str:
+    """Start the embedded server unless it already answers; return its API URL."""
     settings = settings or get_settings()
     url = embedded_api_url(settings)
     if is_healthy(url):

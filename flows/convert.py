@@ -10,6 +10,7 @@ from prefect.runtime import flow_run
 from mediaflows.ids import FileId, ProfileName
 from mediaflows.models import ConvertRequest, ConvertResult, StoredFile
 from mediaflows.workspace import workspace_path
+from tasks._engine import shared_api_client
 from tasks.media import convert_media, convert_output_id, probe_media
 from tasks.progress import report_progress, start_progress
 from tasks.store import (
@@ -36,7 +37,7 @@ def _result(stored: StoredFile, source_file_id: str, cached: bool) -> ConvertRes
 
 
 @flow(name="convert", log_prints=False, validate_parameters=True)
-def convert(
+async def convert(
     profile: ProfileName, file_id: FileId, request: ConvertRequest | None = None
 ) -> ConvertResult:
     """Convert a profile video to a web-ready MP4 and store it in the profile.
@@ -44,15 +45,22 @@ def convert(
     Remuxes when the codecs fit MP4 (H.264/HEVC + AAC/MP3), else transcodes to H.264/AAC; the
     moov atom always comes first. If an earlier run already stored this exact output (same
     content, options and ffmpeg), nothing runs again.
+
+    The flow is ``async`` only for its engine (an async flow run ends without the sync engine's
+    ~1 s heartbeat-thread join); its tasks are plain blocking calls, run one after another.
     """
-    request = request or ConvertRequest()
+    with shared_api_client():
+        return _convert(profile, file_id, request or ConvertRequest())
+
+
+def _convert(profile: str, file_id: str, request: ConvertRequest) -> ConvertResult:
     progress = start_progress("convert", f"{profile}/{file_id}")
     report_progress(progress, 1, "fetching")
     source = lookup_profile_file(profile, file_id)
     output_id = convert_output_id(source, request)
     existing = find_output(profile, output_id)
     if existing is not None:
-        report_progress(progress, 100, "done (already converted)")
+        report_progress(progress, 100, "done (already converted)", wait=True)
         return _result(existing, source.id, cached=True)
 
     workspace = workspace_path(str(flow_run.get_id() or output_id))
@@ -75,10 +83,10 @@ def convert(
             details={
                 "mode": converted.mode,
                 "reason": converted.reason,
-                "duration": converted.info.duration,
+                "duration": converted.duration,
             },
         )
     finally:
         remove_workspace(workspace)
-    report_progress(progress, 100, f"done ({converted.mode})")
+    report_progress(progress, 100, f"done ({converted.mode})", wait=True)
     return _result(stored, source.id, cached=False)

@@ -100,7 +100,7 @@ def is_transient(exc: BaseException) -> bool:
         return True
     name = type(exc).__name__
     # botocore / aiohttp / httpx connection-level failures, matched by name to avoid importing them.
-    if name in {
+    return name in {
         "EndpointConnectionError",
         "ConnectTimeoutError",
         "ReadTimeoutError",
@@ -110,6 +110,4 @@ def is_transient(exc: BaseException) -> bool:
         "ClientOSError",
         "ResponseStreamingError",
         "IncompleteReadError",
-    }:
-        return True
-    return False
+    }

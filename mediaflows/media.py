@@ -196,8 +196,8 @@ def _num(value: Any, cast: type[int] | type[float]) -> Any:
 
 def _media_info(data: dict[str, Any]) -> MediaInfo:
     fmt = data.get("format", {})
-    streams = []
-    durations = []
+    streams: list[MediaStream] = []
+    durations: list[float] = []
     for s in data.get("streams", []):
         kind = s.get("codec_type", "unknown")
         if kind == "video" and s.get("disposition", {}).get("attached_pic"):
@@ -308,8 +308,11 @@ def run_ffmpeg(
     duration: float,
     on_progress: ProgressCallback | None = None,
     timeout: float | None = None,
-) -> None:
+) -> float:
     """Run ffmpeg with a timeout, reporting progress from its ``-progress`` output.
+
+    Returns:
+        The duration ffmpeg wrote (its last ``out_time``), in seconds.
 
     Raises:
         MediaError: ffmpeg rejected the input.
@@ -324,7 +327,8 @@ def run_ffmpeg(
         raise ConfigurationError(f"cannot run {args[0]!r}: {exc} (install ffmpeg)") from exc
     stderr_tail: deque[bytes] = deque(maxlen=200)
     assert proc.stdout is not None and proc.stderr is not None
-    err_reader = threading.Thread(target=lambda: stderr_tail.extend(proc.stderr), daemon=True)
+    stderr = proc.stderr
+    err_reader = threading.Thread(target=lambda: stderr_tail.extend(stderr), daemon=True)
     err_reader.start()
     timed_out = threading.Event()
 
@@ -335,12 +339,14 @@ def run_ffmpeg(
     watchdog = threading.Timer(timeout, _kill)
     watchdog.daemon = True
     watchdog.start()
+    written = 0.0
     try:
         for raw in proc.stdout:
             key, _, value = raw.decode(errors="replace").strip().partition("=")
-            if key == "out_time_us" and on_progress and duration > 0:
-                seconds = (_num(value, int) or 0) / 1e6
-                on_progress(min(max(seconds / duration, 0.0), 1.0))
+            if key == "out_time_us":
+                written = max(written, (_num(value, int) or 0) / 1e6)
+                if on_progress and duration > 0:
+                    on_progress(min(max(written / duration, 0.0), 1.0))
         proc.wait()
     finally:
         watchdog.cancel()
@@ -354,6 +360,7 @@ def run_ffmpeg(
         raise _tool_error(name, b"".join(stderr_tail).decode(errors="replace"))
     if on_progress:
         on_progress(1.0)
+    return written
 
 
 def convert(
@@ -364,34 +371,32 @@ def convert(
     name: str,
     on_progress: ProgressCallback | None = None,
     settings: Settings | None = None,
-) -> MediaInfo:
-    """Convert ``src`` into a web-ready MP4 at ``dst`` and check the result.
+) -> float:
+    """Convert ``src`` into a web-ready MP4 at ``dst``.
 
-    The output is probed: it must be H.264/HEVC MP4 and as long as the source (a shorter output
-    means the source was truncated or corrupt mid-way).
+    The output must be as long as the source: a shorter one means the source was truncated or
+    corrupt mid-way (ffmpeg reads what it can and still exits 0), which is an input error.
 
     Returns:
-        What ffprobe finds in the output.
+        The output's duration in seconds (from ffmpeg's own progress report, no second probe).
     """
     settings = settings or get_settings()
     started = time.monotonic()
-    run_ffmpeg(
+    written = run_ffmpeg(
         conversion_args(src, dst, plan, settings),
         name,
         source.duration,
         on_progress,
         settings.ffmpeg_timeout_s,
     )
-    out = probe(dst, f"{name} (output)", settings)
-    got = out.content_duration if out.content_duration is not None else out.duration
-    if source.duration - got > max(1.0, 0.02 * source.duration):
+    if source.duration - written > max(1.0, 0.02 * source.duration):
         dst.unlink(missing_ok=True)
         raise MediaError(
             name,
-            f"truncated or corrupt: only {got:.1f} s of {source.duration:.1f} s could be "
+            f"truncated or corrupt: only {written:.1f} s of {source.duration:.1f} s could be "
             f"read (after {time.monotonic() - started:.1f} s)",
         )
-    return out
+    return written
 
 
 def convert_output_id(
@@ -417,11 +422,11 @@ def convert_to_mp4(
     plan = plan_conversion(info, request, name)
     workspace.mkdir(parents=True, exist_ok=True)
     dst = workspace / "converted.mp4"
-    out = convert(src, dst, plan, info, name, on_progress, settings)
+    duration = convert(src, dst, plan, info, name, on_progress, settings)
     return ConvertedMedia(
         path=dst,
         mode=plan.mode,
         reason=plan.reason,
-        info=out,
+        duration=duration,
         tool=ffmpeg_version(settings.ffmpeg_binary),
     )

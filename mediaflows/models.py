@@ -123,5 +123,5 @@ class ConvertedMedia(_Frozen):
     path: Path
     mode: Literal["remux", "transcode"]
     reason: str
-    info: MediaInfo
+    duration: float = Field(ge=0)
     tool: str = Field(description="The ffmpeg that made it, e.g. 'ffmpeg 5.1.9'.")

@@ -20,7 +20,9 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from io import BufferedReader
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote
@@ -40,7 +42,6 @@ from mediaflows.settings import Settings, get_settings
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-_CHUNK = 1 << 20
 _EXTRA_TYPES = {
     ".srt": "application/x-subrip",
     ".vtt": "text/vtt",
@@ -75,17 +76,18 @@ def guess_kind(content_type: str) -> FileKind:
 
 def sha256_of(path: Path) -> str:
     """The SHA-256 of a file's content, read in chunks."""
-    digest = hashlib.sha256()
     with path.open("rb") as f:
-        while chunk := f.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return _sha256_of_handle(f)
+
+
+def _sha256_of_handle(f: BufferedReader) -> str:
+    return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 class _Backend(Protocol):
     def read_bytes(self, key: str) -> bytes | None: ...
     def write_bytes(self, key: str, data: bytes) -> None: ...
-    def put_file(self, key: str, src: Path) -> None: ...
+    def put_file(self, key: str, src: Path, move: bool = False) -> None: ...
     def get_file(self, key: str, dest: Path) -> None: ...
     def local_path(self, key: str) -> Path | None: ...
     def list_names(self, prefix: str) -> list[str]: ...
@@ -123,10 +125,16 @@ class _LocalBackend:
         finally:
             tmp.unlink(missing_ok=True)
 
-    def put_file(self, key: str, src: Path) -> None:
+    def put_file(self, key: str, src: Path, move: bool = False) -> None:
         final, tmp = self._atomic(key)
         try:
-            shutil.copyfile(src, tmp)
+            if move:
+                try:
+                    os.replace(src, tmp)  # same filesystem: no copy of a large output
+                except OSError:
+                    shutil.copyfile(src, tmp)
+            else:
+                shutil.copyfile(src, tmp)
             with tmp.open("rb+") as f:
                 os.fsync(f.fileno())
             os.replace(tmp, final)
@@ -191,7 +199,7 @@ class _S3Backend:
     def write_bytes(self, key: str, data: bytes) -> None:
         self.fs.pipe_file(self._full(key), data)
 
-    def put_file(self, key: str, src: Path) -> None:
+    def put_file(self, key: str, src: Path, move: bool = False) -> None:
         # A single PUT, or a multipart upload that becomes visible only when completed: atomic.
         self.fs.put_file(str(src), self._full(key))
 
@@ -258,7 +266,12 @@ def _is_s3_server_error(exc: BaseException) -> bool:
         if isinstance(response, dict):
             status = response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
             code = response.get("Error", {}).get("Code", "")
-            if status >= 500 or code in {"SlowDown", "RequestTimeout", "Throttling", "InternalError"}:
+            if status >= 500 or code in {
+                "SlowDown",
+                "RequestTimeout",
+                "Throttling",
+                "InternalError",
+            }:
                 return True
         if is_transient(cause) and cause is not exc:
             return True
@@ -384,24 +397,34 @@ class ProfileStore:
         options: dict[str, Any] | None = None,
         tools: dict[str, str] | None = None,
         details: dict[str, Any] | None = None,
+        move: bool = False,
     ) -> ProfileFile:
         """Store a local file under ``file_id``, content first, metadata last.
 
         Idempotent: if the profile already has ``file_id``, the stored metadata is returned and
-        nothing is written.
+        nothing is written. With ``move`` the local file may be moved instead of copied (for
+        scratch outputs that are deleted afterwards anyway).
         """
         existing = self.find(profile, file_id)
         if existing is not None:
             return existing
         content_type = content_type or guess_content_type(name)
+        size = path.stat().st_size
+        with path.open("rb") as content, ThreadPoolExecutor(max_workers=1) as pool:
+            # Hash while the content is copied, uploaded or synced: hashlib releases the GIL, so
+            # the two overlap instead of adding up. The open handle survives a move (same inode).
+            digest = pool.submit(_sha256_of_handle, content) if sha256 is None else None
+            with _store_errors(f"writing {profile}/{file_id}"):
+                self._backend.put_file(self._blob_key(profile, file_id), path, move=move)
+            sha256 = sha256 or (digest.result() if digest else "")
         meta = ProfileFile(
             id=file_id,
             profile=profile,
             name=name,
             kind=kind or guess_kind(content_type),
             content_type=content_type,
-            size=path.stat().st_size,
-            sha256=sha256 or sha256_of(path),
+            size=size,
+            sha256=sha256,
             created=datetime.now(UTC),
             source_file_id=source_file_id,
             operation=operation,
@@ -410,7 +433,6 @@ class ProfileStore:
             details=details or {},
         )
         with _store_errors(f"writing {profile}/{file_id}"):
-            self._backend.put_file(self._blob_key(profile, file_id), path)
             self._backend.write_bytes(
                 self._meta_key(profile, file_id), meta.model_dump_json(indent=2).encode()
             )

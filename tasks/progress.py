@@ -3,11 +3,16 @@ description (``fetching``, ``probing``, ``converting 42%``, ``storing``, ``done`
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from uuid import UUID
 
-from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from prefect.artifacts import create_progress_artifact
+from prefect.client.orchestration import SyncPrefectClient, get_client
+from prefect.client.schemas.actions import ArtifactUpdate
+from prefect.context import SettingsContext
 
 log = logging.getLogger(__name__)
 
@@ -15,25 +20,58 @@ log = logging.getLogger(__name__)
 def start_progress(operation: str, subject: str) -> UUID | None:
     """Create the run's progress artifact at 0 % (``None`` if the server refused it)."""
     try:
+        # _sync: also from an async flow's body, where Prefect would hand back a coroutine.
         return create_progress_artifact(
-            progress=0.0, description=f"{operation} {subject}: queued"
+            progress=0.0, description=f"{operation} {subject}: queued", _sync=True
         )
     except Exception as exc:  # progress is a view: never fail a run for it
         log.warning("could not create progress artifact: %s", exc)
         return None
 
 
-def report_progress(artifact_id: UUID | None, percent: float, stage: str) -> None:
-    """Set the run's progress and stage (best effort)."""
+# Updates go out from one background thread, in order, so that a run never waits on the UI.
+_sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mediaflows-progress")
+
+
+_clients: dict[str, SyncPrefectClient] = {}
+
+
+def _client(settings: SettingsContext) -> SyncPrefectClient:
+    # A client of our own, kept for the process: the run's clients close when their task ends,
+    # and a new client per update costs an SSL context.
+    url = str(settings.settings.api.url)
+    if url not in _clients:
+        with SettingsContext(profile=settings.profile, settings=settings.settings):
+            client = get_client(sync_client=True)
+        client.__enter__()
+        _clients[url] = client
+    return _clients[url]
+
+
+def _send(settings: SettingsContext, artifact_id: UUID, percent: float, stage: str) -> None:
+    try:
+        _client(settings).update_artifact(
+            artifact_id=artifact_id,
+            artifact=ArtifactUpdate(
+                data=round(min(max(percent, 0.0), 100.0), 1), description=stage
+            ),
+        )
+    except Exception as exc:  # progress is a view: never fail a run for it
+        log.warning("could not update progress artifact: %s", exc)
+
+
+def report_progress(
+    artifact_id: UUID | None, percent: float, stage: str, wait: bool = False
+) -> None:
+    """Set the run's progress and stage (best effort, in the background unless ``wait``)."""
     if artifact_id is None:
         return
-    try:
-        update_progress_artifact(
-            artifact_id=artifact_id, progress=round(min(max(percent, 0.0), 100.0), 1),
-            description=stage,
-        )
-    except Exception as exc:
-        log.warning("could not update progress artifact: %s", exc)
+    # The sender thread must see the caller's Prefect settings (API URL), not the run's client.
+    settings = SettingsContext.get()
+    assert settings is not None
+    future = _sender.submit(contextvars.Context().run, _send, settings, artifact_id, percent, stage)
+    if wait:
+        future.result()
 
 
 class StageProgress:

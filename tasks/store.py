@@ -62,6 +62,7 @@ def store_output(
         options=options,
         tools=tools,
         details=details,
+        move=True,  # outputs live in the run's workspace, removed after the run
     )
     return store.stored(stored)
 

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import http.server
 import os
+import shutil
 import socket
+import tempfile
 import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -26,55 +29,47 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
-def session_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    """MEDIAFLOWS_* and AWS_* for the whole session (also handed to CLI subprocesses)."""
-    home = tmp_path_factory.mktemp("mfhome")
-    env = {
+def _session_env() -> dict[str, str]:
+    home = Path(tempfile.mkdtemp(prefix="mediaflows-test-"))
+    port = free_port()
+    return {
         "MEDIAFLOWS_HOME": str(home),
-        "MEDIAFLOWS_SERVER_PORT": str(free_port()),
+        "MEDIAFLOWS_SERVER_PORT": str(port),
+        # Set before Prefect is imported (test modules import it): every thread, Prefect's own
+        # included, then talks to the test server, never to an ephemeral one.
+        "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
+        "PREFECT_LOCAL_STORAGE_PATH": str(home / "results"),
         "AWS_ACCESS_KEY_ID": "testing-key-id",
         "AWS_SECRET_ACCESS_KEY": "testing-secret-key",
         "AWS_DEFAULT_REGION": "us-east-1",
         "DO_NOT_TRACK": "1",
     }
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
+
+
+SESSION_ENV = _session_env()
+os.environ.update(SESSION_ENV)
+
+
+@pytest.fixture(scope="session")
+def session_env() -> Iterator[dict[str, str]]:
+    """MEDIAFLOWS_*, PREFECT_* and AWS_* of the session (also handed to CLI subprocesses)."""
     get_settings.cache_clear()
-    yield env
-    for k, v in old.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
-    get_settings.cache_clear()
+    yield dict(SESSION_ENV)
+    shutil.rmtree(SESSION_ENV["MEDIAFLOWS_HOME"], ignore_errors=True)
 
 
 @pytest.fixture(scope="session", autouse=True)
 def prefect_server(session_env: dict[str, str]) -> Iterator[str]:
     """The embedded Prefect server, started by mediaflows' own code on a free port."""
-    from deployments.server import ensure_server, stop_server
+    from deployments.server import start_embedded_server, stop_server
 
     settings = get_settings()
-    url = ensure_server(settings)
-    from prefect.settings import (
-        PREFECT_API_URL,
-        PREFECT_LOCAL_STORAGE_PATH,
-        temporary_settings,
-    )
+    url = start_embedded_server(settings)
+    assert url == session_env["PREFECT_API_URL"]
+    yield url
+    from prefect.logging.handlers import APILogHandler
 
-    os.environ["PREFECT_API_URL"] = url
-    session_env["PREFECT_API_URL"] = url
-    results = settings.home / "results"
-    session_env["PREFECT_LOCAL_STORAGE_PATH"] = str(results)
-    with temporary_settings(
-        updates={PREFECT_API_URL: url, PREFECT_LOCAL_STORAGE_PATH: str(results)}
-    ):
-        yield url
-        from prefect.logging.handlers import APILogHandler
-
-        APILogHandler().flush()  # the last logs reach the server before it goes
-    os.environ.pop("PREFECT_API_URL", None)
+    APILogHandler().flush()  # the last logs reach the server before it goes
     stop_server(settings, wait_s=5)
 
 
@@ -129,7 +124,7 @@ def videos(media_dir: Path) -> dict[str, Path]:
 
 
 class _CountingHandler(http.server.BaseHTTPRequestHandler):
-    requests: list[str] = []
+    requests: ClassVar[list[str]] = []
 
     def do_GET(self) -> None:
         type(self).requests.append(self.path)
@@ -163,9 +158,7 @@ def ffmpeg_calls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     log = tmp_path / "ffmpeg-calls.log"
     wrapper = tmp_path / "ffmpeg-counting"
     wrapper.write_text(
-        "#!/bin/sh\n"
-        f'case "$*" in *-progress*) echo "$*" >> "{log}";; esac\n'
-        'exec ffmpeg "$@"\n'
+        f'#!/bin/sh\ncase "$*" in *-progress*) echo "$*" >> "{log}";; esac\nexec ffmpeg "$@"\n'
     )
     wrapper.chmod(0o755)
     log.touch()

@@ -8,11 +8,24 @@ from pathlib import Path
 VIDEOS: dict[str, tuple[str, list[str]]] = {
     # name: (expected plan, ffmpeg output args)
     "h264_aac.mkv": ("remux", ["-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac"]),
-    "hevc_aac.mkv": ("remux", ["-c:v", "libx265", "-preset", "ultrafast", "-x265-params",
-                               "log-level=error", "-c:a", "aac"]),
+    "hevc_aac.mkv": (
+        "remux",
+        [
+            "-c:v",
+            "libx265",
+            "-preset",
+            "ultrafast",
+            "-x265-params",
+            "log-level=error",
+            "-c:a",
+            "aac",
+        ],
+    ),
     "h264_mp3.mov": ("remux", ["-c:v", "libx264", "-preset", "ultrafast", "-c:a", "libmp3lame"]),
-    "vp9_opus.webm": ("transcode", ["-c:v", "libvpx-vp9", "-deadline", "realtime",
-                                    "-cpu-used", "8", "-c:a", "libopus"]),
+    "vp9_opus.webm": (
+        "transcode",
+        ["-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-c:a", "libopus"],
+    ),
     "mpeg4_mp3.avi": ("transcode", ["-c:v", "mpeg4", "-c:a", "libmp3lame"]),
 }
 
@@ -21,11 +34,21 @@ def ffmpeg(*args: str) -> None:
     subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", *args], check=True, timeout=120)
 
 
-def make_video(dest: Path, out_args: list[str], seconds: float = 3.0, size: str = "320x240") -> Path:
+def make_video(
+    dest: Path, out_args: list[str], seconds: float = 3.0, size: str = "320x240"
+) -> Path:
     ffmpeg(
-        "-f", "lavfi", "-i", f"testsrc2=size={size}:rate=25:duration={seconds}",
-        "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={seconds}",
-        "-shortest", *out_args, str(dest),
+        "-f",
+        "lavfi",
+        "-i",
+        f"testsrc2=size={size}:rate=25:duration={seconds}",
+        "-f",
+        "lavfi",
+        "-i",
+        f"sine=frequency=440:sample_rate=48000:duration={seconds}",
+        "-shortest",
+        *out_args,
+        str(dest),
     )
     return dest
 

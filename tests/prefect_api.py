@@ -7,8 +7,12 @@ from typing import Any
 from uuid import UUID
 
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, FlowRunFilter
-from prefect.client.schemas.filters import FlowRunFilterId
+from prefect.client.schemas.filters import (
+    ArtifactFilter,
+    ArtifactFilterFlowRunId,
+    FlowRunFilter,
+    FlowRunFilterId,
+)
 from prefect.client.schemas.objects import FlowRun, TaskRun
 
 
@@ -17,8 +21,11 @@ def flow_run(run_id: UUID) -> FlowRun:
         return client.read_flow_run(run_id)
 
 
-def task_runs(run_id: UUID, expect: int = 1, timeout: float = 20.0) -> list[TaskRun]:
-    """The flow run's task runs in a final state, once at least ``expect`` are recorded."""
+def task_runs(
+    run_id: UUID, expect: int = 1, failed: int = 0, timeout: float = 20.0
+) -> list[TaskRun]:
+    """The flow run's task runs, once at least ``expect`` are recorded in a final state (and
+    ``failed`` of them Failed): task run states reach the server as events, a little later."""
     deadline = time.monotonic() + timeout
     runs: list[TaskRun] = []
     while time.monotonic() < deadline:
@@ -27,7 +34,8 @@ def task_runs(run_id: UUID, expect: int = 1, timeout: float = 20.0) -> list[Task
                 flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run_id]))
             )
         final = [r for r in runs if r.state is not None and r.state.is_final()]
-        if len(final) >= expect and len(final) == len(runs):
+        n_failed = sum(1 for r in final if r.state is not None and r.state.is_failed())
+        if len(final) >= expect and len(final) == len(runs) and n_failed >= failed:
             return runs
         time.sleep(0.3)
     return runs

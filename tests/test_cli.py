@@ -17,7 +17,10 @@ MEDIAFLOWS = str(Path(sys.executable).with_name("mediaflows"))
 
 def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [MEDIAFLOWS, *args], env={**os.environ, **env}, capture_output=True, text=True,
+        [MEDIAFLOWS, *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
         timeout=300,
     )
 
@@ -31,15 +34,30 @@ def env(session_env: dict[str, str], store_url: str) -> dict[str, str]:
 
 
 def test_import_convert_get(env: dict[str, str], videos: dict[str, Path], tmp_path: Path) -> None:
-    done = cli(env, "import", "--profile", "carol", str(videos["h264_aac.mkv"]),
-               str(videos["vp9_opus.webm"]))
+    done = cli(
+        env,
+        "import",
+        "--profile",
+        "carol",
+        str(videos["h264_aac.mkv"]),
+        str(videos["vp9_opus.webm"]),
+    )
     assert done.returncode == 0, done.stderr
     imported = [json.loads(line) for line in done.stdout.splitlines()]
     assert [i["name"] for i in imported] == ["h264_aac.mkv", "vp9_opus.webm"]
     assert all(i["profile"] == "carol" for i in imported)
 
-    run = cli(env, "run", "convert", "--profile", "carol", imported[1]["file_id"],
-              "--preset", "ultrafast", "--json")
+    run = cli(
+        env,
+        "run",
+        "convert",
+        "--profile",
+        "carol",
+        imported[1]["file_id"],
+        "--preset",
+        "ultrafast",
+        "--json",
+    )
     assert run.returncode == 0, run.stderr
     result = json.loads(run.stdout)
     assert result["mode"] == "transcode" and result["cached"] is False
@@ -77,8 +95,11 @@ def test_input_errors_exit_2_with_one_line(
 def test_corrupt_media_exits_2_naming_the_file(
     env: dict[str, str], bad_inputs: dict[str, Path]
 ) -> None:
-    imported = json.loads(cli(env, "import", "--profile", "carol",
-                              str(bad_inputs["playlist.mp4"])).stdout)
+    imported = json.loads(
+        cli(env, "import", "--profile", "carol", str(bad_inputs["playlist.mp4"])).stdout
+    )
     done = cli(env, "run", "convert", "--profile", "carol", imported["file_id"], "--json")
     assert done.returncode == 2
-    assert done.stderr.strip() == "error: playlist.mp4: is an HLS playlist, not a media file; refused"
+    assert (
+        done.stderr.strip() == "error: playlist.mp4: is an HLS playlist, not a media file; refused"
+    )

@@ -30,8 +30,15 @@ def test_put_get_download_and_media_url(store: ProfileStore, tmp_path: Path) -> 
     src = tmp_path / "a.srt"
     src.write_text("1\n00:00:00,000 --> 00:00:01,000\nhello\n")
     meta = store.put_file(
-        "alice", "out1", src, name="a.srt", source_file_id="in1", operation="test",
-        options={"x": 1}, tools={"t": "1"}, details={"d": 2},
+        "alice",
+        "out1",
+        src,
+        name="a.srt",
+        source_file_id="in1",
+        operation="test",
+        options={"x": 1},
+        tools={"t": "1"},
+        details={"d": 2},
     )
     assert store.get("alice", "out1") == meta
     assert meta.kind == "subtitle" and meta.source_file_id == "in1"
@@ -69,9 +76,19 @@ def test_no_temp_files_left_after_writes(tmp_path: Path) -> None:
     assert not [n for n in names if n.endswith(".tmp") or n.startswith(".")]
 
 
-@pytest.mark.parametrize("profile,file_id", [("../x", "a"), ("/abs", "a"), ("%2e%2e/", "a"),
-                                             ("p", "../x"), ("p", "a\x00"), ("p", "x" * 300),
-                                             ("", "a"), ("p", "")])
+@pytest.mark.parametrize(
+    "profile,file_id",
+    [
+        ("../x", "a"),
+        ("/abs", "a"),
+        ("%2e%2e/", "a"),
+        ("p", "../x"),
+        ("p", "a\x00"),
+        ("p", "x" * 300),
+        ("", "a"),
+        ("p", ""),
+    ],
+)
 def test_bad_ids_rejected_before_any_io(profile: str, file_id: str, tmp_path: Path) -> None:
     # Both stores point nowhere reachable: any I/O would raise something else than InvalidIdError.
     settings = Settings(home=tmp_path, s3_endpoint_url="http://127.0.0.1:9")

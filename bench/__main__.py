@@ -1,0 +1,6 @@
+"""Run every benchmark: ``python -m bench`` (or ``./dev bench``)."""
+
+from bench import convert_bench
+
+if __name__ == "__main__":
+    convert_bench.main()

@@ -1,0 +1,54 @@
+"""Shared set-up for benchmarks: a private home, the embedded server, timing helpers."""
+
+from __future__ import annotations
+
+import os
+import socket
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def bench_home() -> Iterator[Path]:
+    """A throw-away MEDIAFLOWS_HOME with its own embedded Prefect server (stopped afterwards)."""
+    with tempfile.TemporaryDirectory(prefix="mf-bench-") as tmp:
+        home = Path(tmp)
+        os.environ["MEDIAFLOWS_HOME"] = str(home)
+        os.environ.setdefault("MEDIAFLOWS_SERVER_PORT", str(free_port()))
+        os.environ["PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL"] = "WARNING"
+        from deployments.server import configure_prefect_env, stop_server
+        from mediaflows.settings import get_settings
+
+        get_settings.cache_clear()
+        configure_prefect_env(get_settings())
+        try:
+            yield home
+        finally:
+            from prefect.logging.handlers import APILogHandler
+
+            APILogHandler().flush()
+            stop_server(get_settings(), wait_s=5)
+
+
+def timed(fn: Callable[[], object], repeat: int) -> list[float]:
+    """Wall times of ``repeat`` calls."""
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)

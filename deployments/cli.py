@@ -96,6 +96,54 @@ def cmd_run_convert(args: argparse.Namespace) -> None:
     _print_result(result, args.json)
 
 
+def _transcribe_options(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "language": args.language,
+        "task": args.task,
+        "beam_size": args.beam_size,
+        "vad": not args.no_vad,
+        "initial_prompt": args.initial_prompt,
+        "hotwords": args.hotwords,
+        "model": args.model,
+    }
+
+
+def cmd_run_transcribe(args: argparse.Namespace) -> None:
+    from mediaflows.models import TranscribeRequest
+
+    profile, file_id = check_profile(args.profile), check_file_id(args.file_id)
+    request = TranscribeRequest(**_transcribe_options(args))
+    _start_prefect(args.verbose)
+    from flows.transcribe import transcribe
+
+    _print_result(asyncio.run(transcribe(profile=profile, file_id=file_id, request=request)),
+                  args.json)
+
+
+def cmd_run_generate_srt(args: argparse.Namespace) -> None:
+    from mediaflows.models import CueRules, GenerateSrtRequest
+
+    profile, file_id = check_profile(args.profile), check_file_id(args.file_id)
+    rules = CueRules(max_line_chars=args.max_line_chars, max_lines=args.max_lines,
+                     max_cps=args.max_cps)
+    request = GenerateSrtRequest(
+        **_transcribe_options(args), rules=rules, vtt=args.vtt, json_output=args.json_output
+    )
+    _start_prefect(args.verbose)
+    from flows.generate_srt import generate_srt
+
+    _print_result(asyncio.run(generate_srt(profile=profile, file_id=file_id, request=request)),
+                  args.json)
+
+
+def cmd_setup(args: argparse.Namespace) -> None:
+    _start_prefect(args.verbose)
+    from deployments.setup import ensure_concurrency_limits
+
+    _emit({"api_url": os.environ["PREFECT_API_URL"],
+           "concurrency_limits": ensure_concurrency_limits(get_settings())})
+
+
 def _print_result(result: BaseModel, as_json: bool) -> None:
     if as_json:
         _emit(result)
@@ -160,6 +208,32 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--audio-bitrate", default="128k")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_run_convert)
+
+    for name, func, help_text in (
+        ("transcribe", cmd_run_transcribe, "audio/video → transcript"),
+        ("generate-srt", cmd_run_generate_srt, "audio/video → subtitles (SRT, VTT, JSON)"),
+    ):
+        p = run.add_parser(name, help=help_text)
+        p.add_argument("--profile", required=True)
+        p.add_argument("file_id")
+        p.add_argument("--language", default=None, help="e.g. en; default: detect")
+        p.add_argument("--task", choices=["transcribe", "translate"], default="transcribe")
+        p.add_argument("--beam-size", type=int, default=5)
+        p.add_argument("--no-vad", action="store_true", help="do not skip non-speech")
+        p.add_argument("--initial-prompt", default=None)
+        p.add_argument("--hotwords", default=None, help="names and terms to favour")
+        p.add_argument("--model", default=None, help="model name or path")
+        if name == "generate-srt":
+            p.add_argument("--max-line-chars", type=int, default=42)
+            p.add_argument("--max-lines", type=int, default=2)
+            p.add_argument("--max-cps", type=float, default=20.0)
+            p.add_argument("--vtt", action="store_true", help="also store WebVTT")
+            p.add_argument("--json-output", action="store_true", help="also store JSON")
+        p.add_argument("--json", action="store_true", help="print the result as JSON")
+        p.set_defaults(func=func)
+
+    p = sub.add_parser("setup", help="start the server (if embedded), create concurrency limits")
+    p.set_defaults(func=cmd_setup)
 
     p = sub.add_parser("server", help="the embedded Prefect server")
     p.add_argument("action", choices=["start", "stop", "status"])

@@ -58,13 +58,19 @@ def make_sample_video(settings: Settings) -> Any:
 
 
 def run_demo(settings: Settings) -> Iterator[dict[str, Any]]:
-    """Import the sample into profile ``demo`` and convert it; yields one record per step."""
+    """Import the sample into profile ``demo``, convert it and subtitle it; one record a step."""
+    from deployments.setup import ensure_concurrency_limits
     from flows.convert import convert
+    from flows.generate_srt import generate_srt
 
+    yield {"step": "setup", "concurrency_limits": ensure_concurrency_limits(settings)}
     store = ProfileStore.from_settings(settings)
     sample = store.import_file(DEMO_PROFILE, make_sample_video(settings))
     yield {"step": "import", "file_id": sample.id, "name": sample.name, "store": store.url}
     converted = asyncio.run(convert(profile=DEMO_PROFILE, file_id=sample.id))
     yield {"step": "convert", **converted.model_dump(mode="json")}
+    subtitles = asyncio.run(generate_srt(profile=DEMO_PROFILE, file_id=converted.file_id))
+    yield {"step": "generate_srt", **subtitles.model_dump(mode="json", exclude={"qa"}),
+           "qa": subtitles.qa.violations}
     url = os.environ.get("PREFECT_API_URL", "").removesuffix("/api")
     yield {"step": "done", "ui": f"{url}/runs" if url else None}

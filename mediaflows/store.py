@@ -360,6 +360,15 @@ class ProfileStore:
             tmp.unlink(missing_ok=True)
         return file
 
+    def read_text(self, file: ProfileFile) -> str:
+        """The content of a (small, text) profile file."""
+        key = self._blob_key(file.profile, file.id)
+        with _store_errors(f"reading {file.profile}/{file.id}"):
+            data = self._backend.read_bytes(key)
+        if data is None:
+            raise ProfileFileNotFoundError(file.profile, file.id)
+        return data.decode("utf-8")
+
     def media_url(self, file: ProfileFile) -> str:
         """A URL to the content: ``file://`` locally, presigned HTTPS on S3."""
         return self._backend.url(
@@ -371,6 +380,23 @@ class ProfileStore:
         return StoredFile(file=file, media_url=self.media_url(file))
 
     # writing ---------------------------------------------------------------------------------
+    def put_text(self, profile: str, file_id: str, text: str, **meta: Any) -> ProfileFile:
+        """Store a text output (subtitles, transcript JSON); see :meth:`put_file`."""
+        existing = self.find(profile, file_id)
+        if existing is not None:
+            return existing
+        data = text.encode("utf-8")
+        scratch = self.settings.work_path / "tmp"
+        scratch.mkdir(parents=True, exist_ok=True)
+        tmp = scratch / f"{uuid.uuid4().hex}.tmp"
+        try:
+            tmp.write_bytes(data)
+            return self.put_file(
+                profile, file_id, tmp, sha256=hashlib.sha256(data).hexdigest(), move=True, **meta
+            )
+        finally:
+            tmp.unlink(missing_ok=True)
+
     def import_file(self, profile: str, path: Path, name: str | None = None) -> ProfileFile:
         """Add a local file to a profile. Its id comes from its content: importing twice is a
         no-op."""

@@ -9,10 +9,12 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from uuid import UUID
 
-from prefect.artifacts import create_progress_artifact
+from prefect.artifacts import create_progress_artifact, create_table_artifact
 from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.client.schemas.actions import ArtifactUpdate
 from prefect.context import SettingsContext
+
+from mediaflows.models import QAReport
 
 log = logging.getLogger(__name__)
 
@@ -94,3 +96,20 @@ class StageProgress:
         self._last = now
         percent = self.start + (self.end - self.start) * fraction
         report_progress(self.artifact_id, percent, f"{self.stage} {fraction:.0%}")
+
+
+def publish_qa_report(qa: QAReport, title: str) -> None:
+    """The subtitle QA report as a table artifact on the run (best effort)."""
+    rows = [
+        {"rule": rule, "cues breaking it": count, "examples": ", ".join(map(str, qa.examples.get(rule, [])))}
+        for rule, count in qa.violations.items()
+    ]
+    rows.append({"rule": "total cues", "cues breaking it": qa.cues, "examples": ""})
+    rows.append(
+        {"rule": "reading speed (cps)", "cues breaking it": f"mean {qa.mean_cps}, max {qa.max_cps}",
+         "examples": ""}
+    )
+    try:
+        create_table_artifact(table=rows, description=f"Subtitle QA: {title}", _sync=True)
+    except Exception as exc:
+        log.warning("could not create QA artifact: %s", exc)

@@ -8,7 +8,7 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NONE
 
-from mediaflows.models import ProfileFile, StoredFile
+from mediaflows.models import FileKind, ProfileFile, StoredFile
 from mediaflows.store import ProfileStore
 from mediaflows.workspace import remove_workspace as _remove_workspace
 from tasks._retry import RETRYING
@@ -65,6 +65,43 @@ def store_output(
         move=True,  # outputs live in the run's workspace, removed after the run
     )
     return store.stored(stored)
+
+
+@task(name="store_text_output", cache_policy=NONE, **RETRYING)
+def store_text_output(
+    profile: str,
+    file_id: str,
+    text: str,
+    *,
+    name: str,
+    kind: FileKind,
+    source: ProfileFile,
+    operation: str,
+    options: dict[str, Any],
+    tools: dict[str, str],
+    details: dict[str, Any] | None = None,
+) -> StoredFile:
+    """Store a text output (subtitles, transcript) atomically under its deterministic id."""
+    store = ProfileStore.from_settings()
+    stored = store.put_text(
+        profile,
+        file_id,
+        text,
+        name=name,
+        kind=kind,
+        source_file_id=source.id,
+        operation=operation,
+        options=options,
+        tools=tools,
+        details=details or {},
+    )
+    return store.stored(stored)
+
+
+@task(name="read_text_output", cache_policy=NONE, **RETRYING)
+def read_text_output(file: ProfileFile) -> str:
+    """The content of a stored text output (for results served from the store)."""
+    return ProfileStore.from_settings().read_text(file)
 
 
 @task(name="remove_workspace", cache_policy=NONE)

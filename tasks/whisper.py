@@ -1,0 +1,59 @@
+"""Prefect tasks over faster-whisper. Model runs carry the ``gpu`` tag: a Prefect concurrency
+limit named ``gpu`` bounds how many run at once across every worker."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+from prefect import task
+from prefect.cache_policies import NONE
+from prefect.context import TaskRunContext
+
+from mediaflows import whisper
+from mediaflows.models import ProfileFile, TranscribeRequest, Transcription
+from tasks._retry import RETRYING
+from tasks.progress import StageProgress
+
+GPU_TAG = "gpu"
+
+
+def _transcription_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
+    # Same content + options + model → same transcription, in any run, process or profile.
+    file: ProfileFile = parameters["file"]
+    request: TranscribeRequest = parameters["request"]
+    options = hashlib.sha256(request.model_dump_json().encode()).hexdigest()[:16]
+    model = hashlib.sha256(whisper.model_id(request).encode()).hexdigest()[:16]
+    return f"transcribe-v1-{file.sha256}-{options}-{model}"
+
+
+@task(name="whisper_version", cache_policy=NONE)
+def whisper_version(request: TranscribeRequest) -> str:
+    """Library version and the stable name of the model this request runs on (part of ids)."""
+    return whisper.tool_version(request)
+
+
+@task(
+    name="transcribe_media",
+    tags=[GPU_TAG],
+    cache_key_fn=_transcription_key,
+    persist_result=True,
+    **RETRYING,
+)
+def transcribe_media(
+    path: Path,
+    file: ProfileFile,
+    request: TranscribeRequest,
+    progress_id: UUID | None = None,
+    progress_span: tuple[float, float] = (8.0, 90.0),
+) -> Transcription:
+    """Decode the audio and run the model (loaded once per worker process), guarded against
+    hallucinations; cached by content hash across runs and processes."""
+    return whisper.transcribe_file(
+        path,
+        file.name,
+        request,
+        on_progress=StageProgress(progress_id, "transcribing", *progress_span),
+    )

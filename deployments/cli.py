@@ -116,32 +116,39 @@ def cmd_run_transcribe(args: argparse.Namespace) -> None:
     _start_prefect(args.verbose)
     from flows.transcribe import transcribe
 
-    _print_result(asyncio.run(transcribe(profile=profile, file_id=file_id, request=request)),
-                  args.json)
+    _print_result(
+        asyncio.run(transcribe(profile=profile, file_id=file_id, request=request)), args.json
+    )
 
 
 def cmd_run_generate_srt(args: argparse.Namespace) -> None:
     from mediaflows.models import CueRules, GenerateSrtRequest
 
     profile, file_id = check_profile(args.profile), check_file_id(args.file_id)
-    rules = CueRules(max_line_chars=args.max_line_chars, max_lines=args.max_lines,
-                     max_cps=args.max_cps)
+    rules = CueRules(
+        max_line_chars=args.max_line_chars, max_lines=args.max_lines, max_cps=args.max_cps
+    )
     request = GenerateSrtRequest(
         **_transcribe_options(args), rules=rules, vtt=args.vtt, json_output=args.json_output
     )
     _start_prefect(args.verbose)
     from flows.generate_srt import generate_srt
 
-    _print_result(asyncio.run(generate_srt(profile=profile, file_id=file_id, request=request)),
-                  args.json)
+    _print_result(
+        asyncio.run(generate_srt(profile=profile, file_id=file_id, request=request)), args.json
+    )
 
 
 def cmd_setup(args: argparse.Namespace) -> None:
     _start_prefect(args.verbose)
     from deployments.setup import ensure_concurrency_limits
 
-    _emit({"api_url": os.environ["PREFECT_API_URL"],
-           "concurrency_limits": ensure_concurrency_limits(get_settings())})
+    _emit(
+        {
+            "api_url": os.environ["PREFECT_API_URL"],
+            "concurrency_limits": ensure_concurrency_limits(get_settings()),
+        }
+    )
 
 
 def _print_result(result: BaseModel, as_json: bool) -> None:

@@ -70,7 +70,10 @@ def run_demo(settings: Settings) -> Iterator[dict[str, Any]]:
     converted = asyncio.run(convert(profile=DEMO_PROFILE, file_id=sample.id))
     yield {"step": "convert", **converted.model_dump(mode="json")}
     subtitles = asyncio.run(generate_srt(profile=DEMO_PROFILE, file_id=converted.file_id))
-    yield {"step": "generate_srt", **subtitles.model_dump(mode="json", exclude={"qa"}),
-           "qa": subtitles.qa.violations}
+    yield {
+        "step": "generate_srt",
+        **subtitles.model_dump(mode="json", exclude={"qa"}),
+        "qa": subtitles.qa.violations,
+    }
     url = os.environ.get("PREFECT_API_URL", "").removesuffix("/api")
     yield {"step": "done", "ui": f"{url}/runs" if url else None}

@@ -82,9 +82,9 @@ def break_lines(words: list[str], rules: CueRules) -> list[str] | None:
         score = float(max(lengths) - min(lengths))
         for line in lines[:-1]:
             if line.endswith(_SENTENCE_END + _CLAUSE_END):
-                score -= 6  # break after punctuation when it costs little balance
+                score -= 10  # break after punctuation when it costs little balance
             if line.rsplit(" ", 1)[-1].lower() in _WEAK_ENDINGS:
-                score += 6  # not "the / cat"
+                score += 8  # not "the / cat"
         score += 10 * (len(lines) - 2)  # prefer fewer lines
         if best is None or score < best[0]:
             best = (score, lines)
@@ -94,6 +94,8 @@ def break_lines(words: list[str], rules: CueRules) -> list[str] | None:
 def _splits(words: list[str], max_lines: int) -> list[list[str]]:
     out: list[list[str]] = []
     n = len(words)
+    if max_lines < 2:
+        return out
     for i in range(1, n):
         first = " ".join(words[:i])
         out.append([first, " ".join(words[i:])])

@@ -153,8 +153,11 @@ def transcribe(
     duration = len(audio) / SAMPLE_RATE
     if duration == 0:
         return Transcription(
-            language=request.language or "en", language_probability=0.0, duration=0.0,
-            segments=(), model=model_id(request, settings),
+            language=request.language or "en",
+            language_probability=0.0,
+            duration=0.0,
+            segments=(),
+            model=model_id(request, settings),
         )
     options: dict[str, Any] = {
         "language": request.language,

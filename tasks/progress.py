@@ -101,13 +101,20 @@ class StageProgress:
 def publish_qa_report(qa: QAReport, title: str) -> None:
     """The subtitle QA report as a table artifact on the run (best effort)."""
     rows = [
-        {"rule": rule, "cues breaking it": count, "examples": ", ".join(map(str, qa.examples.get(rule, [])))}
+        {
+            "rule": rule,
+            "cues breaking it": count,
+            "examples": ", ".join(map(str, qa.examples.get(rule, []))),
+        }
         for rule, count in qa.violations.items()
     ]
     rows.append({"rule": "total cues", "cues breaking it": qa.cues, "examples": ""})
     rows.append(
-        {"rule": "reading speed (cps)", "cues breaking it": f"mean {qa.mean_cps}, max {qa.max_cps}",
-         "examples": ""}
+        {
+            "rule": "reading speed (cps)",
+            "cues breaking it": f"mean {qa.mean_cps}, max {qa.max_cps}",
+            "examples": "",
+        }
     )
     try:
         create_table_artifact(table=rows, description=f"Subtitle QA: {title}", _sync=True)

@@ -17,7 +17,15 @@ from typing import ClassVar
 import pytest
 
 from mediaflows.settings import get_settings
-from tests.media_factory import VIDEOS, make_bad_inputs, make_video
+from tests.media_factory import (
+    SPEECH_CONTAINERS,
+    VIDEOS,
+    make_bad_inputs,
+    make_silence,
+    make_speech,
+    make_speech_media,
+    make_video,
+)
 
 DATA = Path(__file__).parent / "data"
 BUCKET = "mediaflows-test"
@@ -121,6 +129,32 @@ def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def videos(media_dir: Path) -> dict[str, Path]:
     """Short test-pattern videos with a tone, one per container/codec pair in VIDEOS."""
     return {name: make_video(media_dir / name, args) for name, (_, args) in VIDEOS.items()}
+
+
+@pytest.fixture(scope="session")
+def speech_media(media_dir: Path) -> dict[str, Path]:
+    """The known speech text in several audio and video containers."""
+    speech_dir = media_dir / "speech"
+    speech_dir.mkdir()
+    wav = make_speech(speech_dir)
+    return {name: make_speech_media(speech_dir, wav, name) for name in SPEECH_CONTAINERS}
+
+
+@pytest.fixture(scope="session")
+def silence(media_dir: Path) -> Path:
+    return make_silence(media_dir / "silence.flac")
+
+
+@pytest.fixture(scope="session")
+def jfk(media_dir: Path) -> Path:
+    return DATA / "jfk.flac"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def concurrency_limits(prefect_server: str) -> None:
+    from deployments.setup import ensure_concurrency_limits
+
+    ensure_concurrency_limits(get_settings())
 
 
 class _CountingHandler(http.server.BaseHTTPRequestHandler):

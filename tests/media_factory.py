@@ -95,3 +95,45 @@ def top_level_atoms(path: Path) -> list[str]:
                 f.seek(size - 8, 1)
             atoms.append(kind)
     return atoms
+
+
+SPEECH_TEXT = (
+    "The quick brown fox jumps over the lazy dog. "
+    "Every morning we walk to the market and buy fresh bread. "
+    "Please call me when you arrive at the station."
+)
+
+SPEECH_CONTAINERS: dict[str, list[str]] = {
+    "speech.mkv": ["-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac"],
+    "speech.webm": ["-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8",
+                    "-c:a", "libopus"],
+    "speech.mp4": ["-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac"],
+    "speech.mp3": ["-vn", "-c:a", "libmp3lame"],
+    "speech.ogg": ["-vn", "-c:a", "libvorbis"],
+    "speech.wav": ["-vn", "-c:a", "pcm_s16le", "-ar", "44100", "-ac", "2"],
+}  # fmt: skip
+
+
+def make_speech(directory: Path, text: str = SPEECH_TEXT) -> Path:
+    """Speech with known text, spoken by espeak-ng (a 22 kHz mono WAV)."""
+    wav = directory / "espeak.wav"
+    subprocess.run(["espeak-ng", "-v", "en-us", "-s", "140", "-w", str(wav), text], check=True,
+                   timeout=60)  # fmt: skip
+    return wav
+
+
+def make_speech_media(directory: Path, speech: Path, name: str) -> Path:
+    """``speech`` in the container/codec of ``name`` (with a test-pattern video if it has one)."""
+    args = SPEECH_CONTAINERS[name]
+    out = directory / name
+    if "-vn" in args:
+        ffmpeg("-i", str(speech), *[a for a in args if a != "-vn"], str(out))
+    else:
+        ffmpeg("-f", "lavfi", "-i", "testsrc2=size=160x120:rate=15", "-i", str(speech),
+               "-shortest", *args, str(out))  # fmt: skip
+    return out
+
+
+def make_silence(dest: Path, seconds: float = 20.0) -> Path:
+    ffmpeg("-f", "lavfi", "-i", f"anullsrc=r=16000:cl=mono:d={seconds}", "-c:a", "flac", str(dest))
+    return dest

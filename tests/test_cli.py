@@ -103,3 +103,15 @@ def test_corrupt_media_exits_2_naming_the_file(
     assert (
         done.stderr.strip() == "error: playlist.mp4: is an HLS playlist, not a media file; refused"
     )
+
+
+def test_generate_srt_and_transcribe_from_the_command_line(env: dict[str, str], jfk: Path) -> None:
+    imported = json.loads(cli(env, "import", "--profile", "carol", str(jfk)).stdout)
+    done = cli(env, "run", "generate-srt", "--profile", "carol", imported["file_id"], "--vtt",
+               "--json")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert "Americans" in result["content"] and result["vtt_file_id"]
+    done = cli(env, "run", "transcribe", "--profile", "carol", imported["file_id"], "--json")
+    assert done.returncode == 0, done.stderr
+    assert "ask not what your country" in json.loads(done.stdout)["text"]

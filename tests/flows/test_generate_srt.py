@@ -1,0 +1,143 @@
+"""transcribe and generate_srt end to end: the bundled model, real ffmpeg, a real Prefect server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flows.generate_srt import generate_srt
+from flows.transcribe import transcribe
+from mediaflows.errors import MediaError, UnsafeMediaError
+from mediaflows.models import CueRules, GenerateSrtRequest, SrtResult, TranscribeResult
+from mediaflows.store import ProfileStore
+from tests import prefect_api
+from tests.media_factory import SPEECH_CONTAINERS, SPEECH_TEXT
+from tests.subtitle_rules import parse, rule_violations
+from tests.wer import wer
+
+
+def _run(flow: Any, profile: str, file_id: str, request: Any = None) -> Any:
+    return asyncio.run(flow(profile=profile, file_id=file_id, request=request, return_state=True))
+
+
+def _task_names(run_id: Any, expect: int) -> dict[str, str]:
+    runs = prefect_api.task_runs(run_id, expect=expect)
+    return {r.task_key.rsplit("-", 1)[0]: r.state.type.value for r in runs if r.state}
+
+
+@pytest.fixture
+def local_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ProfileStore:
+    from mediaflows.settings import get_settings
+
+    monkeypatch.setenv("MEDIAFLOWS_STORE_URL", str(tmp_path / "store"))
+    get_settings.cache_clear()
+    yield ProfileStore.from_settings()
+    get_settings.cache_clear()
+
+
+@pytest.mark.parametrize("name", sorted(SPEECH_CONTAINERS))
+def test_speech_in_any_container(
+    name: str, local_store: ProfileStore, speech_media: dict[str, Path]
+) -> None:
+    source = local_store.import_file("dave", speech_media[name])
+    state = _run(generate_srt, "dave", source.id, GenerateSrtRequest(vtt=True, json_output=True))
+    assert state.is_completed(), state.message
+    result: SrtResult = state.result()
+    heard = " ".join(sub.content.replace("\n", " ") for sub in parse(result.content))
+    assert wer(SPEECH_TEXT, heard) <= 0.25, heard
+    assert rule_violations(result.content) == []
+    assert result.qa.ok and result.qa.cues == len(parse(result.content))
+    # The stored SRT is the content returned; VTT and JSON are stored beside it.
+    srt_file = local_store.get("dave", result.file_id)
+    assert local_store.read_text(srt_file) == result.content
+    assert srt_file.kind == "subtitle" and srt_file.source_file_id == source.id
+    assert result.vtt_file_id and result.json_file_id
+    vtt = local_store.read_text(local_store.get("dave", result.vtt_file_id))
+    assert vtt.startswith("WEBVTT")
+    doc = json.loads(local_store.read_text(local_store.get("dave", result.json_file_id)))
+    assert doc["segments"] and doc["segments"][0]["words"] and len(doc["cues"]) == result.qa.cues
+
+
+def test_transcript_is_stored_with_segments(
+    local_store: ProfileStore, speech_media: dict[str, Path]
+) -> None:
+    source = local_store.import_file("dave", speech_media["speech.ogg"])
+    state = _run(transcribe, "dave", source.id)
+    result: TranscribeResult = state.result()
+    assert wer(SPEECH_TEXT, result.text) <= 0.25 and result.language == "en"
+    assert 9 < result.duration < 20 and result.segments >= 1
+    stored = json.loads(local_store.read_text(local_store.get("dave", result.transcript_id)))
+    assert stored["text"] == result.text and stored["segments"][0]["words"]
+
+
+def test_silence_gives_zero_cues_and_completes(local_store: ProfileStore, silence: Path) -> None:
+    source = local_store.import_file("dave", silence)
+    srt_state = _run(generate_srt, "dave", source.id)
+    assert srt_state.is_completed()
+    assert srt_state.result().content == "" and srt_state.result().qa.cues == 0
+    text_state = _run(transcribe, "dave", source.id)
+    assert text_state.is_completed() and text_state.result().text == ""
+
+
+def test_second_run_does_not_run_the_model(
+    local_store: ProfileStore, speech_media: dict[str, Path]
+) -> None:
+    source = local_store.import_file("dave", speech_media["speech.mp3"])
+    request = GenerateSrtRequest(beam_size=2)
+    first = _run(generate_srt, "dave", source.id, request)
+    assert _task_names(first.state_details.flow_run_id, 8)["transcribe_media"] == "COMPLETED"
+    second = _run(generate_srt, "dave", source.id, request)
+    assert second.result().cached and second.result().content == first.result().content
+    assert "transcribe_media" not in _task_names(second.state_details.flow_run_id, 4)
+    # Other cue rules: a new SRT, but the transcription comes from Prefect's persisted cache.
+    third = _run(generate_srt, "dave", source.id,
+                 GenerateSrtRequest(beam_size=2, rules=CueRules(max_line_chars=30)))  # fmt: skip
+    assert not third.result().cached and third.result().file_id != first.result().file_id
+    tasks = _task_names(third.state_details.flow_run_id, 8)
+    assert tasks["transcribe_media"] == "COMPLETED"  # Cached is a Completed state type
+    runs = prefect_api.task_runs(third.state_details.flow_run_id, expect=8)
+    model_run = next(r for r in runs if r.task_key.startswith("transcribe_media"))
+    assert model_run.state.name == "Cached"
+    assert rule_violations(third.result().content, CueRules(max_line_chars=30)) == []
+    # transcribe with the same options reuses it as well.
+    fourth = _run(transcribe, "dave", source.id, request.transcribe_request())
+    runs = prefect_api.task_runs(fourth.state_details.flow_run_id, expect=6)
+    assert next(r for r in runs if r.task_key.startswith("transcribe_media")).state.name == "Cached"
+
+
+def test_on_s3_too(store: ProfileStore, speech_media: dict[str, Path]) -> None:
+    if not store.url.startswith("s3://"):
+        pytest.skip("the local store is covered above")
+    source = store.import_file("erin", speech_media["speech.mkv"])
+    result = _run(generate_srt, "erin", source.id).result()
+    assert result.media_url.startswith("http://127.0.0.1") and result.qa.cues >= 2
+    assert store.read_text(store.get("erin", result.file_id)) == result.content
+
+
+@pytest.mark.parametrize("name,error", [("empty.mp4", MediaError), ("text.mp4", MediaError),
+                                        ("playlist.mp4", UnsafeMediaError)])  # fmt: skip
+def test_bad_input_is_an_input_error_without_retries(
+    name: str, error: type[Exception], local_store: ProfileStore, bad_inputs: dict[str, Path]
+) -> None:
+    source = local_store.import_file("dave", bad_inputs[name])
+    state = _run(generate_srt, "dave", source.id)
+    with pytest.raises(error):
+        state.result()
+    failed = [r for r in prefect_api.task_runs(state.state_details.flow_run_id, 3, failed=1)
+              if r.state.is_failed()]  # fmt: skip
+    assert len(failed) == 1 and failed[0].run_count == 1
+    assert [f.id for f in local_store.list_files("dave")] == [source.id]
+
+
+def test_qa_artifact_and_progress_on_the_run(local_store: ProfileStore, jfk: Path) -> None:
+    source = local_store.import_file("dave", jfk)
+    state = _run(generate_srt, "dave", source.id)
+    artifacts = prefect_api.artifacts(state.state_details.flow_run_id)
+    kinds = {a.type for a in artifacts}
+    assert {"progress", "table"} <= kinds
+    progress = next(a for a in artifacts if a.type == "progress")
+    assert progress.data == 100.0 and "cues" in progress.description

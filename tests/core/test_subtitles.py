@@ -11,7 +11,12 @@ from mediaflows import subtitles
 from mediaflows.models import Cue, CueRules, Segment, Transcription, Word
 from tests.subtitle_rules import parse, rule_violations, words
 
-VOCAB = ["the", "quick", "brown", "fox", "jumps", "over", "lazy", "dog", "while", "every", "morning", "we", "walk", "to", "market", "and", "buy", "fresh", "bread", "please", "call", "me", "when", "you", "arrive", "at", "station", "tomorrow", "extraordinary", "internationalisation", "responsibilities"]
+_TEXT = (
+    "the quick brown fox jumps over lazy dog while every morning we walk to market and buy fresh "
+    "bread please call me when you arrive at station tomorrow extraordinary "
+    "internationalisation responsibilities"
+)
+VOCAB = _TEXT.split()
 
 
 def synthetic(n_words: int, seed: int = 1, cps: float = 14.0) -> Transcription:

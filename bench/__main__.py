@@ -1,6 +1,7 @@
 """Run every benchmark: ``python -m bench`` (or ``./dev bench``)."""
 
-from bench import convert_bench
+from bench import convert_bench, whisper_bench
 
 if __name__ == "__main__":
-    convert_bench.main()
+    convert_bench.main([])
+    whisper_bench.main([])

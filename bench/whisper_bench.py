@@ -1,0 +1,118 @@
+"""generate_srt flow vs a direct faster-whisper call, same model and options, same clip, one run.
+
+Prints: flow ÷ direct (goal ≤ 1.10 on ~60 s, ≤ 1.02 on 10 min), realtime factors, and the peak
+RSS of a generate_srt run on a long file (run in a child process so its peak is its own).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.common import bench_home
+
+SENTENCES = [
+    "The quick brown fox jumps over the lazy dog.",
+    "Every morning we walk to the market and buy fresh bread.",
+    "Please call me when you arrive at the station.",
+    "The weather today is cold, but tomorrow it will be warm again.",
+    "She reads a book while the children play in the garden.",
+]
+
+
+def make_speech_clip(directory: Path, seconds: float) -> Path:
+    """espeak-ng sentences with short pauses, looped to ``seconds``, as a 44.1 kHz MP3."""
+    part = directory / "part.wav"
+    text = " ".join(SENTENCES)
+    subprocess.run(["espeak-ng", "-v", "en-us", "-s", "150", "-g", "8", "-w", str(part), text],
+                   check=True)  # fmt: skip
+    out = directory / f"speech-{int(seconds)}s.mp3"
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-v", "error", "-y", "-stream_loop", "-1", "-i", str(part),
+         "-t", str(seconds), "-ar", "44100", "-c:a", "libmp3lame", str(out)],
+        check=True,
+    )  # fmt: skip
+    return out
+
+
+def direct(path: Path) -> float:
+    """faster-whisper alone: the same bundled model, device, options; wall seconds."""
+    from faster_whisper import WhisperModel
+
+    from mediaflows import whisper
+    from mediaflows.settings import get_settings
+
+    device, compute = whisper.resolve_device(get_settings().whisper)
+    model = WhisperModel(whisper.default_model(), device=device, compute_type=compute)
+    start = time.perf_counter()
+    segments, _ = model.transcribe(
+        str(path), beam_size=5, vad_filter=True, word_timestamps=True,
+        condition_on_previous_text=False, hallucination_silence_threshold=2.0,
+    )  # fmt: skip
+    for _ in segments:
+        pass
+    return time.perf_counter() - start
+
+
+def flow(path: Path, profile: str) -> float:
+    """The generate_srt flow on a freshly imported copy (nothing cached); wall seconds."""
+    from flows.generate_srt import generate_srt
+    from mediaflows.settings import get_settings
+    from mediaflows.store import ProfileStore
+
+    os.environ["MEDIAFLOWS_STORE_URL"] = str(Path(tempfile.mkdtemp(prefix="mf-bench-store-")))
+    get_settings.cache_clear()
+    file = ProfileStore.from_settings().import_file(profile, path)
+    os.environ["PREFECT_LOCAL_STORAGE_PATH"] = tempfile.mkdtemp(prefix="mf-bench-results-")
+    start = time.perf_counter()
+    result = asyncio.run(generate_srt(profile=profile, file_id=file.id))
+    elapsed = time.perf_counter() - start
+    assert not result.cached and result.qa.cues > 0
+    return elapsed
+
+
+def peak_rss_child(path: Path) -> tuple[float, float]:
+    """(peak RSS in MiB, wall s) of a child process running generate_srt on ``path``."""
+    code = (
+        "import sys; from pathlib import Path; from bench.whisper_bench import flow; "
+        "print(flow(Path(sys.argv[1]), 'long'))"
+    )
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    out = subprocess.run([sys.executable, "-c", code, str(path)], check=True,
+                         capture_output=True, text=True, env=os.environ.copy())  # fmt: skip
+    after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return max(after, before) / 1024, float(out.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--long", type=float, default=600, help="long file for RSS (0: skip)")
+    parser.add_argument("--repeat", type=int, default=2)
+    args = parser.parse_args(argv)
+    with bench_home(), tempfile.TemporaryDirectory() as tmp:
+        clip = make_speech_clip(Path(tmp), args.seconds)
+        direct(clip)  # warm-up: model files in page cache
+        flow(clip, "warm")
+        d = min(direct(clip) for _ in range(args.repeat))
+        f = min(flow(clip, "bench") for _ in range(args.repeat))
+        print(f"clip: {args.seconds:.0f} s espeak-ng speech, MP3 44.1 kHz; best of {args.repeat}")
+        print(f"direct faster-whisper: {d:.2f} s  ({args.seconds / d:.1f}x realtime)")
+        print(f"generate_srt flow:     {f:.2f} s  ({args.seconds / f:.1f}x realtime)")
+        print(f"flow / direct:         {f / d:.3f}x  (goal <= 1.10)")
+        if args.long:
+            long_clip = make_speech_clip(Path(tmp), args.long)
+            rss, wall = peak_rss_child(long_clip)
+            print(f"long file {args.long:.0f} s: generate_srt {wall:.1f} s "
+                  f"({args.long / wall:.1f}x realtime), peak RSS of the process {rss:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()

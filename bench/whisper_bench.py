@@ -110,8 +110,10 @@ def main(argv: list[str] | None = None) -> None:
         if args.long:
             long_clip = make_speech_clip(Path(tmp), args.long)
             rss, wall = peak_rss_child(long_clip)
-            print(f"long file {args.long:.0f} s: generate_srt {wall:.1f} s "
-                  f"({args.long / wall:.1f}x realtime), peak RSS of the process {rss:.0f} MiB")
+            print(
+                f"long file {args.long:.0f} s: generate_srt {wall:.1f} s "
+                f"({args.long / wall:.1f}x realtime), peak RSS of the process {rss:.0f} MiB"
+            )
 
 
 if __name__ == "__main__":

@@ -110,9 +110,11 @@ def main(argv: list[str] | None = None) -> None:
         if args.long:
             long_clip = make_speech_clip(Path(tmp), args.long)
             rss, wall = peak_rss_child(long_clip)
+            d_long = direct(long_clip)
             print(
-                f"long file {args.long:.0f} s: generate_srt {wall:.1f} s "
-                f"({args.long / wall:.1f}x realtime), peak RSS of the process {rss:.0f} MiB"
+                f"long file {args.long:.0f} s: generate_srt {wall:.1f} s in a fresh process "
+                f"(model load included), direct {d_long:.1f} s, flow / direct "
+                f"{wall / d_long:.3f}x (goal <= 1.02); peak RSS of that process {rss:.0f} MiB"
             )
 
 

@@ -26,6 +26,8 @@ def bench_home() -> Iterator[Path]:
         os.environ["MEDIAFLOWS_HOME"] = str(home)
         os.environ.setdefault("MEDIAFLOWS_SERVER_PORT", str(free_port()))
         os.environ["PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL"] = "WARNING"
+        # Every timed run must do the work: no answers from Prefect's persisted result cache.
+        os.environ["PREFECT_TASKS_REFRESH_CACHE"] = "true"
         from deployments.server import configure_prefect_env, stop_server
         from mediaflows.settings import get_settings
 

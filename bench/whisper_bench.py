@@ -70,7 +70,6 @@ def flow(path: Path, profile: str) -> float:
     os.environ["MEDIAFLOWS_STORE_URL"] = str(Path(tempfile.mkdtemp(prefix="mf-bench-store-")))
     get_settings.cache_clear()
     file = ProfileStore.from_settings().import_file(profile, path)
-    os.environ["PREFECT_LOCAL_STORAGE_PATH"] = tempfile.mkdtemp(prefix="mf-bench-results-")
     start = time.perf_counter()
     result = asyncio.run(generate_srt(profile=profile, file_id=file.id))
     elapsed = time.perf_counter() - start

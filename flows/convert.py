@@ -5,16 +5,14 @@ from __future__ import annotations
 from pathlib import PurePath
 
 from prefect import flow
-from prefect.runtime import flow_run
 
+from flows._steps import fetch_and_probe, run_workspace
 from mediaflows.ids import FileId, ProfileName
 from mediaflows.models import ConvertRequest, ConvertResult, StoredFile
-from mediaflows.workspace import workspace_path
 from tasks._engine import shared_api_client
-from tasks.media import convert_media, convert_output_id, probe_media
+from tasks.media import convert_media, convert_output_id
 from tasks.progress import report_progress, start_progress
 from tasks.store import (
-    fetch_profile_file,
     find_output,
     lookup_profile_file,
     remove_workspace,
@@ -63,11 +61,9 @@ def _convert(profile: str, file_id: str, request: ConvertRequest) -> ConvertResu
         report_progress(progress, 100, "done (already converted)", wait=True)
         return _result(existing, source.id, cached=True)
 
-    workspace = workspace_path(str(flow_run.get_id() or output_id))
+    workspace = run_workspace(output_id)
     try:
-        local = fetch_profile_file(source, workspace)
-        report_progress(progress, 10, "probing")
-        info = probe_media(local, source)
+        local, info = fetch_and_probe(source, workspace, progress, probe_at=10)
         report_progress(progress, 15, "converting 0%")
         converted = convert_media(local, info, request, source, workspace, progress)
         report_progress(progress, 90, "storing")

@@ -93,8 +93,7 @@ def start_embedded_server(settings: Settings | None = None, wait_s: float = 90.0
             [
                 sys.executable,
                 "-m",
-                "prefect",
-                "server",
+                "deployments.prefect_server",
                 "start",
                 "--host",
                 settings.server_host,

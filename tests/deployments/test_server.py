@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+
 from deployments.server import embedded_api_url, ensure_server, is_healthy, server_home
 from mediaflows.settings import get_settings
 
@@ -21,3 +24,47 @@ def test_embedded_server_is_reused_not_restarted(prefect_server: str, monkeypatc
 def test_prefect_api_url_wins(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:1/api")
     assert ensure_server(get_settings()) == "http://127.0.0.1:1/api"
+
+
+class _Retries(logging.Handler):
+    """Collects the Prefect client's 'retryable status code' messages (503 back-offs)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "retryable" in record.getMessage():
+            self.messages.append(record.getMessage())
+
+
+def test_gpu_slot_hand_offs_never_back_off_on_sqlite() -> None:
+    """Back-to-back ``gpu`` task runs from three flows at once: every slot acquisition, release
+    and state change is answered without a 503 (with Prefect's DEFERRED SQLite transactions,
+    about every second hand-off got ``SQLITE_BUSY_SNAPSHOT`` → 503 → a 2 s client back-off)."""
+    from prefect import flow, task
+
+    from tasks.whisper import GPU_TAG
+
+    @task(tags=[GPU_TAG])
+    def hold(i: int) -> int:
+        return i
+
+    @flow
+    async def hand_offs(n: int) -> int:
+        return sum(hold(i) for i in range(n))
+
+    async def three_at_once() -> list[int]:
+        return await asyncio.gather(*(hand_offs(6) for _ in range(3)))
+
+    handler = _Retries()
+    client_logger = logging.getLogger("prefect.client")
+    level = client_logger.level
+    client_logger.addHandler(handler)
+    client_logger.setLevel(logging.DEBUG)
+    try:
+        assert asyncio.run(three_at_once()) == [15, 15, 15]
+    finally:
+        client_logger.removeHandler(handler)
+        client_logger.setLevel(level)
+    assert handler.messages == []

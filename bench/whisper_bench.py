@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -77,17 +76,21 @@ def flow(path: Path, profile: str) -> float:
     return elapsed
 
 
-def peak_rss_child(path: Path) -> tuple[float, float]:
-    """(peak RSS in MiB, wall s) of a child process running generate_srt on ``path``."""
+def peak_rss_child(path: Path, runner: str) -> tuple[float, float]:
+    """(peak RSS in MiB, wall s) of a fresh process running ``runner`` (``flow`` or ``direct``)
+    on ``path``; each child's peak is its own. The flow's time includes loading the model (in
+    its task), the direct call's does not."""
+    call = "flow(Path(sys.argv[1]), 'long')" if runner == "flow" else "direct(Path(sys.argv[1]))"
     code = (
-        "import sys; from pathlib import Path; from bench.whisper_bench import flow; "
-        "print(flow(Path(sys.argv[1]), 'long'))"
+        "import resource, sys; from pathlib import Path; "
+        "from bench.whisper_bench import flow, direct; "
+        f"wall = {call}; "
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, wall)"
     )
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     out = subprocess.run([sys.executable, "-c", code, str(path)], check=True,
                          capture_output=True, text=True, env=os.environ.copy())  # fmt: skip
-    after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return max(after, before) / 1024, float(out.stdout.strip().splitlines()[-1])
+    rss, wall = out.stdout.strip().splitlines()[-1].split()
+    return float(rss), float(wall)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -108,12 +111,13 @@ def main(argv: list[str] | None = None) -> None:
         print(f"flow / direct:         {f / d:.3f}x  (goal <= 1.10)")
         if args.long:
             long_clip = make_speech_clip(Path(tmp), args.long)
-            rss, wall = peak_rss_child(long_clip)
-            d_long = direct(long_clip)
+            flow_rss, flow_wall = peak_rss_child(long_clip, "flow")
+            direct_rss, direct_wall = peak_rss_child(long_clip, "direct")
             print(
-                f"long file {args.long:.0f} s: generate_srt {wall:.1f} s in a fresh process "
-                f"(model load included), direct {d_long:.1f} s, flow / direct "
-                f"{wall / d_long:.3f}x (goal <= 1.02); peak RSS of that process {rss:.0f} MiB"
+                f"long file {args.long:.0f} s, each in a fresh process: "
+                f"generate_srt {flow_wall:.1f} s, direct {direct_wall:.1f} s, flow / direct "
+                f"{flow_wall / direct_wall:.3f}x (goal <= 1.02); peak RSS flow {flow_rss:.0f} MiB, "
+                f"direct {direct_rss:.0f} MiB"
             )
 
 

@@ -70,9 +70,15 @@ def _generate_srt(profile: str, file_id: str, request: GenerateSrtRequest) -> Sr
 
     workspace = run_workspace(srt_id)
     try:
-        local, _ = fetch_and_probe(source, workspace, progress, probe_at=5)
+        local, info = fetch_and_probe(source, workspace, progress, probe_at=5)
         report_progress(progress, 8, "transcribing 0%")
-        transcription = transcribe_media(local, source, transcribe_request, progress)
+        transcription = transcribe_media(
+            local,
+            source,
+            transcribe_request,
+            progress,
+            duration=info.content_duration or info.duration,
+        )
         report_progress(progress, 90, "building cues")
         subs = build_subtitles(transcription, request.rules, request.vtt, request.json_output)
         report_progress(progress, 95, "storing")

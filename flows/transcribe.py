@@ -63,9 +63,11 @@ def _transcribe(profile: str, file_id: str, request: TranscribeRequest) -> Trans
 
     workspace = run_workspace(output_id)
     try:
-        local, _ = fetch_and_probe(source, workspace, progress, probe_at=5)
+        local, info = fetch_and_probe(source, workspace, progress, probe_at=5)
         report_progress(progress, 8, "transcribing 0%")
-        transcription = transcribe_media(local, source, request, progress)
+        transcription = transcribe_media(
+            local, source, request, progress, duration=info.content_duration or info.duration
+        )
         report_progress(progress, 95, "storing")
         stored = store_text_output(
             profile,

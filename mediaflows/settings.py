@@ -35,6 +35,12 @@ class WhisperSettings(BaseModel):
         default=False, description="Use BatchedInferencePipeline (GPU throughput)."
     )
     batch_size: int = Field(default=8, ge=1, le=64)
+    window_s: float = Field(
+        default=300.0,
+        ge=30.0,
+        description="Audio is decoded and transcribed this many seconds at a time, cut at the "
+        "quietest moment near the end of each window: memory stays bounded on long files.",
+    )
     download_root: Path | None = Field(
         default=None, description="Where named models are downloaded (when a hub is reachable)."
     )

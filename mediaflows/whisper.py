@@ -9,7 +9,8 @@ from __future__ import annotations
 import re
 import subprocess
 import threading
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -99,28 +100,134 @@ def loaded_models() -> int:
     return len(_models)
 
 
-def decode_audio(path: Path, name: str, settings: Settings | None = None) -> np.ndarray:
-    """The first audio stream as 16 kHz mono float32, decoded by ffmpeg with the whitelists."""
-    settings = settings or get_settings()
-    args = [
+def _decode_args(path: Path, settings: Settings) -> list[str]:
+    return [
         settings.ffmpeg_binary, "-nostdin", "-hide_banner", "-v", "error",
         "-protocol_whitelist", "file", "-format_whitelist", ",".join(ALLOWED_DEMUXERS),
         "-i", f"file:{path}", "-map", "0:a:0", "-vn", "-sn", "-dn",
         "-ac", "1", "-ar", str(SAMPLE_RATE), "-f", "f32le", "pipe:1",
     ]  # fmt: skip
-    try:
-        proc = subprocess.run(
-            args, capture_output=True, timeout=settings.ffmpeg_timeout_s, stdin=subprocess.DEVNULL
+
+
+class _Decoder:
+    """ffmpeg decoding to a pipe, read as the consumer needs it. The timeout bounds each wait for
+    ffmpeg's output (not the time the consumer spends between reads)."""
+
+    def __init__(self, path: Path, name: str, settings: Settings) -> None:
+        self.name, self.timeout = name, settings.ffmpeg_timeout_s
+        try:
+            self.proc = subprocess.Popen(
+                _decode_args(path, settings),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+        except OSError as exc:
+            raise ConfigurationError(f"cannot run ffmpeg: {exc} (install ffmpeg)") from exc
+        assert self.proc.stdout is not None and self.proc.stderr is not None
+        self.stdout, stderr = self.proc.stdout, self.proc.stderr
+        self.stderr_tail: deque[bytes] = deque(maxlen=50)
+        self.err_reader = threading.Thread(
+            target=lambda: self.stderr_tail.extend(stderr), daemon=True
         )
-    except subprocess.TimeoutExpired as exc:
-        raise ToolTimeoutError(f"{name}: decoding ran over {settings.ffmpeg_timeout_s} s") from exc
-    if proc.returncode != 0:
-        stderr = proc.stderr.decode(errors="replace")
-        if "matches no streams" in stderr:
-            raise MediaError(name, "has no audio stream")
-        err = stderr.strip().splitlines()
-        raise MediaError(name, f"cannot decode audio ({err[-1] if err else 'ffmpeg failed'})")
-    return np.frombuffer(proc.stdout, dtype=np.float32)
+        self.err_reader.start()
+        self.timed_out = threading.Event()
+
+    def _kill(self) -> None:
+        self.timed_out.set()
+        self.proc.kill()
+
+    def read(self, nbytes: int) -> bytes:
+        """Up to ``nbytes`` (fewer only at the end of the stream)."""
+        watchdog = threading.Timer(self.timeout, self._kill)
+        watchdog.daemon = True
+        watchdog.start()
+        try:
+            return self.stdout.read(nbytes)
+        finally:
+            watchdog.cancel()
+
+    def finish(self) -> None:
+        """Wait for ffmpeg after the end of its output; raise if it failed."""
+        self.proc.wait()
+        self.err_reader.join(timeout=5)
+        if self.timed_out.is_set():
+            raise ToolTimeoutError(f"{self.name}: decoding stalled over {self.timeout:.0f} s")
+        if self.proc.returncode != 0:
+            stderr = b"".join(self.stderr_tail).decode(errors="replace")
+            if "matches no streams" in stderr:
+                raise MediaError(self.name, "has no audio stream")
+            err = stderr.strip().splitlines()
+            raise MediaError(
+                self.name, f"cannot decode audio ({err[-1] if err else 'ffmpeg failed'})"
+            )
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.err_reader.join(timeout=5)
+
+
+#: A window is cut at the quietest 100 ms within this many seconds of its nominal end.
+CUT_SEARCH_S = 10.0
+_FRAME = SAMPLE_RATE // 10
+
+
+def quietest_cut(audio: np.ndarray, lo: int, hi: int) -> int:
+    """The sample index in ``[lo, hi)`` at the middle of the quietest 100 ms frame."""
+    frames = (hi - lo) // _FRAME
+    if frames <= 1:
+        return hi
+    region = audio[lo : lo + frames * _FRAME].reshape(frames, _FRAME)
+    energy = np.einsum("ij,ij->i", region, region)
+    return lo + int(np.argmin(energy)) * _FRAME + _FRAME // 2
+
+
+def audio_windows(
+    path: Path, name: str, settings: Settings | None = None, window_s: float | None = None
+) -> Iterator[tuple[float, np.ndarray]]:
+    """The first audio stream as 16 kHz mono float32, decoded by ffmpeg with the whitelists, in
+    windows of about ``window_s`` seconds, each cut at a quiet moment so that no word is split.
+
+    Yields ``(start in seconds, samples)``; holds at most one window and its look-ahead in
+    memory, however long the file.
+
+    Raises:
+        MediaError: no audio stream, or ffmpeg cannot decode it (after the windows decoded).
+        ToolTimeoutError: ffmpeg produced nothing for ``ffmpeg_timeout_s``.
+    """
+    settings = settings or get_settings()
+    window = int((window_s or settings.whisper.window_s) * SAMPLE_RATE)
+    search = min(int(CUT_SEARCH_S * SAMPLE_RATE), window // 3)
+    decoder = _Decoder(path, name, settings)
+    try:
+        pending = np.empty(0, dtype=np.float32)
+        offset = 0
+        while True:
+            want = window + search - len(pending)
+            block = decoder.read(want * 4)
+            usable = len(block) - len(block) % 4
+            if usable:
+                more = np.frombuffer(block[:usable], dtype=np.float32)
+                pending = np.concatenate([pending, more]) if len(pending) else more
+            if len(block) < want * 4:  # end of stream
+                decoder.finish()
+                if len(pending):
+                    yield offset / SAMPLE_RATE, pending
+                return
+            cut = quietest_cut(pending, window - search, window + search)
+            yield offset / SAMPLE_RATE, pending[:cut]
+            pending, offset = pending[cut:].copy(), offset + cut
+    finally:
+        decoder.close()
+
+
+def decode_audio(path: Path, name: str, settings: Settings | None = None) -> np.ndarray:
+    """The whole first audio stream as 16 kHz mono float32 (for short files; see
+    :func:`audio_windows` for long ones)."""
+    parts = [audio for _, audio in audio_windows(path, name, settings)]
+    return np.concatenate(parts) if parts else np.empty(0, dtype=np.float32)
 
 
 @dataclass(frozen=True)
@@ -141,26 +248,75 @@ def transcribe(
     settings: Settings | None = None,
     guard: Guard = Guard(),
 ) -> Transcription:
-    """Transcribe 16 kHz mono audio, dropping what looks like hallucination.
+    """Transcribe 16 kHz mono audio held in memory (see :func:`transcribe_windows`)."""
+    return transcribe_windows(
+        [(0.0, audio)], request, on_progress, settings, guard, len(audio) / SAMPLE_RATE
+    )
+
+
+def transcribe_windows(
+    windows: Iterable[tuple[float, np.ndarray]],
+    request: TranscribeRequest,
+    on_progress: ProgressCallback | None = None,
+    settings: Settings | None = None,
+    guard: Guard = Guard(),
+    duration_hint: float | None = None,
+) -> Transcription:
+    """Transcribe 16 kHz mono audio given as ``(start s, samples)`` windows, dropping what looks
+    like hallucination.
 
     faster-whisper skips non-speech with Silero VAD and flags segments with its thresholds; on top
     of that, segments that are probably silence, that loop on a phrase, or that repeat the
-    previous segment verbatim are dropped.
+    previous segment verbatim are dropped. Without a requested language, the language detected in
+    the first window with speech is kept for the windows after it.
     """
     settings = settings or get_settings()
     name = request.model or settings.whisper.model or default_model()
     model = load_model(name, settings.whisper)
-    duration = len(audio) / SAMPLE_RATE
-    if duration == 0:
-        return Transcription(
-            language=request.language or "en",
-            language_probability=0.0,
-            duration=0.0,
-            segments=(),
-            model=model_id(request, settings),
-        )
+    language = request.language
+    detected: tuple[str, float] | None = None
+    kept: list[Segment] = []
+    dropped, samples = 0, 0
+    for start, audio in windows:
+        samples += len(audio)
+        if not len(audio):
+            continue
+        segments_iter, info = _run_model(model, audio, request, language, settings, guard)
+        before = len(kept)
+        for raw in segments_iter:  # a generator: decoding happens as we iterate
+            segment = _segment(raw, start)
+            if _is_hallucination(segment, kept[-1] if kept else None, guard):
+                dropped += 1
+            else:
+                kept.append(segment)
+            if on_progress and duration_hint:
+                on_progress(min(segment.end / duration_hint, 1.0))
+        if language is None or detected is None:
+            detected = (info.language, float(info.language_probability))
+            if language is None and len(kept) > before:
+                language = info.language  # the language of the first speech, for the rest
+    if on_progress:
+        on_progress(1.0)
+    return Transcription(
+        language=language or (detected[0] if detected else request.language or "en"),
+        language_probability=detected[1] if detected else 0.0,
+        duration=samples / SAMPLE_RATE,
+        segments=tuple(kept),
+        model=model_id(request, settings),
+        dropped=dropped,
+    )
+
+
+def _run_model(
+    model: Any,
+    audio: np.ndarray,
+    request: TranscribeRequest,
+    language: str | None,
+    settings: Settings,
+    guard: Guard,
+) -> tuple[Iterator[Any], Any]:
     options: dict[str, Any] = {
-        "language": request.language,
+        "language": language,
         "task": request.task,
         "beam_size": request.beam_size,
         "vad_filter": request.vad,
@@ -180,41 +336,27 @@ def transcribe(
         pipeline = BatchedInferencePipeline(model)
         options.pop("condition_on_previous_text")
         options.pop("hallucination_silence_threshold", None)
-        segments_iter, info = pipeline.transcribe(
+        result: tuple[Iterator[Any], Any] = pipeline.transcribe(
             audio, batch_size=settings.whisper.batch_size, **options
         )
-    else:
-        segments_iter, info = model.transcribe(audio, **options)
-    kept: list[Segment] = []
-    dropped = 0
-    for raw in segments_iter:  # a generator: decoding happens as we iterate
-        segment = _segment(raw)
-        if _is_hallucination(segment, kept[-1] if kept else None, guard):
-            dropped += 1
-        else:
-            kept.append(segment)
-        if on_progress and duration > 0:
-            on_progress(min(segment.end / duration, 1.0))
-    if on_progress:
-        on_progress(1.0)
-    return Transcription(
-        language=info.language,
-        language_probability=float(info.language_probability),
-        duration=duration,
-        segments=tuple(kept),
-        model=model_id(request, settings),
-        dropped=dropped,
-    )
+        return result
+    result = model.transcribe(audio, **options)
+    return result
 
 
-def _segment(raw: Any) -> Segment:
+def _segment(raw: Any, offset: float = 0.0) -> Segment:
     words = tuple(
-        Word(start=float(w.start), end=float(w.end), text=w.word, probability=float(w.probability))
+        Word(
+            start=float(w.start) + offset,
+            end=float(w.end) + offset,
+            text=w.word,
+            probability=float(w.probability),
+        )
         for w in (raw.words or ())
     )
     return Segment(
-        start=float(raw.start),
-        end=float(raw.end),
+        start=float(raw.start) + offset,
+        end=float(raw.end) + offset,
         text=raw.text.strip(),
         words=words,
         avg_logprob=float(raw.avg_logprob),
@@ -257,6 +399,10 @@ def transcribe_file(
     request: TranscribeRequest,
     on_progress: ProgressCallback | None = None,
     settings: Settings | None = None,
+    duration_hint: float | None = None,
 ) -> Transcription:
-    """Decode a local media file and transcribe it (see :func:`transcribe`)."""
-    return transcribe(decode_audio(path, name, settings), request, on_progress, settings)
+    """Decode a local media file window by window and transcribe it (memory stays bounded
+    however long the file; see :func:`audio_windows`)."""
+    settings = settings or get_settings()
+    windows = audio_windows(path, name, settings)
+    return transcribe_windows(windows, request, on_progress, settings, duration_hint=duration_hint)

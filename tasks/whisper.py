@@ -48,6 +48,7 @@ def transcribe_media(
     request: TranscribeRequest,
     progress_id: UUID | None = None,
     progress_span: tuple[float, float] = (8.0, 90.0),
+    duration: float | None = None,
 ) -> Transcription:
     """Decode the audio and run the model (loaded once per worker process), guarded against
     hallucinations; cached by content hash across runs and processes."""
@@ -56,4 +57,5 @@ def transcribe_media(
         file.name,
         request,
         on_progress=StageProgress(progress_id, "transcribing", *progress_span),
+        duration_hint=duration,
     )

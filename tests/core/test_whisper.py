@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from mediaflows import whisper
 from mediaflows.errors import MediaError
 from mediaflows.models import Segment, TranscribeRequest
-from tests.media_factory import make_video
+from tests.media_factory import make_speech, make_video
 from tests.wer import wer
 
 JFK = (
@@ -68,3 +70,52 @@ def test_guard_drops_probable_silence() -> None:
     quiet = Segment(start=0, end=2, text="Thanks for watching!", no_speech_prob=0.9,
                     avg_logprob=-1.5)  # fmt: skip
     assert whisper._is_hallucination(quiet, None, whisper.Guard())
+
+
+LONG_TEXT = (
+    "The quick brown fox jumps over the lazy dog. "
+    "Every morning we walk to the market and buy fresh bread. "
+    "Please call me when you arrive at the station. "
+    "The weather today is cold, but tomorrow it will be warm again. "
+    "She reads a book while the children play in the garden. "
+    "My brother builds small wooden boats in his garage. "
+    "We watched the sun go down behind the hills. "
+    "The train to the city leaves at seven in the morning. "
+    "Could you open the window and let some fresh air in. "
+    "Our neighbours planted apple trees along the fence."
+)
+
+
+@pytest.fixture(scope="module")
+def long_speech(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_speech(tmp_path_factory.mktemp("long-speech"), LONG_TEXT)
+
+
+def test_windows_cover_the_stream_and_are_cut_in_pauses(long_speech: Path) -> None:
+    whole = whisper.decode_audio(long_speech, "long.wav")
+    windows = list(whisper.audio_windows(long_speech, "long.wav", window_s=10))
+    assert len(windows) >= 3
+    assert np.array_equal(np.concatenate([audio for _, audio in windows]), whole)
+    offsets = np.cumsum([0] + [len(audio) for _, audio in windows[:-1]]) / whisper.SAMPLE_RATE
+    assert [start for start, _ in windows] == pytest.approx(list(offsets))
+    speech_power = float(np.mean(whole**2))
+    for start, _ in windows[1:]:
+        cut = round(start * whisper.SAMPLE_RATE)
+        around = whole[cut - 800 : cut + 800]  # the 100 ms around the cut
+        assert float(np.mean(around**2)) < 0.01 * speech_power, start
+
+
+def test_windowed_transcription_keeps_words_and_time(long_speech: Path) -> None:
+    windows = whisper.audio_windows(long_speech, "long.wav", window_s=10)
+    progress: list[float] = []
+    result = whisper.transcribe_windows(
+        windows, TranscribeRequest(), progress.append, duration_hint=40.0
+    )
+    assert wer(LONG_TEXT, result.text) <= 0.25, result.text
+    starts = [segment.start for segment in result.segments]
+    assert starts == sorted(starts)
+    assert result.segments[-1].end > 25  # later windows are shifted to their place in the file
+    words = [w for s in result.segments for w in s.words]
+    assert all(a.start <= b.start for a, b in itertools.pairwise(words))
+    assert result.duration == pytest.approx(len(whisper.decode_audio(long_speech, "l")) / 16000)
+    assert progress == sorted(progress) and progress[-1] == 1.0

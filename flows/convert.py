@@ -9,7 +9,7 @@ from prefect import flow
 from flows._steps import fetch_and_probe, run_workspace
 from mediaflows.ids import FileId, ProfileName
 from mediaflows.models import ConvertRequest, ConvertResult, StoredFile
-from tasks._engine import shared_api_client
+from tasks._engine import run_blocking
 from tasks.media import convert_media, convert_output_id
 from tasks.progress import report_progress, start_progress
 from tasks.store import (
@@ -44,11 +44,11 @@ async def convert(
     moov atom always comes first. If an earlier run already stored this exact output (same
     content, options and ffmpeg), nothing runs again.
 
-    The flow is ``async`` only for its engine (an async flow run ends without the sync engine's
-    ~1 s heartbeat-thread join); its tasks are plain blocking calls, run one after another.
+    The flow is ``async`` for its engine (an async flow run ends without the sync engine's ~1 s
+    heartbeat-thread join); its tasks are plain blocking calls, run one after another in a
+    worker thread.
     """
-    with shared_api_client():
-        return _convert(profile, file_id, request or ConvertRequest())
+    return await run_blocking(_convert, profile, file_id, request or ConvertRequest())
 
 
 def _convert(profile: str, file_id: str, request: ConvertRequest) -> ConvertResult:

@@ -10,7 +10,7 @@ from prefect import flow
 from flows._steps import fetch_and_probe, run_workspace
 from mediaflows.ids import FileId, ProfileName, output_file_id
 from mediaflows.models import GenerateSrtRequest, QAReport, SrtResult, StoredFile
-from tasks._engine import shared_api_client
+from tasks._engine import run_blocking
 from tasks.progress import publish_qa_report, report_progress, start_progress
 from tasks.store import (
     find_output,
@@ -48,8 +48,7 @@ async def generate_srt(
 
     The transcription is cached by content, options and model, so other cue rules or formats for
     the same file do not run the model again; the same request returns the stored SRT."""
-    with shared_api_client():
-        return _generate_srt(profile, file_id, request or GenerateSrtRequest())
+    return await run_blocking(_generate_srt, profile, file_id, request or GenerateSrtRequest())
 
 
 def _generate_srt(profile: str, file_id: str, request: GenerateSrtRequest) -> SrtResult:

@@ -10,7 +10,7 @@ from prefect import flow
 from flows._steps import fetch_and_probe, run_workspace
 from mediaflows.ids import FileId, ProfileName, output_file_id
 from mediaflows.models import StoredFile, TranscribeRequest, TranscribeResult
-from tasks._engine import shared_api_client
+from tasks._engine import run_blocking
 from tasks.progress import report_progress, start_progress
 from tasks.store import (
     find_output,
@@ -44,8 +44,7 @@ async def transcribe(
 ) -> TranscribeResult:
     """Transcribe a profile audio or video file and store the transcript (text, segments and
     words as JSON) in the profile. The same input, options and model are never run twice."""
-    with shared_api_client():
-        return _transcribe(profile, file_id, request or TranscribeRequest())
+    return await run_blocking(_transcribe, profile, file_id, request or TranscribeRequest())
 
 
 def _transcribe(profile: str, file_id: str, request: TranscribeRequest) -> TranscribeResult:

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import ParamSpec, TypeVar
 
 from prefect.context import SyncClientContext
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 @contextmanager
@@ -17,3 +22,18 @@ def shared_api_client() -> Iterator[None]:
     """
     with SyncClientContext.get_or_create():
         yield
+
+
+async def run_blocking(body: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """Run a flow's blocking body (its tasks are plain blocking calls) in a worker thread that
+    shares one API client among them.
+
+    The flow run's context goes with it, so the tasks belong to the run; the event loop stays
+    free, so the child flows of a batch overlap (one fetches while another holds the ``gpu``).
+    """
+
+    def in_thread() -> T:
+        with shared_api_client():
+            return body(*args, **kwargs)
+
+    return await asyncio.to_thread(in_thread)

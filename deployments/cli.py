@@ -24,6 +24,7 @@ from mediaflows.store import ProfileStore
 
 EXIT_INPUT = 2
 EXIT_CONFIG = 3
+EXIT_BATCH_FAILED = 4  # the batch ran; some of its files failed (the result names them)
 
 
 def _emit(obj: BaseModel | dict[str, Any]) -> None:
@@ -47,7 +48,7 @@ def cmd_import(args: argparse.Namespace) -> None:
     store = ProfileStore.from_settings()
     profile = check_profile(args.profile)
     for path in args.paths:
-        file = store.import_file(profile, Path(path))
+        file = store.import_file(profile, Path(path), details=_media_details(Path(path)))
         _emit(
             {
                 "file_id": file.id,
@@ -58,6 +59,17 @@ def cmd_import(args: argparse.Namespace) -> None:
                 "sha256": file.sha256,
             }
         )
+
+
+def _media_details(path: Path) -> dict[str, Any] | None:
+    """The duration of a media file (batch pre-flight estimates use it); None for other files."""
+    from mediaflows.media import probe
+
+    try:
+        info = probe(path, path.name)
+    except MediaflowsError:
+        return None
+    return {"duration": info.content_duration or info.duration}
 
 
 def cmd_list(args: argparse.Namespace) -> None:
@@ -78,26 +90,19 @@ def cmd_get(args: argparse.Namespace) -> None:
     )
 
 
-def cmd_run_convert(args: argparse.Namespace) -> None:
-    from mediaflows.models import ConvertRequest
+def _request(operation: str, args: argparse.Namespace) -> BaseModel:
+    """The request model of ``operation`` from its command-line options."""
+    from mediaflows.models import ConvertRequest, CueRules, GenerateSrtRequest, TranscribeRequest
 
-    profile, file_id = check_profile(args.profile), check_file_id(args.file_id)
-    request = ConvertRequest(
-        codec=args.codec,
-        crf=args.crf,
-        preset=args.preset,
-        max_height=args.max_height,
-        audio_bitrate=args.audio_bitrate,
-    )
-    _start_prefect(args.verbose)
-    from flows.convert import convert
-
-    result = asyncio.run(convert(profile=profile, file_id=file_id, request=request))
-    _print_result(result, args.json)
-
-
-def _transcribe_options(args: argparse.Namespace) -> dict[str, Any]:
-    return {
+    if operation == "convert":
+        return ConvertRequest(
+            codec=args.codec,
+            crf=args.crf,
+            preset=args.preset,
+            max_height=args.max_height,
+            audio_bitrate=args.audio_bitrate,
+        )
+    options = {
         "language": args.language,
         "task": args.task,
         "beam_size": args.beam_size,
@@ -106,37 +111,67 @@ def _transcribe_options(args: argparse.Namespace) -> dict[str, Any]:
         "hotwords": args.hotwords,
         "model": args.model,
     }
-
-
-def cmd_run_transcribe(args: argparse.Namespace) -> None:
-    from mediaflows.models import TranscribeRequest
-
-    profile, file_id = check_profile(args.profile), check_file_id(args.file_id)
-    request = TranscribeRequest(**_transcribe_options(args))
-    _start_prefect(args.verbose)
-    from flows.transcribe import transcribe
-
-    _print_result(
-        asyncio.run(transcribe(profile=profile, file_id=file_id, request=request)), args.json
-    )
-
-
-def cmd_run_generate_srt(args: argparse.Namespace) -> None:
-    from mediaflows.models import CueRules, GenerateSrtRequest
-
-    profile, file_id = check_profile(args.profile), check_file_id(args.file_id)
+    if operation == "transcribe":
+        return TranscribeRequest(**options)
     rules = CueRules(
         max_line_chars=args.max_line_chars, max_lines=args.max_lines, max_cps=args.max_cps
     )
-    request = GenerateSrtRequest(
-        **_transcribe_options(args), rules=rules, vtt=args.vtt, json_output=args.json_output
-    )
-    _start_prefect(args.verbose)
-    from flows.generate_srt import generate_srt
+    return GenerateSrtRequest(**options, rules=rules, vtt=args.vtt, json_output=args.json_output)
 
-    _print_result(
-        asyncio.run(generate_srt(profile=profile, file_id=file_id, request=request)), args.json
+
+def cmd_run(args: argparse.Namespace) -> None:
+    profile, file_id = check_profile(args.profile), check_file_id(args.file_id)
+    request = _request(args.operation, args)
+    _start_prefect(args.verbose)
+    from flows.convert import convert
+    from flows.generate_srt import generate_srt
+    from flows.transcribe import transcribe
+
+    operation = {"convert": convert, "transcribe": transcribe, "generate-srt": generate_srt}
+    result = asyncio.run(
+        operation[args.operation](profile=profile, file_id=file_id, request=request)
     )
+    _print_result(result, args.json)
+
+
+def cmd_batch(args: argparse.Namespace) -> int:
+    from mediaflows.models import BatchResult
+
+    profile = check_profile(args.profile)
+    file_ids = [check_file_id(i) for i in args.file_ids]
+    if not file_ids and not args.all_in_profile:
+        raise InputError("give file ids, or --all-in-profile")
+    request = _request(args.operation, args)
+    _start_prefect(args.verbose)
+    from flows import batch
+
+    flows = {
+        "convert": batch.batch_convert,
+        "transcribe": batch.batch_transcribe,
+        "generate-srt": batch.batch_generate_srt,
+    }
+    state = asyncio.run(
+        flows[args.operation](
+            profile=profile,
+            file_ids=file_ids,
+            request=request,
+            mode=args.mode,
+            in_flight=args.in_flight,
+            all_in_profile=args.all_in_profile,
+            return_state=True,
+        )
+    )
+    result = state.result(raise_on_failure=False)
+    if not isinstance(result, BatchResult):  # the batch itself broke, not a child
+        raise result if isinstance(result, BaseException) else MediaflowsError(str(state.message))
+    if args.json:
+        _emit(result)
+    else:
+        print(f"{result.succeeded}/{result.total} succeeded ({result.cached} cached), "
+              f"{result.failed} failed")  # fmt: skip
+        for child in result.children:
+            print(f"{child.file_id}\t{child.status}\t{child.output_id or child.error}")
+    return EXIT_BATCH_FAILED if result.failed else 0
 
 
 def cmd_setup(args: argparse.Namespace) -> None:
@@ -182,6 +217,37 @@ def cmd_demo(args: argparse.Namespace) -> None:
         _emit(line)
 
 
+OPERATIONS = {
+    "convert": "video → web-ready MP4",
+    "transcribe": "audio/video → transcript",
+    "generate-srt": "audio/video → subtitles (SRT, VTT, JSON)",
+}
+
+
+def _operation_options(p: argparse.ArgumentParser, name: str) -> None:
+    if name == "convert":
+        p.add_argument("--codec", choices=["auto", "copy", "transcode"], default="auto")
+        p.add_argument("--crf", type=int, default=23)
+        p.add_argument("--preset", default="veryfast")
+        p.add_argument("--max-height", type=int, default=None)
+        p.add_argument("--audio-bitrate", default="128k")
+    else:
+        p.add_argument("--language", default=None, help="e.g. en; default: detect")
+        p.add_argument("--task", choices=["transcribe", "translate"], default="transcribe")
+        p.add_argument("--beam-size", type=int, default=5)
+        p.add_argument("--no-vad", action="store_true", help="do not skip non-speech")
+        p.add_argument("--initial-prompt", default=None)
+        p.add_argument("--hotwords", default=None, help="names and terms to favour")
+        p.add_argument("--model", default=None, help="model name or path")
+    if name == "generate-srt":
+        p.add_argument("--max-line-chars", type=int, default=42)
+        p.add_argument("--max-lines", type=int, default=2)
+        p.add_argument("--max-cps", type=float, default=20.0)
+        p.add_argument("--vtt", action="store_true", help="also store WebVTT")
+        p.add_argument("--json-output", action="store_true", help="also store JSON")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mediaflows", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="show Prefect's logs")
@@ -205,39 +271,28 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run one operation on one file").add_subparsers(
         dest="operation", required=True
     )
-    p = run.add_parser("convert", help="video → web-ready MP4")
-    p.add_argument("--profile", required=True)
-    p.add_argument("file_id")
-    p.add_argument("--codec", choices=["auto", "copy", "transcode"], default="auto")
-    p.add_argument("--crf", type=int, default=23)
-    p.add_argument("--preset", default="veryfast")
-    p.add_argument("--max-height", type=int, default=None)
-    p.add_argument("--audio-bitrate", default="128k")
-    p.add_argument("--json", action="store_true", help="print the result as JSON")
-    p.set_defaults(func=cmd_run_convert)
-
-    for name, func, help_text in (
-        ("transcribe", cmd_run_transcribe, "audio/video → transcript"),
-        ("generate-srt", cmd_run_generate_srt, "audio/video → subtitles (SRT, VTT, JSON)"),
-    ):
+    batch = sub.add_parser(
+        "batch", help="run one operation on many files (one child run per file)"
+    ).add_subparsers(dest="operation", required=True)
+    for name, help_text in OPERATIONS.items():
         p = run.add_parser(name, help=help_text)
         p.add_argument("--profile", required=True)
         p.add_argument("file_id")
-        p.add_argument("--language", default=None, help="e.g. en; default: detect")
-        p.add_argument("--task", choices=["transcribe", "translate"], default="transcribe")
-        p.add_argument("--beam-size", type=int, default=5)
-        p.add_argument("--no-vad", action="store_true", help="do not skip non-speech")
-        p.add_argument("--initial-prompt", default=None)
-        p.add_argument("--hotwords", default=None, help="names and terms to favour")
-        p.add_argument("--model", default=None, help="model name or path")
-        if name == "generate-srt":
-            p.add_argument("--max-line-chars", type=int, default=42)
-            p.add_argument("--max-lines", type=int, default=2)
-            p.add_argument("--max-cps", type=float, default=20.0)
-            p.add_argument("--vtt", action="store_true", help="also store WebVTT")
-            p.add_argument("--json-output", action="store_true", help="also store JSON")
-        p.add_argument("--json", action="store_true", help="print the result as JSON")
-        p.set_defaults(func=func)
+        _operation_options(p, name)
+        p.set_defaults(func=cmd_run)
+        p = batch.add_parser(name, help=help_text)
+        p.add_argument("--profile", required=True)
+        p.add_argument("file_ids", nargs="*", metavar="FILE_ID")
+        p.add_argument("--all-in-profile", action="store_true", help="every imported media file")
+        p.add_argument(
+            "--mode",
+            choices=["in-process", "distributed"],
+            default="in-process",
+            help="children in this process, or runs of the deployment on any worker",
+        )
+        p.add_argument("--in-flight", type=int, default=None, help="children at once")
+        _operation_options(p, name)
+        p.set_defaults(func=cmd_batch)
 
     p = sub.add_parser("setup", help="start the server (if embedded), create concurrency limits")
     p.set_defaults(func=cmd_setup)
@@ -262,9 +317,9 @@ def _one_line(exc: BaseException) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``mediaflows`` command."""
     args = _parser().parse_args(argv)
-    func: Callable[[argparse.Namespace], None] = args.func
+    func: Callable[[argparse.Namespace], int | None] = args.func
     try:
-        func(args)
+        code = func(args)
     except (InputError, ValidationError) as exc:
         print(f"error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_INPUT
@@ -276,7 +331,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
-    return 0
+    return code or 0
 
 
 if __name__ == "__main__":

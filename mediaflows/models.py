@@ -296,3 +296,45 @@ class RenderedSubtitles(_Frozen):
     vtt: str | None = None
     json_text: str | None = None
     qa: QAReport
+
+
+FanOut = Literal["in-process", "distributed"]
+ChildStatus = Literal["completed", "cached", "failed"]
+
+
+class BatchChild(_Frozen):
+    """One file of a batch: its child run and what came of it."""
+
+    file_id: str
+    status: ChildStatus
+    run_id: str | None = Field(default=None, description="The child flow run (a subflow).")
+    output_id: str | None = Field(default=None, description="The stored output, on success.")
+    error: str | None = Field(default=None, description="Why it failed, on failure.")
+
+
+class BatchResult(_Frozen):
+    """Outcome of a batch: counts, and one entry per file in the order given."""
+
+    operation: str
+    profile: ProfileName
+    total: int
+    succeeded: int = Field(description="Completed children, cached ones included.")
+    failed: int
+    cached: int = Field(description="Children whose output existed already (no work done).")
+    children: tuple[BatchChild, ...]
+
+    @property
+    def failed_files(self) -> list[str]:
+        return [child.file_id for child in self.children if child.status == "failed"]
+
+
+class BatchPlan(_Frozen):
+    """The pre-flight summary of a batch, before any work starts."""
+
+    files: int
+    known_duration_s: float = Field(description="Total media duration where it is known.")
+    unknown_duration: int = Field(description="Files whose duration is not recorded.")
+    total_bytes: int
+    estimated_s: float | None = Field(
+        default=None, description="known duration ÷ the operation's measured realtime factor."
+    )

@@ -99,6 +99,13 @@ class Settings(BaseSettings):
     gpu_limit: int = Field(
         default=1, ge=1, description="Model runs at once across all workers (Prefect tag `gpu`)."
     )
+    batch_in_flight: int = Field(
+        default=4,
+        ge=1,
+        le=64,
+        description="Child runs a batch keeps in flight (bounded so the Prefect server is never "
+        "flooded; the `gpu`/`llm` limits bound the heavy parts).",
+    )
     whisper: WhisperSettings = Field(default_factory=WhisperSettings)
 
     @model_validator(mode="after")

@@ -397,7 +397,13 @@ class ProfileStore:
         finally:
             tmp.unlink(missing_ok=True)
 
-    def import_file(self, profile: str, path: Path, name: str | None = None) -> ProfileFile:
+    def import_file(
+        self,
+        profile: str,
+        path: Path,
+        name: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> ProfileFile:
         """Add a local file to a profile. Its id comes from its content: importing twice is a
         no-op."""
         check_profile(profile)
@@ -405,7 +411,12 @@ class ProfileStore:
             raise InputError(f"{path}: not a file")
         sha256 = sha256_of(path)
         return self.put_file(
-            profile, content_file_id(sha256), path, name=name or path.name, sha256=sha256
+            profile,
+            content_file_id(sha256),
+            path,
+            name=name or path.name,
+            sha256=sha256,
+            details=details,
         )
 
     def put_file(

@@ -9,12 +9,16 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from uuid import UUID
 
-from prefect.artifacts import create_progress_artifact, create_table_artifact
+from prefect.artifacts import (
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+)
 from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.client.schemas.actions import ArtifactUpdate
 from prefect.context import SettingsContext
 
-from mediaflows.models import QAReport
+from mediaflows.models import BatchPlan, BatchResult, QAReport
 
 log = logging.getLogger(__name__)
 
@@ -120,3 +124,48 @@ def publish_qa_report(qa: QAReport, title: str) -> None:
         create_table_artifact(table=rows, description=f"Subtitle QA: {title}", _sync=True)
     except Exception as exc:
         log.warning("could not create QA artifact: %s", exc)
+
+
+def publish_batch_plan(operation: str, profile: str, plan: BatchPlan) -> None:
+    """The pre-flight summary of a batch as a table artifact (best effort)."""
+    estimate = f"{plan.estimated_s:.0f} s" if plan.estimated_s is not None else "unknown"
+    rows = [
+        {"item": "files", "value": plan.files},
+        {"item": "known media duration", "value": f"{plan.known_duration_s:.1f} s"},
+        {"item": "files of unknown duration", "value": plan.unknown_duration},
+        {"item": "total size", "value": f"{plan.total_bytes / 1e6:.1f} MB"},
+        {"item": "estimated time (last measured speed)", "value": estimate},
+    ]
+    try:
+        create_table_artifact(
+            table=rows, key="batch-plan", description=f"{operation} {profile}: plan", _sync=True
+        )
+    except Exception as exc:
+        log.warning("could not create batch plan artifact: %s", exc)
+
+
+def publish_batch_result(result: BatchResult, ui_url: str | None) -> None:
+    """Every child of a batch, linked to its run, as a markdown table (best effort)."""
+    lines = [
+        f"**{result.operation}** on `{result.profile}`: {result.succeeded} of {result.total} "
+        f"succeeded ({result.cached} cached), {result.failed} failed",
+        "",
+        "| file | status | run | output / error |",
+        "| --- | --- | --- | --- |",
+    ]
+    for child in result.children:
+        run = "—"
+        if child.run_id:
+            run = (
+                f"[{child.run_id[:8]}]({ui_url}/runs/flow-run/{child.run_id})"
+                if ui_url
+                else child.run_id[:8]
+            )
+        detail = child.output_id or (child.error or "").replace("|", "/").replace("\n", " ")[:200]
+        lines.append(f"| `{child.file_id}` | {child.status} | {run} | {detail} |")
+    try:
+        create_markdown_artifact(
+            markdown="\n".join(lines), key="batch-result", description="batch children", _sync=True
+        )
+    except Exception as exc:
+        log.warning("could not create batch result artifact: %s", exc)

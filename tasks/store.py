@@ -8,6 +8,7 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NONE
 
+from mediaflows.errors import InputError
 from mediaflows.models import FileKind, ProfileFile, StoredFile
 from mediaflows.store import ProfileStore
 from mediaflows.workspace import remove_workspace as _remove_workspace
@@ -21,6 +22,29 @@ from tasks._retry import RETRYING
 def lookup_profile_file(profile: str, file_id: str) -> ProfileFile:
     """The metadata of an input file (fails at once if there is no such file)."""
     return ProfileStore.from_settings().get(profile, file_id)
+
+
+@task(name="lookup_batch_files", cache_policy=NONE, **RETRYING)
+def lookup_batch_files(profile: str, file_ids: list[str]) -> dict[str, ProfileFile | str]:
+    """Each file's metadata, or why it cannot be used (missing: an input error, not retried)."""
+    store = ProfileStore.from_settings()
+    found: dict[str, ProfileFile | str] = {}
+    for file_id in file_ids:
+        try:
+            found[file_id] = store.get(profile, file_id)
+        except InputError as exc:
+            found[file_id] = f"{type(exc).__name__}: {exc}"
+    return found
+
+
+@task(name="list_profile_media", cache_policy=NONE, **RETRYING)
+def list_profile_media(profile: str, kinds: tuple[str, ...]) -> list[str]:
+    """Ids of the imported (not derived) files of these kinds in a profile."""
+    return [
+        f.id
+        for f in ProfileStore.from_settings().list_files(profile)
+        if f.kind in kinds and f.operation is None
+    ]
 
 
 @task(name="find_output", cache_policy=NONE, **RETRYING)

@@ -120,6 +120,17 @@ def store(store_url: str):  # type: ignore[no-untyped-def]
     return ProfileStore.from_settings()
 
 
+@pytest.fixture
+def local_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """A fresh local store only (for tests whose subject is not the backend)."""
+    from mediaflows.store import ProfileStore
+
+    monkeypatch.setenv("MEDIAFLOWS_STORE_URL", str(tmp_path / "store"))
+    get_settings.cache_clear()
+    yield ProfileStore.from_settings()
+    get_settings.cache_clear()
+
+
 @pytest.fixture(scope="session")
 def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("media")

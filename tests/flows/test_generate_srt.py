@@ -29,16 +29,6 @@ def _task_names(run_id: Any, expect: int) -> dict[str, str]:
     return {r.task_key.rsplit("-", 1)[0]: r.state.type.value for r in runs if r.state}
 
 
-@pytest.fixture
-def local_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ProfileStore:
-    from mediaflows.settings import get_settings
-
-    monkeypatch.setenv("MEDIAFLOWS_STORE_URL", str(tmp_path / "store"))
-    get_settings.cache_clear()
-    yield ProfileStore.from_settings()
-    get_settings.cache_clear()
-
-
 @pytest.mark.parametrize("name", sorted(SPEECH_CONTAINERS))
 def test_speech_in_any_container(
     name: str, local_store: ProfileStore, speech_media: dict[str, Path]

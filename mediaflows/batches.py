@@ -1,0 +1,81 @@
+"""Plain-Python parts of batches: the pre-flight plan, measured speeds, the outcome summary."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from mediaflows.models import BatchChild, BatchPlan, BatchResult, ProfileFile
+
+
+def _speeds_path(home: Path) -> Path:
+    return home / "batch-speeds.json"
+
+
+def measured_speed(home: Path, operation: str) -> float | None:
+    """Media seconds processed per wall second by the last batch of ``operation`` here."""
+    try:
+        speeds = json.loads(_speeds_path(home).read_text())
+    except (OSError, ValueError):
+        return None
+    value = speeds.get(operation)
+    return float(value) if isinstance(value, int | float) and value > 0 else None
+
+
+def record_speed(home: Path, operation: str, media_s: float, wall_s: float) -> None:
+    """Remember this batch's speed for the next pre-flight estimate (best effort, atomic)."""
+    if media_s <= 0 or wall_s <= 0:
+        return
+    path = _speeds_path(home)
+    try:
+        speeds = json.loads(path.read_text())
+    except (OSError, ValueError):
+        speeds = {}
+    speeds[operation] = media_s / wall_s
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".speeds-")
+    with os.fdopen(fd, "w") as f:
+        json.dump(speeds, f)
+    os.replace(tmp, path)
+
+
+def file_duration(file: ProfileFile) -> float | None:
+    value = file.details.get("duration")
+    return float(value) if isinstance(value, int | float) and value > 0 else None
+
+
+def plan(files: Sequence[ProfileFile], speed: float | None) -> BatchPlan:
+    """Files, total known media duration, bytes, and the time that should take."""
+    durations = [file_duration(f) for f in files]
+    known = sum(d for d in durations if d is not None)
+    return BatchPlan(
+        files=len(files),
+        known_duration_s=round(known, 3),
+        unknown_duration=sum(d is None for d in durations),
+        total_bytes=sum(f.size for f in files),
+        estimated_s=round(known / speed, 1) if speed and known else None,
+    )
+
+
+def summarize(operation: str, profile: str, children: Sequence[BatchChild]) -> BatchResult:
+    failed = sum(c.status == "failed" for c in children)
+    return BatchResult(
+        operation=operation,
+        profile=profile,
+        total=len(children),
+        succeeded=len(children) - failed,
+        failed=failed,
+        cached=sum(c.status == "cached" for c in children),
+        children=tuple(children),
+    )
+
+
+def failure_message(result: BatchResult, shown: int = 10) -> str:
+    names = result.failed_files
+    listed = ", ".join(names[:shown]) + (
+        f" and {len(names) - shown} more" if len(names) > shown else ""
+    )
+    return f"{result.failed} of {result.total} files failed: {listed}"

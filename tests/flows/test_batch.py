@@ -1,0 +1,129 @@
+"""Batch flows: bounded fan-out of child subflows, partial failure, re-runs that redo only what
+failed, the `gpu` limit across processes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from uuid import UUID
+
+from flows.batch import batch_convert
+from mediaflows.models import BatchResult
+from mediaflows.store import ProfileStore
+from tests import prefect_api
+from tests.media_factory import VIDEOS, ffmpeg, make_video
+
+
+def distinct_clips(directory: Path, n: int) -> list[Path]:
+    """``n`` different 1 s H.264/AAC MKVs (each remuxes in a few tens of ms)."""
+    base = make_video(directory / "base.mkv", VIDEOS["h264_aac.mkv"][1], 1.0, "160x120")
+    clips = []
+    for i in range(n):
+        clip = directory / f"clip{i:03}.mkv"
+        ffmpeg("-i", str(base), "-c", "copy", "-metadata", f"title=clip {i}", str(clip))
+        clips.append(clip)
+    return clips
+
+
+def run_batch(profile: str, file_ids: list[str], **options):  # type: ignore[no-untyped-def]
+    state = asyncio.run(
+        batch_convert(profile=profile, file_ids=file_ids, return_state=True, **options)
+    )
+    result = state.result(raise_on_failure=False)
+    assert isinstance(result, BatchResult), state.message
+    return state, result
+
+
+class _Retries(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "retryable" in record.getMessage():
+            self.messages.append(record.getMessage())
+
+
+def test_bad_files_fail_alone_and_a_rerun_redoes_only_them(
+    local_store: ProfileStore,
+    tmp_path: Path,
+    bad_inputs: dict[str, Path],
+    ffmpeg_calls: Path,
+) -> None:
+    good = [local_store.import_file("bob", p).id for p in distinct_clips(tmp_path, 17)]
+    bad = [
+        local_store.import_file("bob", bad_inputs[name]).id
+        for name in ("empty.mp4", "text.mp4", "truncated.mkv")
+    ]
+    ids = good[:8] + bad + good[8:]
+    state, result = run_batch("bob", ids)
+
+    assert state.is_failed()
+    assert all(file_id in (state.message or "") for file_id in bad), state.message
+    assert (result.total, result.succeeded, result.failed, result.cached) == (20, 17, 3, 0)
+    assert [c.file_id for c in result.children] == ids  # in the order given
+    assert set(result.failed_files) == set(bad)
+    for child in result.children:
+        assert child.run_id is not None
+        if child.file_id in bad:
+            assert child.error and child.output_id is None
+        else:
+            assert child.status == "completed" and local_store.find("bob", child.output_id or "")
+    conversions = len(ffmpeg_calls.read_text().splitlines())
+    # Empty and text files fail at the probe; the truncated one only in its conversion.
+    bad_conversions = conversions - 17
+    assert bad_conversions in (0, 1)
+    # Input errors are not retried: each bad child ran its tasks once.
+    for child in result.children:
+        if child.file_id in bad:
+            runs = prefect_api.task_runs(UUID(child.run_id or ""), failed=1)
+            assert all(r.run_count <= 1 for r in runs), [(r.name, r.run_count) for r in runs]
+    # Every child is a subflow of the batch.
+    batch_id = state.state_details.flow_run_id
+    for child in result.children[:3]:
+        assert prefect_api.flow_run(UUID(child.run_id or "")).parent_task_run_id is not None
+    assert any(a.key == "batch-result" for a in prefect_api.artifacts(batch_id))
+
+    again_state, again = run_batch("bob", ids)
+    assert again_state.is_failed()
+    assert (again.succeeded, again.failed, again.cached) == (17, 3, 17)
+    # Nothing is converted again but what failed.
+    assert len(ffmpeg_calls.read_text().splitlines()) == conversions + bad_conversions
+    assert [c.output_id for c in again.children] == [c.output_id for c in result.children]
+
+
+def test_missing_files_are_named_without_a_child_run(
+    local_store: ProfileStore, tmp_path: Path
+) -> None:
+    clip = local_store.import_file("carol", distinct_clips(tmp_path, 1)[0]).id
+    state, result = run_batch("carol", [clip, "f" * 64])
+    assert state.is_failed() and ("f" * 64) in (state.message or "")
+    missing = result.children[1]
+    assert (
+        missing.status == "failed" and missing.run_id is None and "no file" in (missing.error or "")
+    )
+    assert result.children[0].status == "completed"
+
+
+def test_many_children_never_flood_the_server(local_store: ProfileStore, tmp_path: Path) -> None:
+    """100 children with 8 in flight on the embedded SQLite server: all Completed, and the
+    client never had to back off (no 503, no 'database is locked')."""
+    ids = [local_store.import_file("dave", p).id for p in distinct_clips(tmp_path, 100)]
+    handler = _Retries()
+    client_logger = logging.getLogger("prefect.client")
+    level = client_logger.level
+    client_logger.addHandler(handler)
+    client_logger.setLevel(logging.DEBUG)
+    try:
+        state, result = run_batch("dave", ids, in_flight=8)
+    finally:
+        client_logger.removeHandler(handler)
+        client_logger.setLevel(level)
+    assert state.is_completed(), state.message
+    assert (result.succeeded, result.failed) == (100, 0)
+    assert handler.messages == []
+    runs = {UUID(c.run_id or "") for c in result.children}
+    assert len(runs) == 100
+    for run_id in list(runs)[:10]:
+        assert prefect_api.flow_run(run_id).state_type.value == "COMPLETED"

@@ -29,8 +29,17 @@ from typing import Any
 import openai
 
 from mediaflows.errors import InputError, LLMRejectedError, LLMUnavailableError
-from mediaflows.models import ChunkFix, CueText, SrtChunk, TimedCue
+from mediaflows.models import (
+    ChunkFix,
+    CueText,
+    FixReport,
+    ParsedSrt,
+    RenderedSubtitles,
+    SrtChunk,
+    TimedCue,
+)
 from mediaflows.settings import LLMSettings, get_settings
+from mediaflows.subtitles import qa_report, timed_to_cues, write_srt
 
 #: Part of every cache key and output id: bump it when the prompt or validation changes.
 PROMPT_VERSION = "fix-srt-v1"
@@ -379,6 +388,32 @@ def apply_fixes(cues: Sequence[TimedCue], fixes: Sequence[ChunkFix]) -> list[Tim
     """The source cues with their repaired text: same number, same order, same times."""
     texts = {t.id: t.text for fix in fixes for t in fix.texts}
     return [c.model_copy(update={"text": texts.get(c.id, c.text)}) for c in cues]
+
+
+def render_fixed(parsed: ParsedSrt, fixes: Sequence[ChunkFix]) -> RenderedSubtitles:
+    """The repaired file: SRT text written from the source's times, and its QA report."""
+    fixed = apply_fixes(parsed.cues, fixes)
+    cues = timed_to_cues(fixed)
+    return RenderedSubtitles(cues=tuple(cues), srt=write_srt(fixed), qa=qa_report(cues))
+
+
+def summarize(
+    parsed: ParsedSrt, fixed: RenderedSubtitles, fixes: Sequence[ChunkFix], model: str
+) -> FixReport:
+    """The counts a run reports: cues changed and kept, chunks that fell back, tokens."""
+    changed = sum(1 for b, a in zip(parsed.cues, fixed.cues, strict=True) if b.text != a.text)
+    return FixReport(
+        model=model,
+        encoding=parsed.encoding,
+        cues=len(parsed.cues),
+        changed=changed,
+        kept=len(parsed.cues) - changed,
+        chunks=len(fixes),
+        fallback_chunks=tuple(sorted(f.index for f in fixes if f.fallback)),
+        rejected_cues=tuple(sorted(i for f in fixes for i in f.rejected)),
+        prompt_tokens=sum(f.prompt_tokens for f in fixes),
+        completion_tokens=sum(f.completion_tokens for f in fixes),
+    )
 
 
 def changed_cues(

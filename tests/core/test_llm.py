@@ -54,7 +54,9 @@ def test_messy_srt_reads_and_writes_back_unchanged() -> None:
     ],
 )  # fmt: skip
 def test_legacy_encodings_are_detected(encoding: str, lines: list[str]) -> None:
-    text = "".join(f"{i}\n00:00:0{i},000 --> 00:00:0{i},900\n{t}\n\n" for i, t in enumerate(lines, 1))
+    text = "".join(
+        f"{i}\n00:00:0{i},000 --> 00:00:0{i},900\n{t}\n\n" for i, t in enumerate(lines, 1)
+    )
     parsed = read_srt(text.encode(encoding))
     assert [c.text for c in parsed.cues] == lines
 

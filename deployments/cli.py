@@ -139,6 +139,20 @@ def cmd_run_generate_srt(args: argparse.Namespace) -> None:
     )
 
 
+def cmd_run_fix_srt(args: argparse.Namespace) -> None:
+    from mediaflows.models import FixSrtRequest
+
+    profile, file_id = check_profile(args.profile), check_file_id(args.file_id)
+    glossary = tuple(t.strip() for t in (args.glossary or "").split(",") if t.strip())
+    request = FixSrtRequest(model=args.model, sys_msg=args.sys_msg, glossary=glossary)
+    _start_prefect(args.verbose)
+    from flows.fix_srt import fix_srt
+
+    _print_result(
+        asyncio.run(fix_srt(profile=profile, file_id=file_id, request=request)), args.json
+    )
+
+
 def cmd_setup(args: argparse.Namespace) -> None:
     _start_prefect(args.verbose)
     from deployments.setup import ensure_concurrency_limits
@@ -238,6 +252,15 @@ def _parser() -> argparse.ArgumentParser:
             p.add_argument("--json-output", action="store_true", help="also store JSON")
         p.add_argument("--json", action="store_true", help="print the result as JSON")
         p.set_defaults(func=func)
+
+    p = run.add_parser("fix-srt", help="SRT → the same cues with their text repaired by an LLM")
+    p.add_argument("--profile", required=True)
+    p.add_argument("file_id")
+    p.add_argument("--model", default=None, help="one of MEDIAFLOWS_LLM__MODELS (default: first)")
+    p.add_argument("--sys-msg", default=None, help="extra instructions for the model")
+    p.add_argument("--glossary", default=None, help='names and terms, e.g. "Prefect, Kubernetes"')
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=cmd_run_fix_srt)
 
     p = sub.add_parser("setup", help="start the server (if embedded), create concurrency limits")
     p.set_defaults(func=cmd_setup)

@@ -92,8 +92,17 @@ def cmd_get(args: argparse.Namespace) -> None:
 
 def _request(operation: str, args: argparse.Namespace) -> BaseModel:
     """The request model of ``operation`` from its command-line options."""
-    from mediaflows.models import ConvertRequest, CueRules, GenerateSrtRequest, TranscribeRequest
+    from mediaflows.models import (
+        ConvertRequest,
+        CueRules,
+        FixSrtRequest,
+        GenerateSrtRequest,
+        TranscribeRequest,
+    )
 
+    if operation == "fix-srt":
+        glossary = tuple(t.strip() for t in (args.glossary or "").split(",") if t.strip())
+        return FixSrtRequest(model=args.model, sys_msg=args.sys_msg, glossary=glossary)
     if operation == "convert":
         return ConvertRequest(
             codec=args.codec,
@@ -124,10 +133,16 @@ def cmd_run(args: argparse.Namespace) -> None:
     request = _request(args.operation, args)
     _start_prefect(args.verbose)
     from flows.convert import convert
+    from flows.fix_srt import fix_srt
     from flows.generate_srt import generate_srt
     from flows.transcribe import transcribe
 
-    operation = {"convert": convert, "transcribe": transcribe, "generate-srt": generate_srt}
+    operation = {
+        "convert": convert,
+        "transcribe": transcribe,
+        "generate-srt": generate_srt,
+        "fix-srt": fix_srt,
+    }
     result = asyncio.run(
         operation[args.operation](profile=profile, file_id=file_id, request=request)
     )
@@ -149,6 +164,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
         "convert": batch.batch_convert,
         "transcribe": batch.batch_transcribe,
         "generate-srt": batch.batch_generate_srt,
+        "fix-srt": batch.batch_fix_srt,
     }
     state = asyncio.run(
         flows[args.operation](
@@ -221,11 +237,20 @@ OPERATIONS = {
     "convert": "video → web-ready MP4",
     "transcribe": "audio/video → transcript",
     "generate-srt": "audio/video → subtitles (SRT, VTT, JSON)",
+    "fix-srt": "SRT → the same cues with their text repaired by an LLM",
 }
 
 
 def _operation_options(p: argparse.ArgumentParser, name: str) -> None:
-    if name == "convert":
+    if name == "fix-srt":
+        p.add_argument(
+            "--model", default=None, help="one of MEDIAFLOWS_LLM__MODELS (default: first)"
+        )
+        p.add_argument("--sys-msg", default=None, help="extra instructions for the model")
+        p.add_argument(
+            "--glossary", default=None, help='names and terms, e.g. "Prefect, Kubernetes"'
+        )
+    elif name == "convert":
         p.add_argument("--codec", choices=["auto", "copy", "transcode"], default="auto")
         p.add_argument("--crf", type=int, default=23)
         p.add_argument("--preset", default="veryfast")
@@ -283,7 +308,9 @@ def _parser() -> argparse.ArgumentParser:
         p = batch.add_parser(name, help=help_text)
         p.add_argument("--profile", required=True)
         p.add_argument("file_ids", nargs="*", metavar="FILE_ID")
-        p.add_argument("--all-in-profile", action="store_true", help="every imported media file")
+        p.add_argument(
+            "--all-in-profile", action="store_true", help="every imported file it applies to"
+        )
         p.add_argument(
             "--mode",
             choices=["in-process", "distributed"],

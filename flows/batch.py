@@ -22,6 +22,7 @@ from prefect.states import Failed
 from pydantic import BaseModel
 
 from flows.convert import convert
+from flows.fix_srt import fix_srt
 from flows.generate_srt import generate_srt
 from flows.transcribe import transcribe
 from mediaflows import batches
@@ -31,6 +32,7 @@ from mediaflows.models import (
     BatchResult,
     ConvertRequest,
     FanOut,
+    FixSrtRequest,
     GenerateSrtRequest,
     ProfileFile,
     TranscribeRequest,
@@ -46,6 +48,7 @@ from tasks.store import list_profile_media, lookup_batch_files
 
 #: Kinds of files each operation takes when a batch is asked for a whole profile.
 MEDIA_KINDS = ("video", "audio")
+INPUT_KINDS = {"convert": ("video",), "fix_srt": ("subtitle",)}
 
 
 def _output_id(result: Any) -> str | None:
@@ -119,7 +122,8 @@ async def run_batch(
     started = time.perf_counter()
     ids = list(dict.fromkeys(file_ids))  # each file once, in the order given
     if all_in_profile:
-        listed = await asyncio.to_thread(list_profile_media, profile, MEDIA_KINDS)
+        kinds = INPUT_KINDS.get(operation, MEDIA_KINDS)
+        listed = await asyncio.to_thread(list_profile_media, profile, kinds)
         ids += [i for i in listed if i not in set(ids)]
     found = await asyncio.to_thread(lookup_batch_files, profile, ids)
     files = [f for f in found.values() if isinstance(f, ProfileFile)]
@@ -220,6 +224,30 @@ async def batch_generate_srt(
         profile,
         file_ids,
         request or GenerateSrtRequest(),
+        mode,
+        in_flight,
+        all_in_profile,
+    )
+    return result  # type: ignore[no-any-return]
+
+
+@flow(name="batch_fix_srt", validate_parameters=True)
+async def batch_fix_srt(
+    profile: ProfileName,
+    file_ids: list[FileId],
+    request: FixSrtRequest | None = None,
+    mode: FanOut = "in-process",
+    in_flight: int | None = None,
+    all_in_profile: bool = False,
+) -> BatchResult:
+    """``fix_srt`` for many SRT files: one child run per file; the ``llm`` limit bounds the
+    LLM requests of all children together (see the module's doc)."""
+    result: Any = await run_batch(
+        "fix_srt",
+        fix_srt,
+        profile,
+        file_ids,
+        request or FixSrtRequest(),
         mode,
         in_flight,
         all_in_profile,

@@ -56,8 +56,24 @@ class ConfigurationError(MediaflowsError):
     """mediaflows is set up wrongly (missing tool, bad credentials); fix the setup, then re-run."""
 
 
+class LLMRejectedError(ConfigurationError):
+    """The LLM endpoint refused the request (400, 401, 403, 404, 422): wrong URL, key or model
+    name, or a server without the needed features. Retrying cannot help."""
+
+
 class TransientError(MediaflowsError):
     """A temporary fault (network, S3 5xx, timeout); tasks retry these with backoff."""
+
+
+class LLMUnavailableError(TransientError):
+    """The LLM endpoint is busy or down (429, 5xx, timeout, refused connection).
+
+    ``retry_after`` is the server's ``Retry-After`` in seconds, when it sent one.
+    """
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class StoreUnavailableError(TransientError):

@@ -286,6 +286,79 @@ class SrtResult(_Frozen):
     vtt_file_id: FileId | None = None
     json_file_id: FileId | None = None
     cached: bool
+    fix: FixReport | None = Field(default=None, description="What fix_srt changed (fix_srt only).")
+
+
+# ---- LLM subtitle repair ---------------------------------------------------------------------
+
+
+class FixSrtRequest(_Frozen):
+    """How to repair an SRT with an LLM: which configured model, extra instructions, a glossary.
+
+    The endpoint and its API key come from settings (``MEDIAFLOWS_LLM__*``), never from here.
+    """
+
+    model: str | None = Field(
+        default=None,
+        max_length=200,
+        description="One of MEDIAFLOWS_LLM__MODELS; None picks the first.",
+    )
+    sys_msg: str | None = Field(
+        default=None,
+        max_length=4000,
+        description="Extra instructions for the model (style, language, what to leave alone).",
+    )
+    glossary: tuple[str, ...] = Field(
+        default=(),
+        max_length=500,
+        description="Names and terms spelled exactly as given.",
+    )
+
+
+class CueText(_Frozen):
+    """What the model sees of a cue: its number and its text, never its times."""
+
+    id: int
+    text: str
+
+
+class SrtChunk(_Frozen):
+    """Cues sent to the model in one request, with read-only neighbours for context."""
+
+    index: int = Field(ge=0)
+    cues: tuple[CueText, ...]
+    before: tuple[CueText, ...] = ()
+    after: tuple[CueText, ...] = ()
+
+
+class ChunkFix(_Frozen):
+    """The model's repair of one chunk, validated, or the original text when it failed."""
+
+    index: int
+    texts: tuple[CueText, ...] = Field(description="The text to keep for each cue of the chunk.")
+    fallback: bool = Field(description="True: no valid answer, the original text was kept.")
+    attempts: int
+    rejected: tuple[int, ...] = Field(
+        default=(), description="Cues whose answer was refused (a rewrite, not a repair)."
+    )
+    problems: tuple[str, ...] = Field(default=(), description="Why answers were refused.")
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+class FixReport(_Frozen):
+    """What fix_srt did."""
+
+    model: str
+    encoding: str = Field(description="The source's text encoding, as detected.")
+    cues: int
+    changed: int
+    kept: int
+    chunks: int
+    fallback_chunks: tuple[int, ...] = Field(description="Chunks (0-based) that kept their text.")
+    rejected_cues: tuple[int, ...] = ()
+    prompt_tokens: int
+    completion_tokens: int
 
 
 class RenderedSubtitles(_Frozen):
@@ -338,3 +411,23 @@ class BatchPlan(_Frozen):
     estimated_s: float | None = Field(
         default=None, description="known duration ÷ the operation's measured realtime factor."
     )
+
+
+class TimedCue(_Frozen):
+    """A cue of a parsed SRT: its number, times in milliseconds as in the file, and raw text
+    (tags kept, lines joined with ``\\n``)."""
+
+    id: int = Field(ge=1)
+    start_ms: int
+    end_ms: int
+    text: str
+
+
+class ParsedSrt(_Frozen):
+    """An SRT file as read: its cues in file order and the encoding it was written in."""
+
+    cues: tuple[TimedCue, ...]
+    encoding: str
+
+
+SrtResult.model_rebuild()

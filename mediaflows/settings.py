@@ -46,6 +46,61 @@ class WhisperSettings(BaseModel):
     )
 
 
+class LLMSettings(BaseModel):
+    """The OpenAI-compatible endpoint fix_srt talks to (``MEDIAFLOWS_LLM__*``): OpenAI, Ollama,
+    vLLM, LM Studio, or anything else that speaks chat completions."""
+
+    model_config = ConfigDict(frozen=True)
+
+    base_url: str = Field(
+        default="http://127.0.0.1:11434/v1",
+        description="Chat-completions base URL (default: a local Ollama); "
+        "`https://api.openai.com/v1` for OpenAI, `http://host:8000/v1` for vLLM.",
+    )
+    api_key: SecretStr = Field(
+        default=SecretStr("not-needed"),
+        description="API key (a secret: never a flow parameter, never logged). Local servers "
+        "ignore it.",
+    )
+    models: tuple[str, ...] = Field(
+        default=("llama3.2",),
+        min_length=1,
+        description='Models a run may pick, as JSON (`["gpt-4o-mini","gpt-4o"]`); the first '
+        "is the default.",
+    )
+    response_format: Literal["json_schema", "json_object"] = Field(
+        default="json_schema",
+        description="Structured output: a strict JSON schema, or plain JSON mode for servers "
+        "without schema support.",
+    )
+    timeout_s: float = Field(default=120, gt=0, description="Longest one request may take.")
+    http_attempts: int = Field(
+        default=4, ge=1, le=10, description="Tries per request on 429/5xx/timeouts."
+    )
+    max_retry_after_s: float = Field(
+        default=60, ge=0, description="Longest wait honoured from a `Retry-After` header."
+    )
+    chunk_cues: int = Field(default=30, ge=1, le=200, description="Cues sent per request.")
+    context_cues: int = Field(
+        default=2, ge=0, le=20, description="Neighbouring cues sent (read-only) on each side."
+    )
+    chunk_attempts: int = Field(
+        default=3,
+        ge=1,
+        le=10,
+        description="Tries per chunk when an answer is invalid (ids, count, empty cue); then "
+        "the chunk keeps its original text.",
+    )
+    min_similarity: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="A corrected cue less similar than this to the original (difflib ratio) "
+        "is refused: a repair, not a rewrite.",
+    )
+    temperature: float = Field(default=0.0, ge=0, le=2)
+
+
 class Settings(BaseSettings):
     """Everything mediaflows can be told from outside. Secrets are ``SecretStr``; none is a flow
     parameter."""
@@ -106,7 +161,11 @@ class Settings(BaseSettings):
         description="Child runs a batch keeps in flight (bounded so the Prefect server is never "
         "flooded; the `gpu`/`llm` limits bound the heavy parts).",
     )
+    llm_limit: int = Field(
+        default=4, ge=1, description="LLM requests at once across all workers (Prefect tag `llm`)."
+    )
     whisper: WhisperSettings = Field(default_factory=WhisperSettings)
+    llm: LLMSettings = Field(default_factory=LLMSettings)
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> Settings:

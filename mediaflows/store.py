@@ -360,14 +360,18 @@ class ProfileStore:
             tmp.unlink(missing_ok=True)
         return file
 
-    def read_text(self, file: ProfileFile) -> str:
-        """The content of a (small, text) profile file."""
+    def read_bytes(self, file: ProfileFile) -> bytes:
+        """The content of a (small) profile file."""
         key = self._blob_key(file.profile, file.id)
         with _store_errors(f"reading {file.profile}/{file.id}"):
             data = self._backend.read_bytes(key)
         if data is None:
             raise ProfileFileNotFoundError(file.profile, file.id)
-        return data.decode("utf-8")
+        return data
+
+    def read_text(self, file: ProfileFile) -> str:
+        """The content of a (small, UTF-8 text) profile file."""
+        return self.read_bytes(file).decode("utf-8")
 
     def media_url(self, file: ProfileFile) -> str:
         """A URL to the content: ``file://`` locally, presigned HTTPS on S3."""

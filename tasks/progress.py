@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextvars
 import logging
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from uuid import UUID
 
@@ -18,9 +19,12 @@ from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.client.schemas.actions import ArtifactUpdate
 from prefect.context import SettingsContext
 
-from mediaflows.models import BatchPlan, BatchResult, QAReport
+from mediaflows.models import BatchPlan, BatchResult, Cue, FixReport, QAReport, TimedCue
 
 log = logging.getLogger(__name__)
+
+#: The diff table shows at most this many changed cues (the counts cover all).
+MAX_DIFF_ROWS = 1000
 
 
 def start_progress(operation: str, subject: str) -> UUID | None:
@@ -169,3 +173,55 @@ def publish_batch_result(result: BatchResult, ui_url: str | None) -> None:
         )
     except Exception as exc:
         log.warning("could not create batch result artifact: %s", exc)
+
+
+def _timecode(ms: int) -> str:
+    h, rest = divmod(ms, 3_600_000)
+    m, rest = divmod(rest, 60_000)
+    return f"{h:02d}:{m:02d}:{rest / 1000:06.3f}"
+
+
+def publish_fix_report(
+    before: Sequence[TimedCue], after: Sequence[Cue], report: FixReport, title: str
+) -> None:
+    """fix_srt's diff (a table of the changed cues, before / after) and its counts, as
+    artifacts on the run (best effort)."""
+    rows = [
+        {"cue": b.id, "start": _timecode(b.start_ms), "before": b.text, "after": a.text}
+        for b, a in zip(before, after, strict=True)
+        if b.text != a.text
+    ][:MAX_DIFF_ROWS]
+    counts = (
+        f"{report.changed} changed, {report.kept} kept of {report.cues} cues; "
+        f"{len(report.fallback_chunks)} of {report.chunks} chunks kept their text; "
+        f"{len(report.rejected_cues)} answers refused as rewrites; "
+        f"tokens: {report.prompt_tokens} prompt, {report.completion_tokens} completion"
+    )
+    lines = [
+        f"### fix_srt: {title}",
+        "",
+        "| count | value |",
+        "| --- | --- |",
+        f"| model | `{report.model}` |",
+        f"| source encoding | `{report.encoding}` |",
+        f"| cues | {report.cues} |",
+        f"| changed | {report.changed} |",
+        f"| kept | {report.kept} |",
+        f"| chunks | {report.chunks} |",
+        f"| fallback chunks | {len(report.fallback_chunks)} "
+        f"{list(report.fallback_chunks)[:20] if report.fallback_chunks else ''} |",
+        f"| refused rewrites (cues) | {len(report.rejected_cues)} |",
+        f"| prompt tokens | {report.prompt_tokens} |",
+        f"| completion tokens | {report.completion_tokens} |",
+    ]
+    try:
+        create_table_artifact(
+            table=rows or [{"cue": "", "start": "", "before": "(no change)", "after": ""}],
+            description=f"fix_srt diff: {title} — {counts}",
+            _sync=True,
+        )
+        create_markdown_artifact(
+            markdown="\n".join(lines), description=f"fix_srt counts: {title}", _sync=True
+        )
+    except Exception as exc:
+        log.warning("could not create fix_srt artifacts: %s", exc)

@@ -1,12 +1,22 @@
-"""Prefect tasks over subtitle building (pysubs2 writes the files)."""
+"""Prefect tasks over subtitle building, reading and repair (pysubs2 reads and writes the
+files)."""
 
 from __future__ import annotations
 
 from prefect import task
 from prefect.cache_policies import NONE
 
-from mediaflows import subtitles
-from mediaflows.models import CueRules, RenderedSubtitles, Transcription
+from mediaflows import llm, subtitles
+from mediaflows.models import (
+    ChunkFix,
+    CueRules,
+    ParsedSrt,
+    ProfileFile,
+    RenderedSubtitles,
+    Transcription,
+)
+from mediaflows.store import ProfileStore
+from tasks._retry import RETRYING
 
 
 @task(name="build_subtitles", cache_policy=NONE)
@@ -21,3 +31,15 @@ def build_subtitles(
 def transcript_json(transcription: Transcription) -> str:
     """The transcript as stored: text, language, segments and words."""
     return subtitles.to_json(transcription)
+
+
+@task(name="read_profile_srt", cache_policy=NONE, **RETRYING)
+def read_profile_srt(file: ProfileFile) -> ParsedSrt:
+    """The cues of a profile SRT file, whatever its encoding, line ends or tags."""
+    return subtitles.read_srt(ProfileStore.from_settings().read_bytes(file), file.name)
+
+
+@task(name="merge_fixes", cache_policy=NONE)
+def merge_fixes(parsed: ParsedSrt, fixes: list[ChunkFix]) -> RenderedSubtitles:
+    """The repaired SRT: the source's cues and times with the accepted text, and its QA."""
+    return llm.render_fixed(parsed, fixes)

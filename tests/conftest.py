@@ -17,6 +17,7 @@ from typing import ClassVar
 import pytest
 
 from mediaflows.settings import get_settings
+from tests.llm_server import LLMServer, RunningServer
 from tests.media_factory import (
     SPEECH_CONTAINERS,
     VIDEOS,
@@ -210,3 +211,38 @@ def ffmpeg_calls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("MEDIAFLOWS_FFMPEG_BINARY", str(wrapper))
     get_settings.cache_clear()
     return log
+
+
+#: The API key the tests configure: it must never show up in what the Prefect server records.
+LLM_TEST_KEY = "sk-test-5ecret-" + uuid.uuid4().hex
+
+
+@pytest.fixture(scope="session")
+def llm_server_session() -> Iterator[LLMServer]:
+    """The OpenAI-compatible test server (tests/llm_server.py) on a loopback port."""
+    with RunningServer() as server:
+        yield server
+
+
+@pytest.fixture
+def llm_server(
+    llm_server_session: LLMServer, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[LLMServer]:
+    """The test LLM server, reset, with mediaflows pointed at it. Model names are fresh per test,
+    so that no test is answered from another test's cached chunks."""
+    server = llm_server_session
+    server.reset()
+    tag = uuid.uuid4().hex[:8]
+    env = {
+        "MEDIAFLOWS_LLM__BASE_URL": server.base_url,
+        "MEDIAFLOWS_LLM__API_KEY": LLM_TEST_KEY,
+        "MEDIAFLOWS_LLM__MODELS": f'["fixer-{tag}", "other-{tag}"]',
+        "MEDIAFLOWS_LLM__TIMEOUT_S": "2",
+        "MEDIAFLOWS_LLM__CHUNK_CUES": "20",
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    get_settings.cache_clear()
+    yield server
+    server.reset()
+    get_settings.cache_clear()

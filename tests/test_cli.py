@@ -11,6 +11,9 @@ from pathlib import Path
 import pytest
 
 from mediaflows import media
+from tests.conftest import LLM_TEST_KEY
+from tests.llm_server import LLMServer
+from tests.srt_samples import messy_srt
 
 MEDIAFLOWS = str(Path(sys.executable).with_name("mediaflows"))
 
@@ -115,3 +118,28 @@ def test_generate_srt_and_transcribe_from_the_command_line(env: dict[str, str], 
     done = cli(env, "run", "transcribe", "--profile", "carol", imported["file_id"], "--json")
     assert done.returncode == 0, done.stderr
     assert "ask not what your country" in json.loads(done.stdout)["text"]
+
+
+def test_fix_srt_from_the_command_line(
+    env: dict[str, str], llm_server: LLMServer, tmp_path: Path
+) -> None:
+    llm_env = {k: v for k, v in os.environ.items() if k.startswith("MEDIAFLOWS_LLM__")}
+    env = {**env, **llm_env}
+    path = tmp_path / "talk.srt"
+    path.write_bytes(messy_srt())
+    imported = json.loads(cli(env, "import", "--profile", "carol", str(path)).stdout)
+    model = json.loads(llm_env["MEDIAFLOWS_LLM__MODELS"])[1]
+    done = cli(env, "run", "fix-srt", "--profile", "carol", imported["file_id"], "--model", model,
+               "--sys-msg", "Keep it short.", "--json")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert "<i>I did not receive the letter.</i>" in result["content"]
+    assert result["fix"]["model"] == model and result["fix"]["changed"] == 6
+    assert "Keep it short." in llm_server.requests[0].body
+    done = cli(env, "run", "fix-srt", "--profile", "carol", imported["file_id"], "--model",
+               "nope", "--json")  # fmt: skip
+    assert done.returncode == 2 and "not configured" in done.stderr
+    llm_server.set_mode("401")
+    done = cli(env, "run", "fix-srt", "--profile", "carol", imported["file_id"], "--json")
+    assert done.returncode == 3 and "API key was refused" in done.stderr
+    assert LLM_TEST_KEY not in done.stderr + done.stdout

@@ -1,0 +1,285 @@
+"""fix_srt end to end: real HTTP to the loopback OpenAI-compatible server, a real Prefect server,
+the profile store on disk (and S3 over HTTP)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flows.fix_srt import fix_srt
+from mediaflows.errors import InputError, LLMRejectedError
+from mediaflows.models import FixSrtRequest, SrtResult
+from mediaflows.settings import get_settings
+from mediaflows.store import ProfileStore
+from mediaflows.subtitles import read_srt
+from tests import prefect_api
+from tests.conftest import LLM_TEST_KEY
+from tests.llm_server import CORRECTIONS, LLMServer, correct
+from tests.srt_samples import INJECTION_LINE, MESSY_CUES, long_srt, messy_srt, timecodes
+
+
+def _run(profile: str, file_id: str, request: FixSrtRequest | None = None) -> Any:
+    return asyncio.run(fix_srt(profile=profile, file_id=file_id, request=request,
+                               return_state=True))  # fmt: skip
+
+
+@pytest.fixture
+def local_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ProfileStore:
+    monkeypatch.setenv("MEDIAFLOWS_STORE_URL", str(tmp_path / "store"))
+    get_settings.cache_clear()
+    yield ProfileStore.from_settings()
+    get_settings.cache_clear()
+
+
+def _import(store: ProfileStore, tmp_path: Path, data: bytes, name: str = "talk.srt") -> str:
+    path = tmp_path / name
+    path.write_bytes(data)
+    return store.import_file("dave", path).id
+
+
+def _texts(content: str) -> list[str]:
+    return [c.text for c in read_srt(content.encode()).cues]
+
+
+def _source_timecodes(data: bytes) -> list[str]:
+    return timecodes(data.decode("utf-8-sig").replace("\r\n", "\n"))
+
+
+def _chunk_outcomes(server: LLMServer) -> dict[int, list[str]]:
+    """Outcomes of the requests for each chunk (keyed by its first cue id)."""
+    seen: dict[int, list[str]] = {}
+    for r in server.requests:
+        seen.setdefault(r.ids[0], []).append(r.outcome)
+    return seen
+
+
+def test_messy_srt_is_repaired_with_times_untouched(
+    llm_server: LLMServer, local_store: ProfileStore, tmp_path: Path
+) -> None:
+    data = messy_srt()
+    file_id = _import(local_store, tmp_path, data)
+    state = _run("dave", file_id, FixSrtRequest(glossary=("Prefect",)))
+    assert state.is_completed(), state.message
+    result: SrtResult = state.result()
+    assert timecodes(result.content) == _source_timecodes(data)
+    assert _texts(result.content) == [correct(t) for _, _, t in MESSY_CUES]
+    assert "<i>I did not receive the letter.</i>" in result.content  # tags kept, typos fixed
+    assert INJECTION_LINE in result.content  # data, not an instruction
+    fix = result.fix
+    assert fix is not None and fix.cues == 8 and fix.encoding == "utf-8-sig"
+    assert fix.changed == 6 and fix.kept == 2 and fix.fallback_chunks == ()
+    assert fix.prompt_tokens > 0 and fix.completion_tokens > 0
+    # Stored as a new subtitle file of the profile, derived from the source.
+    stored = local_store.get("dave", result.file_id)
+    assert local_store.read_text(stored) == result.content and stored.source_file_id == file_id
+    assert stored.operation == "fix_srt" and stored.kind == "subtitle"
+    # The model saw cue numbers and text only.
+    assert len(llm_server.requests) == 1
+    body = llm_server.requests[0].body
+    assert "-->" not in body and "00:00:0" not in body
+    user = json.loads(body)["messages"][1]["content"]
+    assert json.loads(user)["glossary"] == ["Prefect"]
+    # The same request again: the stored result, no model call.
+    again = _run("dave", file_id, FixSrtRequest(glossary=("Prefect",))).result()
+    assert again.cached and again.file_id == result.file_id and again.content == result.content
+    assert len(llm_server.requests) == 1
+
+
+def test_600_cues_in_concurrent_chunks_within_the_llm_limit(
+    llm_server: LLMServer, local_store: ProfileStore, tmp_path: Path
+) -> None:
+    llm_server.set_mode("ok", latency_s=0.2)
+    data = long_srt(600)
+    file_id = _import(local_store, tmp_path, data)
+    state = _run("dave", file_id)
+    result: SrtResult = state.result()
+    source = [c.text for c in read_srt(data).cues]
+    assert timecodes(result.content) == timecodes(data.decode())
+    assert _texts(result.content) == [correct(t) for t in source]
+    assert result.fix is not None and result.fix.changed == 200 and result.fix.chunks == 30
+    assert not any(word in result.content for word in CORRECTIONS)
+    assert len(llm_server.requests) == 30
+    assert 2 <= llm_server.max_in_flight <= get_settings().llm_limit
+    runs = prefect_api.task_runs(state.state_details.flow_run_id, expect=30)
+    llm_runs = [r for r in runs if r.task_key.startswith("fix_chunk")]
+    assert len(llm_runs) == 30 and all("llm" in r.tags for r in llm_runs)
+
+
+@pytest.mark.parametrize(
+    "mode,extra_requests",
+    [("429", 1), ("500", 1), ("timeout", 1), ("malformed", 1), ("wrong_count", 1)],
+)
+def test_one_fault_is_retried_and_the_run_completes(
+    llm_server: LLMServer, local_store: ProfileStore, tmp_path: Path, mode: str,
+    extra_requests: int,
+) -> None:  # fmt: skip
+    llm_server.set_mode(mode, times=1, retry_after=1, hang_s=3)
+    data = messy_srt()
+    result = _run("dave", _import(local_store, tmp_path, data)).result()
+    assert _texts(result.content) == [correct(t) for _, _, t in MESSY_CUES]
+    assert timecodes(result.content) == _source_timecodes(data)
+    assert [r.outcome for r in llm_server.requests] == [mode, "ok"]
+    assert result.fix is not None and result.fix.fallback_chunks == ()
+    if mode == "429":
+        at = [r.at for r in llm_server.requests]
+        assert at[1] - at[0] >= 0.95  # Retry-After: 1 was honoured
+
+
+@pytest.mark.parametrize("mode", ["malformed", "wrong_count"])
+def test_a_chunk_that_never_validates_keeps_its_text(
+    llm_server: LLMServer, local_store: ProfileStore, tmp_path: Path, mode: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    monkeypatch.setenv("MEDIAFLOWS_LLM__CHUNK_CUES", "50")
+    get_settings.cache_clear()
+    llm_server.set_mode(mode, match="Cue 75 ")  # the second chunk, every time
+    data = long_srt(150)
+    state = _run("dave", _import(local_store, tmp_path, data))
+    result: SrtResult = state.result()
+    source = [c.text for c in read_srt(data).cues]
+    got = _texts(result.content)
+    assert got[50:100] == source[50:100]  # kept as it was
+    assert got[:50] == [correct(t) for t in source[:50]]
+    assert got[100:] == [correct(t) for t in source[100:]]
+    assert timecodes(result.content) == timecodes(data.decode())
+    assert result.fix is not None and result.fix.fallback_chunks == (1,)
+    attempts = get_settings().llm.chunk_attempts
+    assert _chunk_outcomes(llm_server)[51] == [mode] * attempts  # bounded
+    artifacts = prefect_api.artifacts(state.state_details.flow_run_id)
+    counts = next(a for a in artifacts if a.type == "markdown")
+    assert "| fallback chunks | 1 [1] |" in counts.data
+
+
+def test_an_injected_instruction_cannot_change_other_cues(
+    llm_server: LLMServer, local_store: ProfileStore, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    monkeypatch.setenv("MEDIAFLOWS_LLM__CHUNK_CUES", "4")
+    get_settings.cache_clear()
+    llm_server.set_mode("inject")  # the model obeys the cue and answers "OK" for every cue
+    data = messy_srt()
+    result = _run("dave", _import(local_store, tmp_path, data)).result()
+    got = _texts(result.content)
+    assert len(got) == len(MESSY_CUES) and "OK" not in got
+    assert timecodes(result.content) == _source_timecodes(data)
+    assert got[:4] == [t for _, _, t in MESSY_CUES[:4]]  # the poisoned chunk: all kept
+    assert got[4:] == [correct(t) for _, _, t in MESSY_CUES[4:]]  # the other chunk: repaired
+    assert result.fix is not None and result.fix.rejected_cues == (1, 2, 3, 4)
+    assert [r.outcome for r in llm_server.requests].count("inject") == 1
+
+
+@pytest.mark.parametrize("mode", ["400", "401", "404"])
+def test_a_refused_request_fails_at_once(
+    llm_server: LLMServer, local_store: ProfileStore, tmp_path: Path, mode: str
+) -> None:
+    llm_server.set_mode(mode)
+    file_id = _import(local_store, tmp_path, messy_srt())
+    state = _run("dave", file_id)
+    with pytest.raises(LLMRejectedError):
+        state.result()
+    assert len(llm_server.requests) == 1  # no retry
+    failed = [r for r in prefect_api.task_runs(state.state_details.flow_run_id, 2, failed=1)
+              if r.state.is_failed()]  # fmt: skip
+    assert len(failed) == 1 and failed[0].run_count == 1
+    assert [f.id for f in local_store.list_files("dave")] == [file_id]
+
+
+def test_a_rerun_after_a_failure_asks_only_for_the_failed_chunk(
+    llm_server: LLMServer, local_store: ProfileStore, tmp_path: Path
+) -> None:
+    llm_server.set_mode("400", match="Cue 45 ")  # the third chunk of 20 fails
+    data = long_srt(100)
+    file_id = _import(local_store, tmp_path, data)
+    first = _run("dave", file_id)
+    assert first.is_failed()
+    assert sorted(_chunk_outcomes(llm_server)) == [1, 21, 41, 61, 81]
+    llm_server.reset()
+    second = _run("dave", file_id)
+    result: SrtResult = second.result()
+    assert [r.ids[0] for r in llm_server.requests] == [41]
+    assert _texts(result.content) == [correct(c.text) for c in read_srt(data).cues]
+    runs = prefect_api.task_runs(second.state_details.flow_run_id, expect=5)
+    states = sorted(r.state.name for r in runs if r.task_key.startswith("fix_chunk"))
+    assert states == ["Cached"] * 4 + ["Completed"]
+
+
+def test_unknown_model_and_non_srt_are_input_errors(
+    llm_server: LLMServer, local_store: ProfileStore, tmp_path: Path
+) -> None:
+    file_id = _import(local_store, tmp_path, messy_srt())
+    with pytest.raises(InputError, match="not configured"):
+        _run("dave", file_id, FixSrtRequest(model="gpt-17")).result()
+    other = get_settings().llm.models[1]
+    result = _run("dave", file_id, FixSrtRequest(model=other)).result()
+    assert result.fix is not None and result.fix.model == other
+    assert llm_server.requests[-1].model == other
+    not_srt = _import(local_store, tmp_path, b"\x00\x01garbage" * 100, name="x.srt")
+    with pytest.raises(InputError, match="no SubRip cues"):
+        _run("dave", not_srt).result()
+
+
+def test_diff_artifact_and_progress(
+    llm_server: LLMServer, local_store: ProfileStore, tmp_path: Path
+) -> None:
+    state = _run("dave", _import(local_store, tmp_path, messy_srt()))
+    artifacts = prefect_api.artifacts(state.state_details.flow_run_id)
+    table = next(a for a in artifacts if a.type == "table")
+    rows = json.loads(table.data) if isinstance(table.data, str) else table.data
+    assert len(rows) == 6
+    first = next(r for r in rows if r["cue"] == 1)
+    assert first["before"] == "<i>I did not recieve teh letter.</i>"
+    assert first["after"] == "<i>I did not receive the letter.</i>"
+    assert "6 changed, 2 kept of 8 cues" in table.description
+    progress = next(a for a in artifacts if a.type == "progress")
+    assert progress.data == 100.0 and "6 of 8 cues changed" in progress.description
+
+
+def test_the_api_key_is_nowhere_on_the_prefect_server(
+    llm_server: LLMServer, local_store: ProfileStore, tmp_path: Path
+) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+    from prefect.logging.handlers import APILogHandler
+
+    file_id = _import(local_store, tmp_path, messy_srt())
+    ok = _run("dave", file_id)
+    llm_server.set_mode("401")  # the server quotes the key in its error
+    failed = _run("dave", file_id, FixSrtRequest(sys_msg="Be brief."))
+    assert ok.is_completed() and failed.is_failed()
+    assert llm_server.requests[-1].authorization.endswith(LLM_TEST_KEY)  # it was sent
+    APILogHandler().flush()
+    seen: list[str] = []
+    with get_client(sync_client=True) as client:
+        for state in (ok, failed):
+            run_id = state.state_details.flow_run_id
+            run = client.read_flow_run(run_id)
+            seen.append(run.model_dump_json())
+            logs = client.read_logs(
+                log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id]))
+            )
+            seen += [log.model_dump_json() for log in logs]
+            seen += [a.model_dump_json() for a in prefect_api.artifacts(run_id)]
+            seen += [t.model_dump_json() for t in prefect_api.task_runs(run_id, expect=2)]
+    text = "\n".join(seen)
+    assert "API key was refused" in text  # the failure is recorded…
+    assert LLM_TEST_KEY not in text and LLM_TEST_KEY[-12:] not in text  # …without the key
+
+
+def test_on_s3_too(llm_server: LLMServer, store: ProfileStore, tmp_path: Path) -> None:
+    if not store.url.startswith("s3://"):
+        pytest.skip("the local store is covered above")
+    data = messy_srt()
+    result = _run("erin", _import_as(store, tmp_path, data)).result()
+    assert result.media_url.startswith("http://127.0.0.1")
+    assert store.read_text(store.get("erin", result.file_id)) == result.content
+    assert timecodes(result.content) == _source_timecodes(data)
+
+
+def _import_as(store: ProfileStore, tmp_path: Path, data: bytes) -> str:
+    path = tmp_path / "talk.srt"
+    path.write_bytes(data)
+    return store.import_file("erin", path).id

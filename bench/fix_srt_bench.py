@@ -56,9 +56,13 @@ def main(argv: list[str] | None = None) -> None:
             file = ProfileStore.from_settings().import_file("bench", src)
             server.reset()
             server.set_mode("ok", latency_s=args.latency)
-            start = time.perf_counter()
+            start, wall_start = time.perf_counter(), time.time()
             result = asyncio.run(fix_srt(profile="bench", file_id=file.id))
             elapsed = time.perf_counter() - start
+            starts = sorted(r.at - wall_start for r in server.requests)
+            if starts:
+                print(f"  run {n}: first request at {starts[0]:.2f} s, last at {starts[-1]:.2f} s, "
+                      f"done at {elapsed:.2f} s; starts {[round(t, 2) for t in starts]}")  # fmt: skip
             assert not result.cached and result.fix is not None
             assert result.fix.cues == args.cues and result.fix.changed > 0
             assert server.max_in_flight <= args.limit

@@ -61,8 +61,9 @@ def main(argv: list[str] | None = None) -> None:
             elapsed = time.perf_counter() - start
             starts = sorted(r.at - wall_start for r in server.requests)
             if starts:
-                print(f"  run {n}: first request at {starts[0]:.2f} s, last at {starts[-1]:.2f} s, "
-                      f"done at {elapsed:.2f} s; starts {[round(t, 2) for t in starts]}")  # fmt: skip
+                rounded = [round(t, 2) for t in starts]
+                print(f"  run {n}: first request at {starts[0]:.2f} s, last at "
+                      f"{starts[-1]:.2f} s, done at {elapsed:.2f} s; starts {rounded}")  # fmt: skip
             assert not result.cached and result.fix is not None
             assert result.fix.cues == args.cues and result.fix.changed > 0
             assert server.max_in_flight <= args.limit

@@ -7,15 +7,16 @@ from pathlib import PurePath
 from prefect import flow
 
 from flows._steps import fetch_and_probe, run_workspace
+from mediaflows import media
 from mediaflows.ids import FileId, ProfileName
 from mediaflows.models import ConvertRequest, ConvertResult, StoredFile
+from mediaflows.workspace import remove_workspace
 from tasks._engine import run_blocking
-from tasks.media import convert_media, convert_output_id
+from tasks.media import convert_media
 from tasks.progress import report_progress, start_progress
 from tasks.store import (
     find_output,
     lookup_profile_file,
-    remove_workspace,
     store_output,
 )
 
@@ -55,7 +56,7 @@ def _convert(profile: str, file_id: str, request: ConvertRequest) -> ConvertResu
     progress = start_progress("convert", f"{profile}/{file_id}")
     report_progress(progress, 1, "fetching")
     source = lookup_profile_file(profile, file_id)
-    output_id = convert_output_id(source, request)
+    output_id = media.convert_output_id(source.sha256, request)
     existing = find_output(profile, output_id)
     if existing is not None:
         report_progress(progress, 100, "done (already converted)", wait=True)

@@ -8,19 +8,20 @@ from pathlib import PurePath
 from prefect import flow
 
 from flows._steps import fetch_and_probe, run_workspace
+from mediaflows import whisper
 from mediaflows.ids import FileId, ProfileName, output_file_id
 from mediaflows.models import GenerateSrtRequest, QAReport, SrtResult, StoredFile
+from mediaflows.workspace import remove_workspace
 from tasks._engine import run_blocking
 from tasks.progress import publish_qa_report, report_progress, start_progress
 from tasks.store import (
     find_output,
     lookup_profile_file,
     read_text_output,
-    remove_workspace,
     store_text_output,
 )
 from tasks.subtitles import build_subtitles
-from tasks.whisper import transcribe_media, whisper_version
+from tasks.whisper import transcribe_media
 
 
 def _result(srt: StoredFile, content: str, cached: bool) -> SrtResult:
@@ -56,7 +57,7 @@ def _generate_srt(profile: str, file_id: str, request: GenerateSrtRequest) -> Sr
     report_progress(progress, 1, "fetching")
     source = lookup_profile_file(profile, file_id)
     transcribe_request = request.transcribe_request()
-    tool = whisper_version(transcribe_request)
+    tool = whisper.tool_version(transcribe_request)
     options = request.model_dump(mode="json")
     srt_id, vtt_id, json_id = (
         output_file_id(source.sha256, "generate_srt", options, tool, variant)

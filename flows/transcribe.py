@@ -8,19 +8,20 @@ from pathlib import PurePath
 from prefect import flow
 
 from flows._steps import fetch_and_probe, run_workspace
+from mediaflows import whisper
 from mediaflows.ids import FileId, ProfileName, output_file_id
 from mediaflows.models import StoredFile, TranscribeRequest, TranscribeResult
+from mediaflows.workspace import remove_workspace
 from tasks._engine import run_blocking
 from tasks.progress import report_progress, start_progress
 from tasks.store import (
     find_output,
     lookup_profile_file,
     read_text_output,
-    remove_workspace,
     store_text_output,
 )
 from tasks.subtitles import transcript_json
-from tasks.whisper import transcribe_media, whisper_version
+from tasks.whisper import transcribe_media
 
 
 def _result(stored: StoredFile, text: str, cached: bool) -> TranscribeResult:
@@ -51,7 +52,7 @@ def _transcribe(profile: str, file_id: str, request: TranscribeRequest) -> Trans
     progress = start_progress("transcribe", f"{profile}/{file_id}")
     report_progress(progress, 1, "fetching")
     source = lookup_profile_file(profile, file_id)
-    tool = whisper_version(request)
+    tool = whisper.tool_version(request)
     options = request.model_dump(mode="json")
     output_id = output_file_id(source.sha256, "transcribe", options, tool)
     existing = find_output(profile, output_id)

@@ -28,12 +28,6 @@ def probe_media(path: Path, file: ProfileFile) -> MediaInfo:
     return media.probe(path, name=file.name)
 
 
-@task(name="convert_output_id", cache_policy=NONE)
-def convert_output_id(file: ProfileFile, request: ConvertRequest) -> str:
-    """The deterministic id the converted MP4 gets (content, options, ffmpeg version)."""
-    return media.convert_output_id(file.sha256, request)
-
-
 @task(name="convert_media", cache_policy=NONE, **RETRYING)
 def convert_media(
     path: Path,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -39,8 +40,56 @@ def start_progress(operation: str, subject: str) -> UUID | None:
         return None
 
 
-# Updates go out from one background thread, in order, so that a run never waits on the UI.
-_sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mediaflows-progress")
+# Updates go out from background threads so that a run never waits on the UI. Per artifact they
+# are coalesced and spaced (only the latest value is sent, at most one every MIN_INTERVAL_S, one
+# at a time so they stay in order): many runs in one process (a batch) never queue behind each
+# other's stale updates, and a short run costs the server a couple of writes, not one per stage.
+MIN_INTERVAL_S = 0.5
+_sender = ThreadPoolExecutor(max_workers=4, thread_name_prefix="mediaflows-progress")
+_idle = threading.Condition()
+_pending: dict[UUID, tuple[SettingsContext, float, str]] = {}
+_scheduled: set[UUID] = set()
+_in_flight: set[UUID] = set()
+_last_sent: dict[UUID, float] = {}
+
+
+def _schedule(artifact_id: UUID) -> None:
+    """Send this artifact's latest value when its interval allows (``_idle`` held)."""
+    _scheduled.add(artifact_id)
+    delay = _last_sent.get(artifact_id, 0.0) + MIN_INTERVAL_S - time.monotonic()
+    if delay <= 0:
+        _sender.submit(contextvars.Context().run, _drain, artifact_id)
+    else:
+        timer = threading.Timer(
+            delay, _sender.submit, (contextvars.Context().run, _drain, artifact_id)
+        )
+        timer.daemon = True
+        timer.start()
+
+
+def _send_latest(artifact_id: UUID) -> None:
+    """Send the pending value, if any (called with ``_idle`` released, after marking in flight)."""
+    with _idle:
+        item = _pending.pop(artifact_id, None)
+    try:
+        if item is not None:
+            _send(item[0], artifact_id, item[1], item[2])
+    finally:
+        with _idle:
+            _in_flight.discard(artifact_id)
+            _last_sent[artifact_id] = time.monotonic()
+            _idle.notify_all()
+
+
+def _drain(artifact_id: UUID) -> None:
+    with _idle:
+        _scheduled.discard(artifact_id)
+        _idle.wait_for(lambda: artifact_id not in _in_flight)
+        _in_flight.add(artifact_id)
+    _send_latest(artifact_id)
+    with _idle:
+        if artifact_id in _pending and artifact_id not in _scheduled:
+            _schedule(artifact_id)  # arrived while this one was sent
 
 
 _clients: dict[str, SyncPrefectClient] = {}
@@ -79,9 +128,17 @@ def report_progress(
     # The sender thread must see the caller's Prefect settings (API URL), not the run's client.
     settings = SettingsContext.get()
     assert settings is not None
-    future = _sender.submit(contextvars.Context().run, _send, settings, artifact_id, percent, stage)
-    if wait:
-        future.result()
+    with _idle:
+        _pending[artifact_id] = (settings, percent, stage)
+        if not wait:
+            if artifact_id not in _scheduled and artifact_id not in _in_flight:
+                _schedule(artifact_id)
+            return
+        _idle.wait_for(lambda: artifact_id not in _in_flight, timeout=30)
+        _in_flight.add(artifact_id)
+    _send_latest(artifact_id)  # now, from this thread: the run's last word is on the server
+    with _idle:
+        _last_sent.pop(artifact_id, None)
 
 
 class StageProgress:

@@ -11,7 +11,6 @@ from prefect.cache_policies import NONE
 from mediaflows.errors import InputError
 from mediaflows.models import FileKind, ProfileFile, StoredFile
 from mediaflows.store import ProfileStore
-from mediaflows.workspace import remove_workspace as _remove_workspace
 from tasks._retry import RETRYING
 
 # Store reads and writes are not cached by Prefect: the store itself is the persistent record
@@ -126,9 +125,3 @@ def store_text_output(
 def read_text_output(file: ProfileFile) -> str:
     """The content of a stored text output (for results served from the store)."""
     return ProfileStore.from_settings().read_text(file)
-
-
-@task(name="remove_workspace", cache_policy=NONE)
-def remove_workspace(workspace: Path) -> None:
-    """Delete the run's scratch files."""
-    _remove_workspace(workspace)

@@ -9,7 +9,6 @@ from typing import Any
 from uuid import UUID
 
 from prefect import task
-from prefect.cache_policies import NONE
 from prefect.context import TaskRunContext
 
 from mediaflows import whisper
@@ -27,12 +26,6 @@ def _transcription_key(context: TaskRunContext, parameters: dict[str, Any]) -> s
     options = hashlib.sha256(request.model_dump_json().encode()).hexdigest()[:16]
     model = hashlib.sha256(whisper.model_id(request).encode()).hexdigest()[:16]
     return f"transcribe-v1-{file.sha256}-{options}-{model}"
-
-
-@task(name="whisper_version", cache_policy=NONE)
-def whisper_version(request: TranscribeRequest) -> str:
-    """Library version and the stable name of the model this request runs on (part of ids)."""
-    return whisper.tool_version(request)
 
 
 @task(

@@ -4,7 +4,11 @@ failed, the `gpu` limit across processes."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
+import os
+import subprocess
+import sys
 from pathlib import Path
 from uuid import UUID
 
@@ -12,7 +16,7 @@ from flows.batch import batch_convert
 from mediaflows.models import BatchResult
 from mediaflows.store import ProfileStore
 from tests import prefect_api
-from tests.media_factory import VIDEOS, ffmpeg, make_video
+from tests.media_factory import VIDEOS, ffmpeg, make_speech, make_video
 
 
 def distinct_clips(directory: Path, n: int) -> list[Path]:
@@ -127,3 +131,55 @@ def test_many_children_never_flood_the_server(local_store: ProfileStore, tmp_pat
     assert len(runs) == 100
     for run_id in list(runs)[:10]:
         assert prefect_api.flow_run(run_id).state_type.value == "COMPLETED"
+
+
+SENTENCES = [
+    "The quick brown fox jumps over the lazy dog.",
+    "Every morning we walk to the market and buy fresh bread.",
+    "Please call me when you arrive at the station.",
+    "She reads a book while the children play in the garden.",
+    "My brother builds small wooden boats in his garage.",
+    "We watched the sun go down behind the hills.",
+]
+
+
+def test_gpu_limit_holds_across_two_worker_processes(
+    local_store: ProfileStore, tmp_path: Path
+) -> None:
+    """Two processes each run a batch_transcribe at the same time; with the `gpu` limit at 1 the
+    model task runs, read back from the Prefect API, never overlap."""
+    ids = []
+    for i, text in enumerate(SENTENCES):
+        (tmp_path / str(i)).mkdir()
+        ids.append(local_store.import_file("eve", make_speech(tmp_path / str(i), text)).id)
+    env = {**os.environ, "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "CRITICAL"}
+
+    def batch(half: list[str]) -> subprocess.Popen[str]:
+        command = [sys.executable, "-m", "deployments.cli", "batch", "transcribe",
+                   "--profile", "eve", *half, "--json", "--language", "en"]  # fmt: skip
+        return subprocess.Popen(
+            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+
+    procs = [batch(ids[:3]), batch(ids[3:])]
+    outputs = [p.communicate(timeout=300) for p in procs]
+    for proc, (_, err) in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0, err[-2000:]
+    results = [BatchResult.model_validate_json(out.strip().splitlines()[-1]) for out, _ in outputs]
+    assert all(r.succeeded == 3 and r.cached == 0 for r in results)
+
+    spans: list[tuple[float, float, int]] = []
+    for which, result in enumerate(results):
+        for child in result.children:
+            runs = prefect_api.task_runs(UUID(child.run_id or ""), expect=4)
+            model_runs = [r for r in runs if r.name.startswith("transcribe_media")]
+            assert len(model_runs) == 1 and model_runs[0].start_time and model_runs[0].end_time
+            run = model_runs[0]
+            spans.append((run.start_time.timestamp(), run.end_time.timestamp(), which))
+    spans.sort()
+    # The two batches really ran at the same time (model runs of both interleave) ...
+    order = [which for _, _, which in spans]
+    assert order != sorted(order) and order != sorted(order, reverse=True), spans
+    # ... and no two model runs overlapped.
+    for (_, end, _), (start, _, _) in itertools.pairwise(spans):
+        assert start >= end, spans

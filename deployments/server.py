@@ -28,6 +28,9 @@ SERVER_ENV = {
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "DO_NOT_TRACK": "1",
     "PREFECT_SERVER_UI_SHOW_PROMOTIONAL_CONTENT": "false",
+    # A task turned away by a tag limit retries after at most this long (Prefect's default, 10 s,
+    # can leave a freed `gpu` slot idle for seconds; runs of one process queue locally instead).
+    "PREFECT_SERVER_TASKS_TAG_CONCURRENCY_SLOT_WAIT_SECONDS": "1",
     # Concurrency-slot leases on disk survive a server restart (in memory they stay taken).
     "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE": (
         "prefect.server.concurrency.lease_storage.filesystem"

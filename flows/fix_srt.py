@@ -24,8 +24,8 @@ from mediaflows.models import (
     StoredFile,
 )
 from mediaflows.settings import get_settings
-from tasks._engine import run_blocking
-from tasks.llm import fix_chunk
+from tasks._engine import process_slots, run_blocking
+from tasks.llm import LLM_TAG, fix_chunk
 from tasks.progress import publish_fix_report, report_progress, start_progress
 from tasks.store import find_output, lookup_profile_file, read_text_output, store_text_output
 from tasks.subtitles import merge_fixes, read_profile_srt
@@ -113,9 +113,15 @@ def _fix_chunks(
     running: dict[Any, PrefectConcurrentFuture[ChunkFix]] = {}
     fixes: dict[int, ChunkFix] = {}
     failed: list[PrefectConcurrentFuture[ChunkFix]] = []
+    # Runs in one process (a batch's children) share the slots here first: a chunk the server
+    # turns away waits out its Retry-After even when a slot comes free at once.
+    slots = process_slots(LLM_TAG, limit)
     while queue or running:
         while queue and len(running) < limit:
+            if not slots.acquire(blocking=not running):
+                break  # all taken: take the next when one of ours (or anyone's) finishes
             future = fix_chunk.submit(queue.pop(0), model, request.sys_msg, request.glossary)
+            future.wrapped_future.add_done_callback(lambda _: slots.release())
             running[future.wrapped_future] = future
         done, _ = wait_any(list(running), return_when=FIRST_COMPLETED)
         for inner in done:

@@ -11,8 +11,9 @@ from flows._steps import fetch_and_probe, run_workspace
 from mediaflows import whisper
 from mediaflows.ids import FileId, ProfileName, output_file_id
 from mediaflows.models import GenerateSrtRequest, QAReport, SrtResult, StoredFile
+from mediaflows.settings import get_settings
 from mediaflows.workspace import remove_workspace
-from tasks._engine import run_blocking
+from tasks._engine import local_slot, run_blocking
 from tasks.progress import publish_qa_report, report_progress, start_progress
 from tasks.store import (
     find_output,
@@ -21,7 +22,7 @@ from tasks.store import (
     store_text_output,
 )
 from tasks.subtitles import build_subtitles
-from tasks.whisper import transcribe_media
+from tasks.whisper import GPU_TAG, transcribe_media
 
 
 def _result(srt: StoredFile, content: str, cached: bool) -> SrtResult:
@@ -72,13 +73,14 @@ def _generate_srt(profile: str, file_id: str, request: GenerateSrtRequest) -> Sr
     try:
         local, info = fetch_and_probe(source, workspace, progress, probe_at=5)
         report_progress(progress, 8, "transcribing 0%")
-        transcription = transcribe_media(
-            local,
-            source,
-            transcribe_request,
-            progress,
-            duration=info.content_duration or info.duration,
-        )
+        with local_slot(GPU_TAG, get_settings().gpu_limit):
+            transcription = transcribe_media(
+                local,
+                source,
+                transcribe_request,
+                progress,
+                duration=info.content_duration or info.duration,
+            )
         report_progress(progress, 90, "building cues")
         subs = build_subtitles(transcription, request.rules, request.vtt, request.json_output)
         report_progress(progress, 95, "storing")

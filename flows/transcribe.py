@@ -11,8 +11,9 @@ from flows._steps import fetch_and_probe, run_workspace
 from mediaflows import whisper
 from mediaflows.ids import FileId, ProfileName, output_file_id
 from mediaflows.models import StoredFile, TranscribeRequest, TranscribeResult
+from mediaflows.settings import get_settings
 from mediaflows.workspace import remove_workspace
-from tasks._engine import run_blocking
+from tasks._engine import local_slot, run_blocking
 from tasks.progress import report_progress, start_progress
 from tasks.store import (
     find_output,
@@ -21,7 +22,7 @@ from tasks.store import (
     store_text_output,
 )
 from tasks.subtitles import transcript_json
-from tasks.whisper import transcribe_media
+from tasks.whisper import GPU_TAG, transcribe_media
 
 
 def _result(stored: StoredFile, text: str, cached: bool) -> TranscribeResult:
@@ -65,9 +66,10 @@ def _transcribe(profile: str, file_id: str, request: TranscribeRequest) -> Trans
     try:
         local, info = fetch_and_probe(source, workspace, progress, probe_at=5)
         report_progress(progress, 8, "transcribing 0%")
-        transcription = transcribe_media(
-            local, source, request, progress, duration=info.content_duration or info.duration
-        )
+        with local_slot(GPU_TAG, get_settings().gpu_limit):
+            transcription = transcribe_media(
+                local, source, request, progress, duration=info.content_duration or info.duration
+            )
         report_progress(progress, 95, "storing")
         stored = store_text_output(
             profile,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import ParamSpec, TypeVar
@@ -37,3 +38,26 @@ async def run_blocking(body: Callable[P, T], *args: P.args, **kwargs: P.kwargs) 
             return body(*args, **kwargs)
 
     return await asyncio.to_thread(in_thread)
+
+
+_local_slots: dict[str, threading.BoundedSemaphore] = {}
+_local_slots_lock = threading.Lock()
+
+
+@contextmanager
+def local_slot(tag: str, limit: int) -> Iterator[None]:
+    """Queue in this process for one of ``limit`` slots before a ``tag`` task asks the server.
+
+    The server's tag limit holds across workers, but a task it turns away sleeps for the
+    server's ``Retry-After`` (seconds) while the slot may come free at once. The runs of one
+    process (a batch's children) hand the slot over here, without delay; only one per free slot
+    goes on to the server.
+    """
+    with process_slots(tag, limit):
+        yield
+
+
+def process_slots(tag: str, limit: int) -> threading.BoundedSemaphore:
+    """This process's queue for ``tag`` slots (see :func:`local_slot`)."""
+    with _local_slots_lock:
+        return _local_slots.setdefault(f"{tag}:{limit}", threading.BoundedSemaphore(limit))

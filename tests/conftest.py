@@ -72,6 +72,13 @@ def prefect_server(session_env: dict[str, str]) -> Iterator[str]:
     """The embedded Prefect server, started by mediaflows' own code on a free port."""
     from deployments.server import start_embedded_server, stop_server
 
+    cluster = None
+    if os.environ.get("MEDIAFLOWS_TEST_DATABASE") == "postgresql":
+        # The same server, on PostgreSQL: how mediaflows runs at scale.
+        from tests.postgres import PostgresCluster
+
+        cluster = PostgresCluster()
+        os.environ["PREFECT_API_DATABASE_CONNECTION_URL"] = cluster.start()
     settings = get_settings()
     url = start_embedded_server(settings)
     assert url == session_env["PREFECT_API_URL"]
@@ -80,6 +87,8 @@ def prefect_server(session_env: dict[str, str]) -> Iterator[str]:
 
     APILogHandler().flush()  # the last logs reach the server before it goes
     stop_server(settings, wait_s=5)
+    if cluster is not None:
+        cluster.stop()
 
 
 @pytest.fixture(scope="session")

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+
+import pytest
 
 from deployments.server import embedded_api_url, ensure_server, is_healthy, server_home
 from mediaflows.settings import get_settings
@@ -18,7 +21,8 @@ def test_embedded_server_is_reused_not_restarted(prefect_server: str, monkeypatc
     pid = pid_file.read_text()
     assert ensure_server(settings) == url
     assert pid_file.read_text() == pid  # nothing new was started
-    assert (server_home(settings) / "prefect.db").exists()  # SQLite, under MEDIAFLOWS_HOME
+    if not os.environ.get("PREFECT_API_DATABASE_CONNECTION_URL"):
+        assert (server_home(settings) / "prefect.db").exists()  # SQLite, under MEDIAFLOWS_HOME
 
 
 def test_prefect_api_url_wins(monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -38,6 +42,10 @@ class _Retries(logging.Handler):
             self.messages.append(record.getMessage())
 
 
+ON_POSTGRES = bool(os.environ.get("PREFECT_API_DATABASE_CONNECTION_URL"))
+
+
+@pytest.mark.skipif(ON_POSTGRES, reason="about the SQLite-backed server")
 def test_gpu_slot_hand_offs_never_back_off_on_sqlite() -> None:
     """Back-to-back ``gpu`` task runs from three flows at once: every slot acquisition, release
     and state change is answered without a 503 (with Prefect's DEFERRED SQLite transactions,
@@ -68,3 +76,24 @@ def test_gpu_slot_hand_offs_never_back_off_on_sqlite() -> None:
         client_logger.removeHandler(handler)
         client_logger.setLevel(level)
     assert handler.messages == []
+
+
+def test_server_database_is_the_one_asked_for(prefect_server: str) -> None:
+    """SQLite by default; PostgreSQL when PREFECT_API_DATABASE_CONNECTION_URL says so (the test
+    suite runs on both: MEDIAFLOWS_TEST_DATABASE=postgresql)."""
+    import subprocess
+    from urllib.parse import urlparse
+
+    sqlite_file = server_home(get_settings()) / "prefect.db"
+    wanted = os.environ.get("PREFECT_API_DATABASE_CONNECTION_URL")
+    if not wanted:
+        assert sqlite_file.exists()
+        return
+    assert not sqlite_file.exists()
+    url = urlparse(wanted.replace("+asyncpg", ""))
+    tables = subprocess.run(
+        ["psql", "-h", url.hostname or "", "-p", str(url.port), "-U", url.username or "",
+         "-d", url.path.lstrip("/"), "-Atc", "select count(*) from flow"],
+        check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    assert int(tables.stdout.strip()) >= 0  # Prefect's schema lives in PostgreSQL

@@ -118,6 +118,10 @@ def start_embedded_server(settings: Settings | None = None, wait_s: float = 90.0
             if proc.poll() is not None:
                 break
             time.sleep(0.5)
+        with contextlib.suppress(ProcessLookupError):  # never leave a half-started server
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        (home / "server.pid").unlink(missing_ok=True)
         tail = (home / "server.log").read_text(errors="replace")[-2000:]
         raise ConfigurationError(
             f"the embedded Prefect server did not start on {url}; its log ends with:\n{tail}"

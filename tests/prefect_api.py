@@ -46,3 +46,23 @@ def artifacts(run_id: UUID) -> list[Any]:
         return client.read_artifacts(
             artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run_id]))
         )
+
+
+def everything_about(run_ids: list[UUID], tasks: int = 1) -> str:
+    """All the server returns about these flow runs (the run with its parameters, its logs, its
+    artifacts and its task runs), as one text to search."""
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+    from prefect.logging.handlers import APILogHandler
+
+    APILogHandler().flush()
+    seen: list[str] = []
+    with get_client(sync_client=True) as client:
+        for run_id in run_ids:
+            seen.append(client.read_flow_run(run_id).model_dump_json())
+            logs = client.read_logs(
+                log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id]))
+            )
+            seen += [log.model_dump_json() for log in logs]
+            seen += [a.model_dump_json() for a in artifacts(run_id)]
+            seen += [t.model_dump_json() for t in task_runs(run_id, expect=tasks)]
+    return "\n".join(seen)

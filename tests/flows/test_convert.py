@@ -135,3 +135,34 @@ def test_plain_ffmpeg_agrees_on_remux(videos: dict[str, Path], tmp_path: Path) -
         check=True,
     )
     assert media.probe(out).video.codec == "h264"  # type: ignore[union-attr]
+
+
+def test_s3_credentials_are_nowhere_on_the_prefect_server(
+    s3_endpoint: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    videos: dict[str, Path],
+    bad_inputs: dict[str, Path],
+) -> None:
+    """Runs on S3 with credentials from settings, one good and one failing: the credentials
+    appear in no run parameter, log, artifact or task run that the server has."""
+    from mediaflows.settings import get_settings
+
+    key_id, secret = "MFTESTKEYID7Q2ZX", "mf-test-secret-9f8e7d6c5b4a3210"
+    monkeypatch.setenv("MEDIAFLOWS_S3_ENDPOINT_URL", s3_endpoint)
+    monkeypatch.setenv("MEDIAFLOWS_STORE_URL", "s3://mediaflows-test/secrets")
+    monkeypatch.setenv("MEDIAFLOWS_S3_ACCESS_KEY_ID", key_id)
+    monkeypatch.setenv("MEDIAFLOWS_S3_SECRET_ACCESS_KEY", secret)
+    get_settings.cache_clear()
+    try:
+        store = ProfileStore.from_settings()
+        good = store.import_file("sam", videos["h264_aac.mkv"])
+        bad = store.import_file("sam", bad_inputs["text.mp4"])
+        ok, ok_id = _run("sam", good.id)
+        failed, failed_id = _run("sam", bad.id)
+        assert ok.is_completed() and failed.is_failed()
+        text = prefect_api.everything_about([ok_id, failed_id])
+    finally:
+        get_settings.cache_clear()
+    assert "mediaflows-test/secrets" in text or "sam" in text  # the runs are there …
+    assert key_id not in text and secret not in text and secret[-10:] not in text  # … no creds

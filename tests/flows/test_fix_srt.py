@@ -241,30 +241,15 @@ def test_diff_artifact_and_progress(
 def test_the_api_key_is_nowhere_on_the_prefect_server(
     llm_server: LLMServer, local_store: ProfileStore, tmp_path: Path
 ) -> None:
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
-    from prefect.logging.handlers import APILogHandler
-
     file_id = _import(local_store, tmp_path, messy_srt())
     ok = _run("dave", file_id)
     llm_server.set_mode("401")  # the server quotes the key in its error
     failed = _run("dave", file_id, FixSrtRequest(sys_msg="Be brief."))
     assert ok.is_completed() and failed.is_failed()
     assert llm_server.requests[-1].authorization.endswith(LLM_TEST_KEY)  # it was sent
-    APILogHandler().flush()
-    seen: list[str] = []
-    with get_client(sync_client=True) as client:
-        for state in (ok, failed):
-            run_id = state.state_details.flow_run_id
-            run = client.read_flow_run(run_id)
-            seen.append(run.model_dump_json())
-            logs = client.read_logs(
-                log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id]))
-            )
-            seen += [log.model_dump_json() for log in logs]
-            seen += [a.model_dump_json() for a in prefect_api.artifacts(run_id)]
-            seen += [t.model_dump_json() for t in prefect_api.task_runs(run_id, expect=2)]
-    text = "\n".join(seen)
+    text = prefect_api.everything_about(
+        [ok.state_details.flow_run_id, failed.state_details.flow_run_id], tasks=2
+    )
     assert "API key was refused" in text  # the failure is recorded…
     assert LLM_TEST_KEY not in text and LLM_TEST_KEY[-12:] not in text  # …without the key
 

@@ -7,7 +7,7 @@ from uuid import UUID
 
 from prefect.runtime import flow_run
 
-from mediaflows.models import MediaInfo, ProfileFile
+from mediaflows.models import FixReport, MediaInfo, ProfileFile, QAReport, SrtResult, StoredFile
 from mediaflows.workspace import workspace_path
 from tasks.media import probe_media
 from tasks.progress import report_progress
@@ -26,3 +26,21 @@ def fetch_and_probe(
     local = fetch_profile_file(source, workspace)
     report_progress(progress, probe_at, "probing")
     return local, probe_media(local, source)
+
+
+def srt_result(srt: StoredFile, content: str, cached: bool) -> SrtResult:
+    """The result of a flow that stored an SRT, from the stored file and its details."""
+    details = srt.file.details
+    return SrtResult(
+        file_id=srt.file.id,
+        media_url=srt.media_url,
+        profile=srt.file.profile,
+        source_file_id=srt.file.source_file_id or "",
+        content=content,
+        language=str(details.get("language", "")),
+        qa=QAReport.model_validate(details["qa"]),
+        vtt_file_id=details.get("vtt_file_id"),
+        json_file_id=details.get("json_file_id"),
+        fix=FixReport.model_validate(details["fix"]) if details.get("fix") else None,
+        cached=cached,
+    )

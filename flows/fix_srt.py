@@ -12,16 +12,14 @@ from uuid import UUID
 from prefect import flow
 from prefect.futures import PrefectConcurrentFuture
 
+from flows._steps import srt_result
 from mediaflows import llm
 from mediaflows.ids import FileId, ProfileName, output_file_id
 from mediaflows.models import (
     ChunkFix,
-    FixReport,
     FixSrtRequest,
-    QAReport,
     SrtChunk,
     SrtResult,
-    StoredFile,
 )
 from mediaflows.settings import get_settings
 from tasks._engine import process_slots, run_blocking
@@ -29,21 +27,6 @@ from tasks.llm import LLM_TAG, fix_chunk
 from tasks.progress import publish_fix_report, report_progress, start_progress
 from tasks.store import find_output, lookup_profile_file, read_text_output, store_text_output
 from tasks.subtitles import merge_fixes, read_profile_srt
-
-
-def _result(srt: StoredFile, content: str, cached: bool) -> SrtResult:
-    details = srt.file.details
-    return SrtResult(
-        file_id=srt.file.id,
-        media_url=srt.media_url,
-        profile=srt.file.profile,
-        source_file_id=srt.file.source_file_id or "",
-        content=content,
-        language=str(details.get("language", "")),
-        qa=QAReport.model_validate(details["qa"]),
-        fix=FixReport.model_validate(details["fix"]),
-        cached=cached,
-    )
 
 
 @flow(name="fix_srt", log_prints=False, validate_parameters=True)
@@ -71,7 +54,7 @@ def _fix_srt(profile: str, file_id: str, request: FixSrtRequest) -> SrtResult:
     existing = find_output(profile, srt_id)
     if existing is not None:
         report_progress(progress, 100, "done (already fixed)", wait=True)
-        return _result(existing, read_text_output(existing.file), cached=True)
+        return srt_result(existing, read_text_output(existing.file), cached=True)
 
     parsed = read_profile_srt(source)
     chunks = llm.plan_chunks(parsed.cues, settings.llm.chunk_cues, settings.llm.context_cues)
@@ -96,7 +79,7 @@ def _fix_srt(profile: str, file_id: str, request: FixSrtRequest) -> SrtResult:
     publish_fix_report(parsed.cues, fixed.cues, report, f"{profile}/{source.name}")
     report_progress(progress, 100, f"done ({report.changed} of {report.cues} cues changed)",
                     wait=True)  # fmt: skip
-    return _result(srt, fixed.srt, cached=False)
+    return srt_result(srt, fixed.srt, cached=False)
 
 
 def _fix_chunks(

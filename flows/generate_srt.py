@@ -7,10 +7,10 @@ from pathlib import PurePath
 
 from prefect import flow
 
-from flows._steps import fetch_and_probe, run_workspace
+from flows._steps import fetch_and_probe, run_workspace, srt_result
 from mediaflows import whisper
 from mediaflows.ids import FileId, ProfileName, output_file_id
-from mediaflows.models import GenerateSrtRequest, QAReport, SrtResult, StoredFile
+from mediaflows.models import GenerateSrtRequest, SrtResult
 from mediaflows.settings import get_settings
 from mediaflows.workspace import remove_workspace
 from tasks._engine import local_slot, run_blocking
@@ -23,22 +23,6 @@ from tasks.store import (
 )
 from tasks.subtitles import build_subtitles
 from tasks.whisper import GPU_TAG, transcribe_media
-
-
-def _result(srt: StoredFile, content: str, cached: bool) -> SrtResult:
-    details = srt.file.details
-    return SrtResult(
-        file_id=srt.file.id,
-        media_url=srt.media_url,
-        profile=srt.file.profile,
-        source_file_id=srt.file.source_file_id or "",
-        content=content,
-        language=str(details.get("language", "")),
-        qa=QAReport.model_validate(details["qa"]),
-        vtt_file_id=details.get("vtt_file_id"),
-        json_file_id=details.get("json_file_id"),
-        cached=cached,
-    )
 
 
 @flow(name="generate_srt", log_prints=False, validate_parameters=True)
@@ -67,7 +51,7 @@ def _generate_srt(profile: str, file_id: str, request: GenerateSrtRequest) -> Sr
     existing = find_output(profile, srt_id)
     if existing is not None:
         report_progress(progress, 100, "done (already generated)", wait=True)
-        return _result(existing, read_text_output(existing.file), cached=True)
+        return srt_result(existing, read_text_output(existing.file), cached=True)
 
     workspace = run_workspace(srt_id)
     try:
@@ -118,4 +102,4 @@ def _generate_srt(profile: str, file_id: str, request: GenerateSrtRequest) -> Sr
         remove_workspace(workspace)
     publish_qa_report(subs.qa, f"{profile}/{source.name}")
     report_progress(progress, 100, f"done ({subs.qa.cues} cues)", wait=True)
-    return _result(srt, subs.srt, cached=False)
+    return srt_result(srt, subs.srt, cached=False)

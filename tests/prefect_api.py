@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 from uuid import UUID
@@ -66,3 +67,27 @@ def everything_about(run_ids: list[UUID], tasks: int = 1) -> str:
             seen += [a.model_dump_json() for a in artifacts(run_id)]
             seen += [t.model_dump_json() for t in task_runs(run_id, expect=tasks)]
     return "\n".join(seen)
+
+
+class ClientBackoffs(logging.Handler):
+    """``with ClientBackoffs() as b:`` collects the Prefect client's back-offs (a 503, a dropped
+    connection: "retryable ... Another attempt will be made") while the block runs."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.messages: list[str] = []
+        self._logger = logging.getLogger("prefect.client")
+        self._level = self._logger.level
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "retryable" in record.getMessage():
+            self.messages.append(record.getMessage())
+
+    def __enter__(self) -> ClientBackoffs:
+        self._logger.addHandler(self)
+        self._logger.setLevel(logging.DEBUG)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._logger.removeHandler(self)
+        self._logger.setLevel(self._level)

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 
 import pytest
 
 from deployments.server import embedded_api_url, ensure_server, is_healthy, server_home
 from mediaflows.settings import get_settings
+from tests import prefect_api
 
 
 def test_embedded_server_is_reused_not_restarted(prefect_server: str, monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -28,18 +28,6 @@ def test_embedded_server_is_reused_not_restarted(prefect_server: str, monkeypatc
 def test_prefect_api_url_wins(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:1/api")
     assert ensure_server(get_settings()) == "http://127.0.0.1:1/api"
-
-
-class _Retries(logging.Handler):
-    """Collects the Prefect client's 'retryable status code' messages (503 back-offs)."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.messages: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if "retryable" in record.getMessage():
-            self.messages.append(record.getMessage())
 
 
 ON_POSTGRES = bool(os.environ.get("PREFECT_API_DATABASE_CONNECTION_URL"))
@@ -65,17 +53,9 @@ def test_gpu_slot_hand_offs_never_back_off_on_sqlite() -> None:
     async def three_at_once() -> list[int]:
         return await asyncio.gather(*(hand_offs(6) for _ in range(3)))
 
-    handler = _Retries()
-    client_logger = logging.getLogger("prefect.client")
-    level = client_logger.level
-    client_logger.addHandler(handler)
-    client_logger.setLevel(logging.DEBUG)
-    try:
+    with prefect_api.ClientBackoffs() as backoffs:
         assert asyncio.run(three_at_once()) == [15, 15, 15]
-    finally:
-        client_logger.removeHandler(handler)
-        client_logger.setLevel(level)
-    assert handler.messages == []
+    assert backoffs.messages == []
 
 
 def test_server_database_is_the_one_asked_for(prefect_server: str) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import logging
 import os
 import subprocess
 import sys
@@ -37,16 +36,6 @@ def run_batch(profile: str, file_ids: list[str], **options):  # type: ignore[no-
     result = state.result(raise_on_failure=False)
     assert isinstance(result, BatchResult), state.message
     return state, result
-
-
-class _Retries(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.messages: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if "retryable" in record.getMessage():
-            self.messages.append(record.getMessage())
 
 
 def test_bad_files_fail_alone_and_a_rerun_redoes_only_them(
@@ -114,19 +103,11 @@ def test_many_children_never_flood_the_server(local_store: ProfileStore, tmp_pat
     """100 children with 8 in flight on the embedded SQLite server: all Completed, and the
     client never had to back off (no 503, no 'database is locked')."""
     ids = [local_store.import_file("dave", p).id for p in distinct_clips(tmp_path, 100)]
-    handler = _Retries()
-    client_logger = logging.getLogger("prefect.client")
-    level = client_logger.level
-    client_logger.addHandler(handler)
-    client_logger.setLevel(logging.DEBUG)
-    try:
+    with prefect_api.ClientBackoffs() as backoffs:
         state, result = run_batch("dave", ids, in_flight=8)
-    finally:
-        client_logger.removeHandler(handler)
-        client_logger.setLevel(level)
     assert state.is_completed(), state.message
     assert (result.succeeded, result.failed) == (100, 0)
-    assert handler.messages == []
+    assert backoffs.messages == []
     runs = {UUID(c.run_id or "") for c in result.children}
     assert len(runs) == 100
     for run_id in list(runs)[:10]:

@@ -162,7 +162,7 @@ async def run_batch(
     return result
 
 
-@flow(name="batch_convert", validate_parameters=True)
+@flow(name="batch_convert", validate_parameters=True, persist_result=True)
 async def batch_convert(
     profile: ProfileName,
     file_ids: list[FileId],
@@ -185,7 +185,7 @@ async def batch_convert(
     return result  # type: ignore[no-any-return]
 
 
-@flow(name="batch_transcribe", validate_parameters=True)
+@flow(name="batch_transcribe", validate_parameters=True, persist_result=True)
 async def batch_transcribe(
     profile: ProfileName,
     file_ids: list[FileId],
@@ -208,7 +208,7 @@ async def batch_transcribe(
     return result  # type: ignore[no-any-return]
 
 
-@flow(name="batch_generate_srt", validate_parameters=True)
+@flow(name="batch_generate_srt", validate_parameters=True, persist_result=True)
 async def batch_generate_srt(
     profile: ProfileName,
     file_ids: list[FileId],
@@ -231,7 +231,7 @@ async def batch_generate_srt(
     return result  # type: ignore[no-any-return]
 
 
-@flow(name="batch_fix_srt", validate_parameters=True)
+@flow(name="batch_fix_srt", validate_parameters=True, persist_result=True)
 async def batch_fix_srt(
     profile: ProfileName,
     file_ids: list[FileId],

@@ -13,7 +13,7 @@ from prefect import flow
 from prefect.futures import PrefectConcurrentFuture
 
 from mediaflows import llm
-from mediaflows.ids import FileId, ProfileName, output_file_id
+from mediaflows.ids import FileId, ProfileName
 from mediaflows.models import (
     ChunkFix,
     FixReport,
@@ -23,6 +23,7 @@ from mediaflows.models import (
     SrtResult,
     StoredFile,
 )
+from mediaflows.outputs import fix_srt_options, output_id
 from mediaflows.settings import get_settings
 from tasks._engine import run_blocking
 from tasks.llm import fix_chunk
@@ -46,7 +47,7 @@ def _result(srt: StoredFile, content: str, cached: bool) -> SrtResult:
     )
 
 
-@flow(name="fix_srt", log_prints=False, validate_parameters=True)
+@flow(name="fix_srt", log_prints=False, validate_parameters=True, persist_result=True)
 async def fix_srt(
     profile: ProfileName, file_id: FileId, request: FixSrtRequest | None = None
 ) -> SrtResult:
@@ -65,9 +66,9 @@ def _fix_srt(profile: str, file_id: str, request: FixSrtRequest) -> SrtResult:
     progress = start_progress("fix_srt", f"{profile}/{file_id}")
     report_progress(progress, 1, "reading")
     source = lookup_profile_file(profile, file_id)
-    model = llm.resolve_model(request.model, settings.llm)
-    options = {**request.model_dump(mode="json"), "model": model}
-    srt_id = output_file_id(source.sha256, "fix_srt", options, f"{model}|{llm.PROMPT_VERSION}")
+    options = fix_srt_options(request, settings)
+    model = str(options["model"])
+    srt_id = output_id("fix_srt", source, request, settings)
     existing = find_output(profile, srt_id)
     if existing is not None:
         report_progress(progress, 100, "done (already fixed)", wait=True)

@@ -8,8 +8,9 @@ from pathlib import PurePath
 from prefect import flow
 
 from flows._steps import fetch_and_probe, run_workspace
-from mediaflows.ids import FileId, ProfileName, output_file_id
+from mediaflows.ids import FileId, ProfileName
 from mediaflows.models import GenerateSrtRequest, QAReport, SrtResult, StoredFile
+from mediaflows.outputs import generate_srt_ids
 from tasks._engine import run_blocking
 from tasks.progress import publish_qa_report, report_progress, start_progress
 from tasks.store import (
@@ -39,7 +40,7 @@ def _result(srt: StoredFile, content: str, cached: bool) -> SrtResult:
     )
 
 
-@flow(name="generate_srt", log_prints=False, validate_parameters=True)
+@flow(name="generate_srt", log_prints=False, validate_parameters=True, persist_result=True)
 async def generate_srt(
     profile: ProfileName, file_id: FileId, request: GenerateSrtRequest | None = None
 ) -> SrtResult:
@@ -58,10 +59,7 @@ def _generate_srt(profile: str, file_id: str, request: GenerateSrtRequest) -> Sr
     transcribe_request = request.transcribe_request()
     tool = whisper_version(transcribe_request)
     options = request.model_dump(mode="json")
-    srt_id, vtt_id, json_id = (
-        output_file_id(source.sha256, "generate_srt", options, tool, variant)
-        for variant in ("srt", "vtt", "json")
-    )
+    srt_id, vtt_id, json_id = generate_srt_ids(source, request)
     existing = find_output(profile, srt_id)
     if existing is not None:
         report_progress(progress, 100, "done (already generated)", wait=True)

@@ -8,8 +8,9 @@ from pathlib import PurePath
 from prefect import flow
 
 from flows._steps import fetch_and_probe, run_workspace
-from mediaflows.ids import FileId, ProfileName, output_file_id
+from mediaflows.ids import FileId, ProfileName
 from mediaflows.models import StoredFile, TranscribeRequest, TranscribeResult
+from mediaflows.outputs import output_id as planned_output_id
 from tasks._engine import run_blocking
 from tasks.progress import report_progress, start_progress
 from tasks.store import (
@@ -38,7 +39,7 @@ def _result(stored: StoredFile, text: str, cached: bool) -> TranscribeResult:
     )
 
 
-@flow(name="transcribe", log_prints=False, validate_parameters=True)
+@flow(name="transcribe", log_prints=False, validate_parameters=True, persist_result=True)
 async def transcribe(
     profile: ProfileName, file_id: FileId, request: TranscribeRequest | None = None
 ) -> TranscribeResult:
@@ -53,7 +54,7 @@ def _transcribe(profile: str, file_id: str, request: TranscribeRequest) -> Trans
     source = lookup_profile_file(profile, file_id)
     tool = whisper_version(request)
     options = request.model_dump(mode="json")
-    output_id = output_file_id(source.sha256, "transcribe", options, tool)
+    output_id = planned_output_id("transcribe", source, request)
     existing = find_output(profile, output_id)
     if existing is not None:
         text = json.loads(read_text_output(existing.file))["text"]

@@ -46,3 +46,10 @@ def artifacts(run_id: UUID) -> list[Any]:
         return client.read_artifacts(
             artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run_id]))
         )
+
+
+def flow_runs_with_key(idempotency_key: str) -> list[FlowRun]:
+    """Every flow run the server holds for this idempotency key."""
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(limit=200)
+    return [r for r in runs if r.idempotency_key == idempotency_key]

@@ -17,17 +17,14 @@ ENV DEBIAN_FRONTEND=noninteractive \
     UV_PROJECT_ENVIRONMENT=/app/.venv \
     PATH=/app/.venv/bin:$PATH
 
-# Behind a TLS-inspecting proxy, pass its CA certificate(s) as PEM text:
-#   --build-arg EXTRA_CA_CERTS="$(cat /usr/local/share/ca-certificates/*.crt)"
-ARG EXTRA_CA_CERTS=""
+# Behind a TLS-inspecting proxy, put its CA certificate(s) (*.crt) in docker/ca-certificates/.
+COPY docker/ca-certificates/ /usr/local/share/ca-certificates/
 ENV SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt \
     PIP_CERT=/etc/ssl/certs/ca-certificates.crt
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 python3-venv ffmpeg ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
- && if [ -n "$EXTRA_CA_CERTS" ]; then \
-      printf '%s\n' "$EXTRA_CA_CERTS" > /usr/local/share/ca-certificates/extra.crt \
-      && update-ca-certificates; fi \
+ && update-ca-certificates \
  && python3 -m venv /opt/uv && /opt/uv/bin/pip install --no-cache-dir "uv>=0.5,<1" \
  && ln -s /opt/uv/bin/uv /usr/local/bin/uv
 

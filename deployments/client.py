@@ -4,7 +4,7 @@
 from deployments.client import submit, status, wait
 
 run_id = submit("generate_srt", "alice", "FILE_ID", {"vtt": True}, idempotency_key="talk-42")
-print(status(run_id))          # RunStatus(state='RUNNING', phase='processing', progress=42.0, ...)
+print(status(run_id))  # RunStatus(state='RUNNING', phase='processing', progress=42.0 …)
 srt = wait(run_id, timeout=600)  # SrtResult
 ```
 

@@ -108,3 +108,19 @@ def test_outputs_past_the_retention_period_are_removed_and_not_made_again(
     assert local_store.get("finn", new_output).source_file_id == new
     again = run_sweep(profile="finn", operation="convert")
     assert (again.removed, again.pending) == ((), ())
+
+
+def test_sweep_sees_the_outputs_of_the_flows_themselves(
+    local_store: ProfileStore, jfk: Path
+) -> None:
+    """The flows and the sweep derive output ids with one function: a file done by the
+    generate_srt flow is not pending for generate_srt, but is for transcribe."""
+    from flows.generate_srt import generate_srt
+
+    source = local_store.import_file("ivan", jfk)
+    asyncio.run(generate_srt(profile="ivan", file_id=source.id))
+    assert run_sweep(profile="ivan", operation="generate_srt").pending == ()
+    transcribed = run_sweep(profile="ivan", operation="transcribe")
+    assert transcribed.pending == (source.id,)
+    assert transcribed.batch is not None and transcribed.batch.succeeded == 1
+    assert run_sweep(profile="ivan", operation="transcribe").pending == ()

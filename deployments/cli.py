@@ -192,14 +192,20 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
 def cmd_setup(args: argparse.Namespace) -> None:
     _start_prefect(args.verbose)
-    from deployments.setup import ensure_concurrency_limits
+    from deployments.setup import ensure_setup
 
-    _emit(
-        {
-            "api_url": os.environ["PREFECT_API_URL"],
-            "concurrency_limits": ensure_concurrency_limits(get_settings()),
-        }
-    )
+    _emit({"api_url": os.environ["PREFECT_API_URL"], **ensure_setup(get_settings())})
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """``prefect worker start`` for a mediaflows pool, with the environment its runs need."""
+    from deployments.worker import worker_command, worker_env
+
+    _start_prefect(args.verbose)
+    env = worker_env(get_settings())
+    command = worker_command(args.pool, args.name, args.limit)
+    os.execvpe(command[0], command, env)
+    return 0  # not reached: exec replaces this process
 
 
 def _print_result(result: BaseModel, as_json: bool) -> None:
@@ -321,8 +327,16 @@ def _parser() -> argparse.ArgumentParser:
         _operation_options(p, name)
         p.set_defaults(func=cmd_batch)
 
-    p = sub.add_parser("setup", help="start the server (if embedded), create concurrency limits")
+    p = sub.add_parser(
+        "setup", help="start the server (if embedded); create concurrency limits and work pools"
+    )
     p.set_defaults(func=cmd_setup)
+
+    p = sub.add_parser("worker", help="run a Prefect worker for the deployments (prefect.yaml)")
+    p.add_argument("--pool", default="mediaflows-process", help="work pool (default: process)")
+    p.add_argument("--name", default=None, help="worker name (default: Prefect's)")
+    p.add_argument("--limit", type=int, default=None, help="flow runs at once on this worker")
+    p.set_defaults(func=cmd_worker)
 
     p = sub.add_parser("server", help="the embedded Prefect server")
     p.add_argument("action", choices=["start", "stop", "status"])

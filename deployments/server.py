@@ -90,6 +90,9 @@ def start_embedded_server(settings: Settings | None = None, wait_s: float = 90.0
         if is_healthy(url):  # another process started it while we waited for the lock
             return url
         env = {**os.environ, **SERVER_ENV, "PREFECT_HOME": str(home)}
+        # The UI asks the browser to call this URL; Prefect's default is port 4200 whatever
+        # --port says, so a server on another port showed "Can't connect to Server API".
+        env.setdefault("PREFECT_UI_API_URL", url)
         env.pop("PREFECT_API_URL", None)
         log = (home / "server.log").open("ab")
         proc = subprocess.Popen(

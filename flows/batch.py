@@ -37,6 +37,7 @@ from mediaflows.models import (
     ProfileFile,
     TranscribeRequest,
 )
+from mediaflows.outputs import INPUT_KINDS
 from mediaflows.settings import get_settings
 from tasks.progress import (
     publish_batch_plan,
@@ -45,10 +46,6 @@ from tasks.progress import (
     start_progress,
 )
 from tasks.store import list_profile_media, lookup_batch_files
-
-#: Kinds of files each operation takes when a batch is asked for a whole profile.
-MEDIA_KINDS = ("video", "audio")
-INPUT_KINDS = {"convert": ("video",), "fix_srt": ("subtitle",)}
 
 
 def _output_id(result: Any) -> str | None:
@@ -122,7 +119,7 @@ async def run_batch(
     started = time.perf_counter()
     ids = list(dict.fromkeys(file_ids))  # each file once, in the order given
     if all_in_profile:
-        kinds = INPUT_KINDS.get(operation, MEDIA_KINDS)
+        kinds = INPUT_KINDS[operation]  # type: ignore[index]
         listed = await asyncio.to_thread(list_profile_media, profile, kinds)
         ids += [i for i in listed if i not in set(ids)]
     found = await asyncio.to_thread(lookup_batch_files, profile, ids)
@@ -162,7 +159,7 @@ async def run_batch(
     return result
 
 
-@flow(name="batch_convert", validate_parameters=True)
+@flow(name="batch_convert", validate_parameters=True, persist_result=True)
 async def batch_convert(
     profile: ProfileName,
     file_ids: list[FileId],
@@ -185,7 +182,7 @@ async def batch_convert(
     return result  # type: ignore[no-any-return]
 
 
-@flow(name="batch_transcribe", validate_parameters=True)
+@flow(name="batch_transcribe", validate_parameters=True, persist_result=True)
 async def batch_transcribe(
     profile: ProfileName,
     file_ids: list[FileId],
@@ -208,7 +205,7 @@ async def batch_transcribe(
     return result  # type: ignore[no-any-return]
 
 
-@flow(name="batch_generate_srt", validate_parameters=True)
+@flow(name="batch_generate_srt", validate_parameters=True, persist_result=True)
 async def batch_generate_srt(
     profile: ProfileName,
     file_ids: list[FileId],
@@ -231,7 +228,7 @@ async def batch_generate_srt(
     return result  # type: ignore[no-any-return]
 
 
-@flow(name="batch_fix_srt", validate_parameters=True)
+@flow(name="batch_fix_srt", validate_parameters=True, persist_result=True)
 async def batch_fix_srt(
     profile: ProfileName,
     file_ids: list[FileId],

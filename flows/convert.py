@@ -35,7 +35,7 @@ def _result(stored: StoredFile, source_file_id: str, cached: bool) -> ConvertRes
     )
 
 
-@flow(name="convert", log_prints=False, validate_parameters=True)
+@flow(name="convert", log_prints=False, validate_parameters=True, persist_result=True)
 async def convert(
     profile: ProfileName, file_id: FileId, request: ConvertRequest | None = None
 ) -> ConvertResult:

@@ -14,13 +14,14 @@ from prefect.futures import PrefectConcurrentFuture
 
 from flows._steps import srt_result
 from mediaflows import llm
-from mediaflows.ids import FileId, ProfileName, output_file_id
+from mediaflows.ids import FileId, ProfileName
 from mediaflows.models import (
     ChunkFix,
     FixSrtRequest,
     SrtChunk,
     SrtResult,
 )
+from mediaflows.outputs import fix_srt_options, output_id
 from mediaflows.settings import get_settings
 from tasks._engine import process_slots, run_blocking
 from tasks.llm import LLM_TAG, fix_chunk
@@ -29,7 +30,7 @@ from tasks.store import find_output, lookup_profile_file, read_text_output, stor
 from tasks.subtitles import merge_fixes, read_profile_srt
 
 
-@flow(name="fix_srt", log_prints=False, validate_parameters=True)
+@flow(name="fix_srt", log_prints=False, validate_parameters=True, persist_result=True)
 async def fix_srt(
     profile: ProfileName, file_id: FileId, request: FixSrtRequest | None = None
 ) -> SrtResult:
@@ -48,9 +49,9 @@ def _fix_srt(profile: str, file_id: str, request: FixSrtRequest) -> SrtResult:
     progress = start_progress("fix_srt", f"{profile}/{file_id}")
     report_progress(progress, 1, "reading")
     source = lookup_profile_file(profile, file_id)
-    model = llm.resolve_model(request.model, settings.llm)
-    options = {**request.model_dump(mode="json"), "model": model}
-    srt_id = output_file_id(source.sha256, "fix_srt", options, f"{model}|{llm.PROMPT_VERSION}")
+    options = fix_srt_options(request, settings)
+    model = str(options["model"])
+    srt_id = output_id("fix_srt", source, request, settings)
     existing = find_output(profile, srt_id)
     if existing is not None:
         report_progress(progress, 100, "done (already fixed)", wait=True)

@@ -9,8 +9,9 @@ from prefect import flow
 
 from flows._steps import fetch_and_probe, run_workspace, srt_result
 from mediaflows import whisper
-from mediaflows.ids import FileId, ProfileName, output_file_id
+from mediaflows.ids import FileId, ProfileName
 from mediaflows.models import GenerateSrtRequest, SrtResult
+from mediaflows.outputs import generate_srt_ids
 from mediaflows.settings import get_settings
 from mediaflows.workspace import remove_workspace
 from tasks._engine import local_slot, run_blocking
@@ -25,7 +26,7 @@ from tasks.subtitles import build_subtitles
 from tasks.whisper import GPU_TAG, transcribe_media
 
 
-@flow(name="generate_srt", log_prints=False, validate_parameters=True)
+@flow(name="generate_srt", log_prints=False, validate_parameters=True, persist_result=True)
 async def generate_srt(
     profile: ProfileName, file_id: FileId, request: GenerateSrtRequest | None = None
 ) -> SrtResult:
@@ -44,10 +45,7 @@ def _generate_srt(profile: str, file_id: str, request: GenerateSrtRequest) -> Sr
     transcribe_request = request.transcribe_request()
     tool = whisper.tool_version(transcribe_request)
     options = request.model_dump(mode="json")
-    srt_id, vtt_id, json_id = (
-        output_file_id(source.sha256, "generate_srt", options, tool, variant)
-        for variant in ("srt", "vtt", "json")
-    )
+    srt_id, vtt_id, json_id = generate_srt_ids(source, request)
     existing = find_output(profile, srt_id)
     if existing is not None:
         report_progress(progress, 100, "done (already generated)", wait=True)

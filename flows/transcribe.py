@@ -9,8 +9,9 @@ from prefect import flow
 
 from flows._steps import fetch_and_probe, run_workspace
 from mediaflows import whisper
-from mediaflows.ids import FileId, ProfileName, output_file_id
+from mediaflows.ids import FileId, ProfileName
 from mediaflows.models import StoredFile, TranscribeRequest, TranscribeResult
+from mediaflows.outputs import output_id as planned_output_id
 from mediaflows.settings import get_settings
 from mediaflows.workspace import remove_workspace
 from tasks._engine import local_slot, run_blocking
@@ -40,7 +41,7 @@ def _result(stored: StoredFile, text: str, cached: bool) -> TranscribeResult:
     )
 
 
-@flow(name="transcribe", log_prints=False, validate_parameters=True)
+@flow(name="transcribe", log_prints=False, validate_parameters=True, persist_result=True)
 async def transcribe(
     profile: ProfileName, file_id: FileId, request: TranscribeRequest | None = None
 ) -> TranscribeResult:
@@ -55,7 +56,7 @@ def _transcribe(profile: str, file_id: str, request: TranscribeRequest) -> Trans
     source = lookup_profile_file(profile, file_id)
     tool = whisper.tool_version(request)
     options = request.model_dump(mode="json")
-    output_id = output_file_id(source.sha256, "transcribe", options, tool)
+    output_id = planned_output_id("transcribe", source, request)
     existing = find_output(profile, output_id)
     if existing is not None:
         text = json.loads(read_text_output(existing.file))["text"]

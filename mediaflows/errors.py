@@ -38,6 +38,10 @@ class ProfileFileNotFoundError(InputError):
         self.profile = profile
         self.file_id = file_id
 
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:
+        # Persisted as a failed run's result, read back by another process (pickle).
+        return (type(self), (self.profile, self.file_id))
+
 
 class MediaError(InputError):
     """The media file cannot be used: empty, not media, truncated, unsupported."""
@@ -46,6 +50,9 @@ class MediaError(InputError):
         super().__init__(f"{name}: {reason}")
         self.name = name
         self.reason = reason
+
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:
+        return (type(self), (self.name, self.reason))
 
 
 class UnsafeMediaError(MediaError):

@@ -401,6 +401,23 @@ class BatchResult(_Frozen):
         return [child.file_id for child in self.children if child.status == "failed"]
 
 
+class SweepResult(_Frozen):
+    """What one sweep of a profile found and did."""
+
+    profile: ProfileName
+    operation: str
+    imported: tuple[str, ...] = Field(
+        default=(), description="Files of the watch folder new to the profile."
+    )
+    pending: tuple[str, ...] = Field(
+        description="Inputs without the requested output: the batch's files (none: no batch)."
+    )
+    batch: BatchResult | None = Field(default=None, description="The batch run, if any.")
+    removed: tuple[str, ...] = Field(
+        default=(), description="Outputs older than the retention period, removed."
+    )
+
+
 class BatchPlan(_Frozen):
     """The pre-flight summary of a batch, before any work starts."""
 

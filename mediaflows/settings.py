@@ -164,6 +164,12 @@ class Settings(BaseSettings):
     llm_limit: int = Field(
         default=4, ge=1, description="LLM requests at once across all workers (Prefect tag `llm`)."
     )
+    output_retention_s: float | None = Field(
+        default=None,
+        gt=0,
+        description="Outputs older than this are removed by the sweep (and inputs older than "
+        "this are no longer swept); default: keep outputs.",
+    )
     whisper: WhisperSettings = Field(default_factory=WhisperSettings)
     llm: LLMSettings = Field(default_factory=LLMSettings)
 

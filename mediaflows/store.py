@@ -92,6 +92,7 @@ class _Backend(Protocol):
     def local_path(self, key: str) -> Path | None: ...
     def list_names(self, prefix: str) -> list[str]: ...
     def url(self, key: str, name: str, content_type: str) -> str: ...
+    def delete(self, key: str) -> None: ...
 
 
 class _LocalBackend:
@@ -156,6 +157,9 @@ class _LocalBackend:
     def url(self, key: str, name: str, content_type: str) -> str:
         return self._path(key).as_uri()
 
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
+
 
 class _S3Backend:
     """A bucket (and prefix) on S3 or an S3-compatible server, through s3fs; URLs through boto3."""
@@ -216,6 +220,10 @@ class _S3Backend:
         except FileNotFoundError:
             return []
         return sorted(e.rsplit("/", 1)[-1] for e in entries)
+
+    def delete(self, key: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.fs.rm_file(self._full(key))
 
     def _client(self) -> S3Client:
         if self._boto is None:
@@ -384,6 +392,12 @@ class ProfileStore:
         return StoredFile(file=file, media_url=self.media_url(file))
 
     # writing ---------------------------------------------------------------------------------
+    def delete(self, profile: str, file_id: str) -> None:
+        """Remove a file: its metadata first (it no longer exists), then its content."""
+        with _store_errors(f"deleting {profile}/{file_id}"):
+            self._backend.delete(self._meta_key(profile, file_id))
+            self._backend.delete(self._blob_key(profile, file_id))
+
     def put_text(self, profile: str, file_id: str, text: str, **meta: Any) -> ProfileFile:
         """Store a text output (subtitles, transcript JSON); see :meth:`put_file`."""
         existing = self.find(profile, file_id)

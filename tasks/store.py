@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NONE
+from pydantic import BaseModel
 
+from mediaflows import sweep
 from mediaflows.errors import InputError
 from mediaflows.models import FileKind, ProfileFile, StoredFile
+from mediaflows.outputs import Operation
+from mediaflows.settings import get_settings
 from mediaflows.store import ProfileStore
 from tasks._retry import RETRYING
 
@@ -125,3 +130,34 @@ def store_text_output(
 def read_text_output(file: ProfileFile) -> str:
     """The content of a stored text output (for results served from the store)."""
     return ProfileStore.from_settings().read_text(file)
+
+
+@task(name="import_watch_folder", cache_policy=NONE, **RETRYING)
+def import_watch_folder(profile: str, folder: Path, operation: Operation) -> list[str]:
+    """Import the folder's new files that ``operation`` takes into the profile; their ids."""
+    return sweep.import_folder(ProfileStore.from_settings(), profile, folder, operation)
+
+
+@task(name="find_pending_inputs", cache_policy=NONE, **RETRYING)
+def find_pending_inputs(profile: str, operation: Operation, request: BaseModel) -> list[str]:
+    """The profile's inputs for ``operation`` whose output is not stored yet."""
+    files = ProfileStore.from_settings().list_files(profile)
+    return sweep.pending_inputs(files, operation, request, datetime.now(UTC))
+
+
+@task(name="remove_expired_outputs", cache_policy=NONE, **RETRYING)
+def remove_expired_outputs(profile: str) -> list[str]:
+    """Delete the profile's outputs older than MEDIAFLOWS_OUTPUT_RETENTION_S (none if unset)."""
+    settings = get_settings()
+    store = ProfileStore.from_settings(settings)
+    files = store.list_files(profile)
+    expired = sweep.expired_outputs(files, settings.output_retention_s, datetime.now(UTC))
+    for file in expired:
+        store.delete(profile, file.id)
+    return [f.id for f in expired]
+
+
+@task(name="remove_stale_workspaces", cache_policy=NONE)
+def remove_stale_workspaces() -> list[str]:
+    """Delete scratch directories that runs which died left behind."""
+    return sweep.remove_stale_workspaces()

@@ -91,3 +91,35 @@ class ClientBackoffs(logging.Handler):
     def __exit__(self, *exc: object) -> None:
         self._logger.removeHandler(self)
         self._logger.setLevel(self._level)
+
+
+def flow_runs_with_key(idempotency_key: str) -> list[FlowRun]:
+    """Every flow run the server holds for this idempotency key."""
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(limit=200)
+    return [r for r in runs if r.idempotency_key == idempotency_key]
+
+
+def deployments() -> dict[str, Any]:
+    """Every deployment, by "flow/deployment" name."""
+    with get_client(sync_client=True) as client:
+        found = client.read_deployments(limit=200)
+        flows = {f.id: f.name for f in client.read_flows(limit=200)}
+    return {f"{flows[d.flow_id]}/{d.name}": d for d in found}
+
+
+def work_pool(name: str) -> Any:
+    with get_client(sync_client=True) as client:
+        return client.read_work_pool(name)
+
+
+def worker_online(pool: str, name: str) -> bool:
+    from prefect.client.schemas.objects import WorkerStatus
+    from prefect.exceptions import ObjectNotFound
+
+    with get_client(sync_client=True) as client:
+        try:
+            workers = client.read_workers_for_work_pool(pool)
+        except ObjectNotFound:
+            return False
+    return any(w.name == name and w.status == WorkerStatus.ONLINE for w in workers)

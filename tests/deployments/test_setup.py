@@ -25,3 +25,22 @@ def test_gpu_and_llm_limits_are_created_idempotently(monkeypatch: pytest.MonkeyP
         ensure_concurrency_limits(get_settings())  # back to the default for other tests
         with get_client(sync_client=True) as client:
             assert client.read_concurrency_limit_by_tag("llm").concurrency_limit == 4
+
+
+def test_work_pools_are_created_once_and_left_alone_after() -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import WorkPoolUpdate
+
+    from deployments.setup import DOCKER_POOL, PROCESS_POOL, ensure_work_pools
+
+    assert ensure_work_pools() == {PROCESS_POOL: "process", DOCKER_POOL: "docker"}
+    with get_client(sync_client=True) as client:
+        client.update_work_pool(PROCESS_POOL, WorkPoolUpdate(concurrency_limit=3))
+    assert ensure_work_pools()[PROCESS_POOL] == "process"  # again: no error
+    with get_client(sync_client=True) as client:
+        process = client.read_work_pool(PROCESS_POOL)
+        docker = client.read_work_pool(DOCKER_POOL)
+        client.update_work_pool(PROCESS_POOL, WorkPoolUpdate(concurrency_limit=None))
+    assert process.type == "process" and process.concurrency_limit == 3  # an operator's edit
+    assert docker.type == "docker"
+    assert "image" in docker.base_job_template["variables"]["properties"]

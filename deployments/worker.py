@@ -1,0 +1,44 @@
+"""Running a Prefect worker for the mediaflows deployments.
+
+The deployments' ``pull`` step (prefect.yaml) changes into ``$MEDIAFLOWS_REPO`` before it imports
+a flow, so the worker's flow-run subprocesses must have it: ``mediaflows worker`` sets it to this
+checkout unless it is set already (the worker image sets it to ``/app``). This module does not
+import Prefect.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from mediaflows.settings import Settings, get_settings
+
+#: The checkout this code runs from: where prefect.yaml and the flows' entry points are.
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def worker_env(
+    settings: Settings | None = None, base: dict[str, str] | None = None
+) -> dict[str, str]:
+    """The environment of a worker (and so of every flow run it starts)."""
+    settings = settings or get_settings()
+    env = dict(os.environ if base is None else base)
+    env.setdefault("MEDIAFLOWS_REPO", str(REPO_ROOT))
+    env.setdefault("MEDIAFLOWS_HOME", str(settings.home))
+    # Flow results (what the Python API's wait() reads) and the task caches: one place per
+    # machine; for workers on several machines, see "Scale-out" in the README.
+    env.setdefault("PREFECT_LOCAL_STORAGE_PATH", str(settings.home / "results"))
+    env.setdefault("DO_NOT_TRACK", "1")
+    return env
+
+
+def worker_command(pool: str, name: str | None = None, limit: int | None = None) -> list[str]:
+    """``prefect worker start`` for ``pool``, run by this interpreter."""
+    command = [sys.executable, "-m", "prefect", "worker", "start", "--pool", pool]
+    command += ["--install-policy", "never", "--no-create-pool-if-not-found"]
+    if name:
+        command += ["--name", name]
+    if limit:
+        command += ["--limit", str(limit)]
+    return command

@@ -1,0 +1,115 @@
+"""The sweep's decisions, in plain Python: which files of a watch folder to import, which inputs
+still lack the requested output, which outputs are past the retention period."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from mediaflows.errors import MediaflowsError
+from mediaflows.ids import content_file_id
+from mediaflows.media import probe
+from mediaflows.models import ProfileFile
+from mediaflows.outputs import INPUT_KINDS, Operation, output_id
+from mediaflows.settings import Settings, get_settings
+from mediaflows.store import ProfileStore, guess_content_type, guess_kind, sha256_of
+
+#: A watch-folder file modified more recently than this may still be being copied: next sweep.
+SETTLE_S = 10.0
+#: Run scratch directories older than this belong to runs that died without cleaning up.
+STALE_WORKSPACE_S = 24 * 3600.0
+
+
+def import_folder(
+    store: ProfileStore,
+    profile: str,
+    folder: Path,
+    operation: Operation,
+    settle_s: float = SETTLE_S,
+) -> list[str]:
+    """Import the files of ``folder`` that ``operation`` takes and the profile lacks; their ids.
+
+    Hidden files and files modified in the last ``settle_s`` seconds are left for a later sweep.
+    Ids derive from content, so a file imported before is found, not imported again.
+    """
+    kinds = INPUT_KINDS[operation]
+    now = time.time()
+    known = {f.id for f in store.list_files(profile)}
+    imported = []
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith(".") or not path.is_file():
+            continue
+        if now - path.stat().st_mtime < settle_s:
+            continue
+        if guess_kind(guess_content_type(path.name)) not in kinds:
+            continue
+        if content_file_id(sha256_of(path)) in known:
+            continue  # imported by an earlier sweep: no probe, no copy
+        file = store.import_file(profile, path, details=_media_details(path))
+        known.add(file.id)
+        imported.append(file.id)
+    return imported
+
+
+def _media_details(path: Path) -> dict[str, float] | None:
+    try:
+        info = probe(path, path.name)
+    except MediaflowsError:
+        return None  # the operation refuses it with a clear error; the sweep only imports
+    return {"duration": info.content_duration or info.duration}
+
+
+def pending_inputs(
+    files: Sequence[ProfileFile],
+    operation: Operation,
+    request: BaseModel,
+    now: datetime,
+    settings: Settings | None = None,
+) -> list[str]:
+    """Ids of the imported files that ``operation`` takes and whose output is not stored.
+
+    With a retention period, inputs older than it are not swept: their output, if any, has
+    expired on purpose and is not made again.
+    """
+    settings = settings or get_settings()
+    stored = {f.id for f in files}
+    retention = settings.output_retention_s
+    pending = []
+    for file in files:
+        if file.operation is not None or file.kind not in INPUT_KINDS[operation]:
+            continue
+        if retention is not None and now - file.created > timedelta(seconds=retention):
+            continue
+        if output_id(operation, file, request, settings) not in stored:
+            pending.append(file.id)
+    return pending
+
+
+def expired_outputs(
+    files: Sequence[ProfileFile], retention_s: float | None, now: datetime
+) -> list[ProfileFile]:
+    """Outputs (files an operation made) created more than ``retention_s`` ago."""
+    if retention_s is None:
+        return []
+    cutoff = now - timedelta(seconds=retention_s)
+    return [f for f in files if f.operation is not None and f.created < cutoff]
+
+
+def remove_stale_workspaces(settings: Settings | None = None) -> list[str]:
+    """Delete run scratch directories left by runs that died (older than a day)."""
+    settings = settings or get_settings()
+    runs = settings.work_path / "runs"
+    if not runs.is_dir():
+        return []
+    cutoff = time.time() - STALE_WORKSPACE_S
+    removed = []
+    for path in runs.iterdir():
+        if path.stat().st_mtime < cutoff:
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path.name)
+    return removed

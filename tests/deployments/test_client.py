@@ -1,0 +1,65 @@
+"""The Python API in-process (no worker): submit → run id, status, wait → typed result, one run
+per idempotency key."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from deployments import client
+from mediaflows.models import BatchResult, ConvertRequest, ConvertResult
+from mediaflows.store import ProfileStore
+from tests import prefect_api
+from tests.flows.test_batch import distinct_clips
+
+
+def test_submit_wait_status_in_process_with_one_run_per_key(
+    local_store: ProfileStore, tmp_path: Path
+) -> None:
+    source = local_store.import_file("carol", distinct_clips(tmp_path, 1)[0])
+    key = f"convert-{uuid.uuid4()}"
+    run_id = client.submit(
+        "convert", "carol", source.id, ConvertRequest(crf=30), idempotency_key=key,
+        via="in-process",
+    )  # fmt: skip
+    result = client.wait(run_id, timeout=120)
+    assert isinstance(result, ConvertResult)
+    assert result.source_file_id == source.id and not result.cached
+    assert local_store.find("carol", result.file_id) is not None
+
+    again = client.submit(
+        "convert", "carol", source.id, {"crf": 30}, idempotency_key=key, via="in-process"
+    )
+    assert again == run_id  # the same run, not a second one
+    assert client.wait(again, timeout=10) == result
+    runs = prefect_api.flow_runs_with_key(key)
+    assert [r.id for r in runs] == [run_id]
+
+    status = client.status(run_id)
+    assert (status.state, status.phase, status.finished) == ("COMPLETED", "done", True)
+    assert status.flow == "convert" and status.progress == 100.0
+    assert status.stage and status.stage.startswith("done")
+
+
+def test_a_list_of_ids_runs_the_batch_flow(local_store: ProfileStore, tmp_path: Path) -> None:
+    ids = [local_store.import_file("carol", p).id for p in distinct_clips(tmp_path, 2)]
+    result = client.wait(client.submit("convert", "carol", ids), timeout=120)
+    assert isinstance(result, BatchResult)
+    assert (result.total, result.succeeded) == (2, 2)
+
+
+def test_a_failed_run_raises_with_its_state(local_store: ProfileStore) -> None:
+    run_id = client.submit("convert", "carol", "no-such-file", via="in-process")
+    with pytest.raises(client.RunFailedError, match="Failed"):
+        client.wait(run_id, timeout=60)
+    assert client.status(run_id).phase == "failed"
+
+
+def test_bad_options_fail_before_any_run() -> None:
+    with pytest.raises(ValidationError):
+        client.submit("convert", "carol", "abc", {"crf": 99})
+    with pytest.raises(Exception, match="unknown operation"):
+        client.submit("resize", "carol", "abc")  # type: ignore[arg-type]

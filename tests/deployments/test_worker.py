@@ -1,0 +1,140 @@
+"""Deployments on a real process worker: `mediaflows setup` makes the pools, `prefect deploy --all`
+applies prefect.yaml, a `prefect worker start` subprocess runs what the Python API submits, and
+the typed result is read back in this process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from deployments import client
+from deployments.setup import PROCESS_POOL
+from deployments.worker import REPO_ROOT
+from mediaflows.models import ConvertResult
+from mediaflows.settings import get_settings
+from mediaflows.store import ProfileStore
+from tests import prefect_api
+from tests.flows.test_batch import distinct_clips
+
+pytestmark = [pytest.mark.worker, pytest.mark.slow]
+
+BIN = Path(sys.executable).parent
+FLOWS = (
+    "convert", "transcribe", "generate_srt", "fix_srt", "batch_convert", "batch_transcribe",
+    "batch_generate_srt", "batch_fix_srt", "sweep",
+)  # fmt: skip
+
+
+def _run(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        args, env=env, cwd=cwd, capture_output=True, text=True, timeout=300, check=False
+    )
+
+
+@pytest.fixture(scope="module")
+def worker_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProfileStore]:
+    """One local store for this process and the worker's runs."""
+    url = str(tmp_path_factory.mktemp("worker") / "store")
+    previous = os.environ.get("MEDIAFLOWS_STORE_URL")
+    os.environ["MEDIAFLOWS_STORE_URL"] = url
+    get_settings.cache_clear()
+    yield ProfileStore.from_settings()
+    if previous is None:
+        os.environ.pop("MEDIAFLOWS_STORE_URL", None)
+    else:
+        os.environ["MEDIAFLOWS_STORE_URL"] = previous
+    get_settings.cache_clear()
+
+
+@pytest.fixture(scope="module")
+def deployed(session_env: dict[str, str], worker_store: ProfileStore) -> dict[str, str]:
+    """`mediaflows setup` (twice: idempotent), then `prefect deploy --all` from the repo root."""
+    env = {**os.environ}
+    for _ in range(2):
+        setup = _run([str(BIN / "mediaflows"), "setup"], env, REPO_ROOT)
+        assert setup.returncode == 0, setup.stderr
+    assert '"mediaflows-process": "process"' in setup.stdout
+    deploy = _run([str(BIN / "prefect"), "--no-prompt", "deploy", "--all"], env, REPO_ROOT)
+    assert deploy.returncode == 0, deploy.stdout[-3000:] + deploy.stderr[-3000:]
+    return env
+
+
+@pytest.fixture(scope="module")
+def worker(deployed: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """`mediaflows worker` (= `prefect worker start --pool mediaflows-process`), polling every
+    second, started outside the checkout: the runs find it through MEDIAFLOWS_REPO."""
+    cwd = tmp_path_factory.mktemp("worker-cwd")
+    log = (cwd / "worker.log").open("w")
+    env = {
+        **deployed,
+        "PREFECT_WORKER_QUERY_SECONDS": "1",
+        "PREFECT_WORKER_PREFETCH_SECONDS": "1",
+        "PREFECT_WORKER_HEARTBEAT_SECONDS": "5",
+    }
+    env.pop("MEDIAFLOWS_REPO", None)
+    name = f"test-worker-{uuid.uuid4().hex[:6]}"
+    proc = subprocess.Popen(
+        [str(BIN / "mediaflows"), "worker", "--name", name],
+        env=env,
+        cwd=cwd,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while not prefect_api.worker_online(PROCESS_POOL, name):
+            assert proc.poll() is None, (cwd / "worker.log").read_text()[-3000:]
+            assert time.monotonic() < deadline, "the worker did not come online"
+            time.sleep(0.5)
+        yield
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        log.close()
+
+
+def test_deploy_all_applies_one_deployment_per_flow(deployed: dict[str, str]) -> None:
+    deployments = prefect_api.deployments()
+    for flow in FLOWS:
+        deployment = deployments[f"{flow}/{flow}"]
+        assert deployment.work_pool_name == PROCESS_POOL
+        # The UI's run form is typed: the request parameter is the pydantic model's schema.
+        if flow != "sweep":
+            assert "request" in deployment.parameter_openapi_schema["properties"]
+    sweep = deployments["sweep/sweep"]
+    assert [s.schedule.interval.total_seconds() for s in sweep.schedules] == [600]
+    assert not sweep.schedules[0].active  # paused until someone resumes it (UI or CLI)
+    assert prefect_api.work_pool(PROCESS_POOL).type == "process"
+
+
+def test_worker_runs_the_submitted_deployment_run_once_per_key(
+    worker: None, worker_store: ProfileStore, tmp_path: Path
+) -> None:
+    source = worker_store.import_file("dave", distinct_clips(tmp_path, 1)[0])
+    key = f"worker-{uuid.uuid4()}"
+    run_id = client.submit("convert", "dave", source.id, {"crf": 28}, idempotency_key=key)
+    assert client.submit("convert", "dave", source.id, {"crf": 28}, idempotency_key=key) == run_id
+
+    run = prefect_api.flow_run(run_id)
+    assert run.deployment_id is not None  # through the deployment, not in this process
+    result = client.wait(run_id, timeout=120)
+    assert isinstance(result, ConvertResult)
+    assert result.source_file_id == source.id and not result.cached
+    assert worker_store.find("dave", result.file_id) is not None
+    assert [r.id for r in prefect_api.flow_runs_with_key(key)] == [run_id]
+    assert prefect_api.flow_run(run_id).infrastructure_pid  # a worker subprocess ran it
+    status = client.status(run_id)
+    assert (status.phase, status.progress) == ("done", 100.0)

@@ -150,17 +150,24 @@ def test_gpu_limit_holds_across_two_worker_processes(
     assert all(r.succeeded == 3 and r.cached == 0 for r in results)
 
     spans: list[tuple[float, float, int]] = []
+    child_start = {0: float("inf"), 1: float("inf")}
     for which, result in enumerate(results):
         for child in result.children:
-            runs = prefect_api.task_runs(UUID(child.run_id or ""), expect=4)
+            run_id = UUID(child.run_id or "")
+            started = prefect_api.flow_run(run_id).start_time
+            assert started is not None
+            child_start[which] = min(child_start[which], started.timestamp())
+            runs = prefect_api.task_runs(run_id, expect=4)
             model_runs = [r for r in runs if r.name.startswith("transcribe_media")]
             assert len(model_runs) == 1 and model_runs[0].start_time and model_runs[0].end_time
             run = model_runs[0]
             spans.append((run.start_time.timestamp(), run.end_time.timestamp(), which))
     spans.sort()
-    # The two batches really ran at the same time (model runs of both interleave) ...
-    order = [which for _, _, which in spans]
-    assert order != sorted(order) and order != sorted(order, reverse=True), spans
+    # The two batches really ran at the same time: the one whose model ran second already had a
+    # child running (waiting for the slot) before the other's last model run ended ...
+    first, second = spans[0][2], 1 - spans[0][2]
+    last_end_of_first = max(end for _, end, which in spans if which == first)
+    assert child_start[second] < last_end_of_first, (child_start, spans)
     # ... and no two model runs overlapped.
     for (_, end, _), (start, _, _) in itertools.pairwise(spans):
         assert start >= end, spans

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import logging
+import os
+import signal
+import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -128,3 +134,28 @@ def worker_online(pool: str, name: str) -> bool:
         except ObjectNotFound:
             return False
     return any(w.name == name and w.status == WorkerStatus.ONLINE for w in workers)
+
+
+@contextmanager
+def running_worker(
+    args: list[str], pool: str, name: str, env: dict[str, str], cwd: Path
+) -> Iterator[None]:
+    """A worker subprocess (``args``, logging to ``cwd/worker.log``) that is online on ``pool``
+    under ``name`` for the duration of the block, then stopped."""
+    with (cwd / "worker.log").open("w") as log:
+        proc = subprocess.Popen(args, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)  # fmt: skip
+        try:
+            deadline = time.monotonic() + 90
+            while not worker_online(pool, name):
+                assert proc.poll() is None, (cwd / "worker.log").read_text()[-3000:]
+                assert time.monotonic() < deadline, f"worker {name} did not come online"
+                time.sleep(0.5)
+            yield
+        finally:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()

@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -61,28 +59,11 @@ def docker_worker(
     docker_deployed: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[None]:
     cwd = tmp_path_factory.mktemp("docker-worker")
-    log = (cwd / "worker.log").open("w")
     env = {**docker_deployed, "PREFECT_WORKER_QUERY_SECONDS": "1"}
     name = f"test-docker-{uuid.uuid4().hex[:6]}"
-    proc = subprocess.Popen(
-        [str(BIN / "mediaflows"), "worker", "--pool", DOCKER_POOL, "--name", name],
-        env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 90
-        while not prefect_api.worker_online(DOCKER_POOL, name):
-            assert proc.poll() is None, (cwd / "worker.log").read_text()[-3000:]
-            assert time.monotonic() < deadline, "the docker worker did not come online"
-            time.sleep(0.5)
+    args = [str(BIN / "mediaflows"), "worker", "--pool", DOCKER_POOL, "--name", name]
+    with prefect_api.running_worker(args, DOCKER_POOL, name, env, cwd):
         yield
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        log.close()
 
 
 def test_convert_runs_in_a_container_and_its_result_is_read_here(

@@ -5,10 +5,8 @@ the typed result is read back in this process."""
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -72,7 +70,6 @@ def worker(deployed: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -
     """`mediaflows worker` (= `prefect worker start --pool mediaflows-process`), polling every
     second, started outside the checkout: the runs find it through MEDIAFLOWS_REPO."""
     cwd = tmp_path_factory.mktemp("worker-cwd")
-    log = (cwd / "worker.log").open("w")
     env = {
         **deployed,
         "PREFECT_WORKER_QUERY_SECONDS": "1",
@@ -81,29 +78,9 @@ def worker(deployed: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -
     }
     env.pop("MEDIAFLOWS_REPO", None)
     name = f"test-worker-{uuid.uuid4().hex[:6]}"
-    proc = subprocess.Popen(
-        [str(BIN / "mediaflows"), "worker", "--name", name],
-        env=env,
-        cwd=cwd,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 90
-        while not prefect_api.worker_online(PROCESS_POOL, name):
-            assert proc.poll() is None, (cwd / "worker.log").read_text()[-3000:]
-            assert time.monotonic() < deadline, "the worker did not come online"
-            time.sleep(0.5)
+    args = [str(BIN / "mediaflows"), "worker", "--name", name]
+    with prefect_api.running_worker(args, PROCESS_POOL, name, env, cwd):
         yield
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        log.close()
 
 
 def test_deploy_all_applies_one_deployment_per_flow(deployed: dict[str, str]) -> None:

@@ -29,10 +29,11 @@ def flow_run(run_id: UUID) -> FlowRun:
 
 
 def task_runs(
-    run_id: UUID, expect: int = 1, failed: int = 0, timeout: float = 20.0
+    run_id: UUID, expect: int = 1, failed: int = 0, timeout: float = 20.0, named: str = ""
 ) -> list[TaskRun]:
     """The flow run's task runs, once at least ``expect`` are recorded in a final state (and
-    ``failed`` of them Failed): task run states reach the server as events, a little later."""
+    ``failed`` of them Failed, and one whose name starts with ``named`` among them): task run
+    states reach the server as events, a little later and not always in order."""
     deadline = time.monotonic() + timeout
     runs: list[TaskRun] = []
     while time.monotonic() < deadline:
@@ -42,7 +43,8 @@ def task_runs(
             )
         final = [r for r in runs if r.state is not None and r.state.is_final()]
         n_failed = sum(1 for r in final if r.state is not None and r.state.is_failed())
-        if len(final) >= expect and len(final) == len(runs) and n_failed >= failed:
+        has_named = not named or any(r.name.startswith(named) for r in final)
+        if len(final) >= expect and len(final) == len(runs) and n_failed >= failed and has_named:
             return runs
         time.sleep(0.3)
     return runs

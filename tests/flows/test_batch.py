@@ -157,7 +157,7 @@ def test_gpu_limit_holds_across_two_worker_processes(
             started = prefect_api.flow_run(run_id).start_time
             assert started is not None
             child_start[which] = min(child_start[which], started.timestamp())
-            runs = prefect_api.task_runs(run_id, expect=4)
+            runs = prefect_api.task_runs(run_id, expect=4, named="transcribe_media")
             model_runs = [r for r in runs if r.name.startswith("transcribe_media")]
             assert len(model_runs) == 1 and model_runs[0].start_time and model_runs[0].end_time
             run = model_runs[0]

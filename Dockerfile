@@ -13,6 +13,7 @@ ENV DEBIAN_FRONTEND=noninteractive \
     MEDIAFLOWS_HOME=/data \
     PREFECT_LOCAL_STORAGE_PATH=/data/results \
     DO_NOT_TRACK=1 \
+    PREFECT_FLOWS_HEARTBEAT_FREQUENCY=30 \
     UV_LINK_MODE=copy \
     UV_PROJECT_ENVIRONMENT=/app/.venv \
     PATH=/app/.venv/bin:$PATH

@@ -169,4 +169,6 @@ def configure_prefect_env(settings: Settings | None = None) -> str:
     os.environ["PREFECT_API_URL"] = url
     os.environ.setdefault("PREFECT_LOCAL_STORAGE_PATH", str(settings.home / "results"))
     os.environ.setdefault("DO_NOT_TRACK", "1")
+    # The crash automation (deployments.setup) expects a heartbeat this often from every run.
+    os.environ["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"] = str(settings.heartbeat_s)
     return url

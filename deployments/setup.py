@@ -77,10 +77,85 @@ def ensure_work_pools() -> dict[str, str]:
     return wanted
 
 
+#: The automation that marks the runs of a dead worker Crashed (so a batch submits them again).
+CRASH_AUTOMATION = "mediaflows-crashed-runs"
+#: The flows it watches: mediaflows' own, never other flows on the same server.
+WATCHED_FLOWS = (
+    "transcribe", "generate_srt", "convert", "fix_srt", "batch_transcribe", "batch_generate_srt",
+    "batch_convert", "batch_fix_srt", "sweep",
+)  # fmt: skip
+
+
+def crash_automation(settings: Settings) -> Any:
+    """Prefect's "detect zombie flows" automation, for mediaflows' flows: a run that was Pending
+    or sent a heartbeat and then, for ``zombie_after_s``, sent neither a heartbeat nor a final
+    state, is marked Crashed. A worker that dies (kill -9, a lost machine) cannot report its
+    runs itself; the server can only tell them from slow ones by their silence."""
+    from prefect.automations import Automation
+    from prefect.client.schemas.objects import StateType
+    from prefect.events.actions import ChangeFlowRunState
+    from prefect.events.schemas.automations import EventTrigger, Posture
+    from prefect.events.schemas.events import ResourceSpecification
+
+    if settings.zombie_after_s < settings.heartbeat_s + 15:
+        raise ValueError(
+            f"zombie_after_s ({settings.zombie_after_s}) must exceed heartbeat_s "
+            f"({settings.heartbeat_s}) by 15 s at least, or busy runs are taken for dead"
+        )
+    return Automation(
+        name=CRASH_AUTOMATION,
+        description="Marks mediaflows runs Crashed when they go silent (their worker died); "
+        "distributed batches then submit those files again.",
+        trigger=EventTrigger(
+            after={"prefect.flow-run.heartbeat", "prefect.flow-run.Pending"},
+            expect={
+                "prefect.flow-run.heartbeat",
+                "prefect.flow-run.Running",
+                "prefect.flow-run.Completed",
+                "prefect.flow-run.Failed",
+                "prefect.flow-run.Cancelled",
+                "prefect.flow-run.Crashed",
+            },
+            match=ResourceSpecification({"prefect.resource.id": ["prefect.flow-run.*"]}),
+            match_related=ResourceSpecification(
+                {"prefect.resource.role": "flow", "prefect.resource.name": list(WATCHED_FLOWS)}
+            ),
+            for_each={"prefect.resource.id"},
+            posture=Posture.Proactive,
+            threshold=1,
+            within=settings.zombie_after_s,
+        ),
+        actions=[
+            ChangeFlowRunState(
+                state=StateType.CRASHED,
+                message=f"no heartbeat for {settings.zombie_after_s} s: its worker is gone",
+            )
+        ],
+    )
+
+
+def ensure_crash_automation(settings: Settings | None = None) -> str:
+    """Create or update the crash automation (one, by name); its id."""
+    from prefect.client.orchestration import get_client
+    from prefect.events.schemas.automations import AutomationCore
+
+    wanted = crash_automation(settings or get_settings())
+    core = AutomationCore(**wanted.model_dump(exclude={"id", "owner_resource"}))
+    with get_client(sync_client=True) as client:
+        existing = client.read_automations_by_name(CRASH_AUTOMATION)
+        for extra in existing[1:]:  # two set-ups raced: keep one
+            client.delete_automation(extra.id)
+        if existing:
+            client.update_automation(existing[0].id, core)
+            return str(existing[0].id)
+        return str(client.create_automation(core))
+
+
 def ensure_setup(settings: Settings | None = None) -> dict[str, Any]:
     """Everything the deployments need on the server, created or updated idempotently."""
     settings = settings or get_settings()
     return {
         "concurrency_limits": ensure_concurrency_limits(settings),
         "work_pools": ensure_work_pools(),
+        "crash_automation": ensure_crash_automation(settings),
     }

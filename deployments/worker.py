@@ -30,6 +30,8 @@ def worker_env(
     # machine; for workers on several machines, see "Scale-out" in the README.
     env.setdefault("PREFECT_LOCAL_STORAGE_PATH", str(settings.home / "results"))
     env.setdefault("DO_NOT_TRACK", "1")
+    # The crash automation (deployments.setup) expects a heartbeat this often.
+    env["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"] = str(settings.heartbeat_s)
     return env
 
 

@@ -52,7 +52,7 @@ def _output_id(result: Any) -> str | None:
     return getattr(result, "file_id", None) or getattr(result, "transcript_id", None)
 
 
-async def _outcome(file_id: str, state: State[Any]) -> BatchChild:
+async def _outcome(file_id: str, state: State[Any], attempts: int = 1) -> BatchChild:
     run_id = str(state.state_details.flow_run_id) if state.state_details.flow_run_id else None
     if state.is_completed():
         result = await state.aresult()
@@ -61,45 +61,61 @@ async def _outcome(file_id: str, state: State[Any]) -> BatchChild:
             status="cached" if getattr(result, "cached", False) else "completed",
             run_id=run_id,
             output_id=_output_id(result),
+            attempts=attempts,
         )
     return BatchChild(
         file_id=file_id,
         status="failed",
         run_id=run_id,
         error=state.message or state.type.value,
+        attempts=attempts,
     )
 
 
-def _in_process(
-    child: Flow[..., Any], profile: str, request: BaseModel
-) -> Callable[[str], Awaitable[State[Any]]]:
-    async def run(file_id: str) -> State[Any]:
+#: Starts one file's child run and waits for it: its final state and how many runs it took.
+StartChild = Callable[[str], Awaitable[tuple[State[Any], int]]]
+
+
+def _in_process(child: Flow[..., Any], profile: str, request: BaseModel) -> StartChild:
+    async def run(file_id: str) -> tuple[State[Any], int]:
         state: State[Any] = await child(
             profile=profile, file_id=file_id, request=request, return_state=True
         )
-        return state
+        return state, 1
 
     return run
 
 
 def _distributed(
-    child: Flow[..., Any], profile: str, request: BaseModel
-) -> Callable[[str], Awaitable[State[Any]]]:
+    child: Flow[..., Any], profile: str, request: BaseModel, resubmits: int
+) -> StartChild:
     from prefect.deployments import arun_deployment
+    from prefect.logging import get_run_logger
 
-    async def run(file_id: str) -> State[Any]:
-        flow_run = await arun_deployment(
-            name=f"{child.name}/{child.name}",
-            parameters={
-                "profile": profile,
-                "file_id": file_id,
-                "request": request.model_dump(mode="json"),
-            },
-            as_subflow=True,
-            poll_interval=1,
-        )
-        assert flow_run.state is not None
-        return flow_run.state
+    async def run(file_id: str) -> tuple[State[Any], int]:
+        attempts = 0
+        while True:
+            attempts += 1
+            flow_run = await arun_deployment(
+                name=f"{child.name}/{child.name}",
+                parameters={
+                    "profile": profile,
+                    "file_id": file_id,
+                    "request": request.model_dump(mode="json"),
+                },
+                as_subflow=True,
+                poll_interval=1,
+            )
+            assert flow_run.state is not None
+            # Crashed: its worker died (or was killed) under it. The file's output is written
+            # once, atomically, under an id fixed by input and options: running it again can
+            # only finish what the dead run left, never write a second output.
+            if not flow_run.state.is_crashed() or attempts > resubmits:
+                return flow_run.state, attempts
+            get_run_logger().warning(
+                "%s: child run %s Crashed (%s); submitting it again (%d of %d)",
+                file_id, flow_run.id, flow_run.state.message, attempts, resubmits,
+            )  # fmt: skip
 
     return run
 
@@ -128,7 +144,11 @@ async def run_batch(
     publish_batch_plan(operation, profile, batches.plan(files, speed))
     progress = start_progress(f"batch_{operation}", f"{profile} ({len(ids)} files)")
 
-    start_child = (_in_process if mode == "in-process" else _distributed)(child, profile, request)
+    start_child = (
+        _in_process(child, profile, request)
+        if mode == "in-process"
+        else _distributed(child, profile, request, settings.batch_resubmits)
+    )
     slots = asyncio.Semaphore(in_flight or settings.batch_in_flight)
     done = 0
 
@@ -139,8 +159,8 @@ async def run_batch(
             outcome = BatchChild(file_id=file_id, status="failed", error=looked_up)
         else:
             async with slots:
-                state = await start_child(file_id)
-            outcome = await _outcome(file_id, state)
+                state, attempts = await start_child(file_id)
+            outcome = await _outcome(file_id, state, attempts)
         done += 1
         report_progress(progress, 100 * done / max(len(ids), 1), f"{done}/{len(ids)} files")
         return outcome

@@ -383,6 +383,9 @@ class BatchChild(_Frozen):
     run_id: str | None = Field(default=None, description="The child flow run (a subflow).")
     output_id: str | None = Field(default=None, description="The stored output, on success.")
     error: str | None = Field(default=None, description="Why it failed, on failure.")
+    attempts: int = Field(
+        default=1, description="Child runs it took (more than one when a worker died under one)."
+    )
 
 
 class BatchResult(_Frozen):

@@ -164,6 +164,25 @@ class Settings(BaseSettings):
     llm_limit: int = Field(
         default=4, ge=1, description="LLM requests at once across all workers (Prefect tag `llm`)."
     )
+    heartbeat_s: int = Field(
+        default=30,
+        ge=30,
+        description="Seconds between the heartbeats of flow runs started by workers (Prefect's "
+        "minimum is 30); they let the server tell a dead worker's runs from slow ones.",
+    )
+    zombie_after_s: int = Field(
+        default=90,
+        ge=31,
+        description="A flow run that sent no heartbeat (or, once Pending, no news) for this long "
+        "is marked Crashed by the server (the `mediaflows-crashed-runs` automation).",
+    )
+    batch_resubmits: int = Field(
+        default=2,
+        ge=0,
+        le=10,
+        description="How often a distributed batch submits a file again whose child run Crashed "
+        "(its worker died); outputs are written once whatever the number of runs.",
+    )
     output_retention_s: float | None = Field(
         default=None,
         gt=0,

@@ -52,6 +52,9 @@ def _session_env() -> dict[str, str]:
         "AWS_SECRET_ACCESS_KEY": "testing-secret-key",
         "AWS_DEFAULT_REGION": "us-east-1",
         "DO_NOT_TRACK": "1",
+        # What every mediaflows process sets (configure_prefect_env): the crash automation that
+        # `mediaflows setup` creates expects heartbeats this often.
+        "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": "30",
     }
 
 

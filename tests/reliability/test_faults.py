@@ -1,0 +1,115 @@
+"""Faults on a PostgreSQL-backed Prefect server with process workers: a worker killed mid-batch,
+the server restarted mid-batch. Each input must end with exactly one output, nothing partial.
+
+The stack (tests/stack.py) is a second installation: its own server on its own PostgreSQL
+cluster, store and workers; the batches run as `mediaflows batch` subprocesses against it.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mediaflows.models import BatchResult
+from tests.flows.test_batch import distinct_clips
+from tests.postgres import PostgresCluster
+from tests.stack import BIN, Stack, descendants
+
+pytestmark = [pytest.mark.worker, pytest.mark.slow, pytest.mark.reliability]
+
+
+@pytest.fixture(scope="module")
+def pg_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    cluster = PostgresCluster()
+    url = cluster.start()
+    # Crash detection as fast as Prefect allows: heartbeats every 30 s, silent 45 s → Crashed.
+    stack = Stack(tmp_path_factory.mktemp("pg-stack"), url, heartbeat_s="30", zombie_after_s="45")
+    try:
+        stack.start_server()
+        stack.setup_and_deploy("convert")
+        yield stack
+    finally:
+        stack.close()
+        cluster.stop()
+
+
+def _batch(stack: Stack, profile: str, ids: list[str], *options: str) -> subprocess.Popen[str]:
+    args = [str(BIN / "mediaflows"), "batch", "convert", "--profile", profile, *ids, "--json",
+            *options]  # fmt: skip
+    return subprocess.Popen(args, env=stack.env, cwd=stack.root, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+
+
+def _result(proc: subprocess.Popen[str], timeout: float) -> BatchResult:
+    out, err = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, err[-4000:]
+    return BatchResult.model_validate_json(out.strip().splitlines()[-1])
+
+
+def _exactly_one_output_each(stack: Stack, profile: str, ids: list[str]) -> None:
+    outputs = stack.outputs_by_source(profile)
+    assert {i: len(outputs.get(i, [])) for i in ids} == dict.fromkeys(ids, 1)
+    assert not [p for p in stack.stray_files() if p.suffix == ".tmp"]
+
+
+def _wait_for(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.5)
+
+
+def test_worker_killed_mid_batch_50_files_each_get_exactly_one_output(
+    pg_stack: Stack, tmp_path: Path
+) -> None:
+    """Two workers; kill -9 one of them (and the flow runs it started) while it runs children:
+    the server marks those runs Crashed (no heartbeat), the batch submits those files again, the
+    other worker runs them, and every one of the 50 inputs has exactly one output."""
+    ids = [pg_stack.store.import_file("kay", clip).id for clip in distinct_clips(tmp_path, 50)]
+    doomed, survivor = pg_stack.start_worker(limit=4), pg_stack.start_worker(limit=4)
+    batch = _batch(pg_stack, "kay", ids, "--mode", "distributed", "--in-flight", "8")
+
+    def completed() -> int:
+        runs = pg_stack.flow_runs("convert")
+        return sum(1 for r in runs if r.state is not None and r.state.is_completed())
+
+    # Kill it while its flow runs are busy, once some children have finished.
+    def doomed_busy() -> bool:
+        return completed() >= 8 and len(descendants(doomed.proc.pid)) >= 2
+
+    _wait_for(doomed_busy, 300, "children running on the doomed worker")
+    killed = doomed.kill()
+    assert killed >= 3, "the worker and at least two of its flow runs"
+
+    result = _result(batch, timeout=600)
+    assert (result.total, result.succeeded, result.failed) == (50, 50, 0), result
+    resubmitted = [c for c in result.children if c.attempts > 1]
+    crashed = [r for r in pg_stack.flow_runs("convert") if r.state and r.state.is_crashed()]
+    print(f"killed {killed} processes; {len(crashed)} child runs Crashed, "
+          f"{len(resubmitted)} files submitted again")  # fmt: skip
+    assert crashed and resubmitted
+    assert all("heartbeat" in (r.state.message or "") for r in crashed)
+    assert survivor.proc.poll() is None
+    _exactly_one_output_each(pg_stack, "kay", ids)
+
+
+def test_server_restarted_mid_batch_loses_and_duplicates_nothing(
+    pg_stack: Stack, tmp_path: Path
+) -> None:
+    """An in-process batch of 20 while the Prefect server is stopped and started again: the
+    clients retry until it is back, the batch completes, each input has exactly one output."""
+    ids = [pg_stack.store.import_file("ray", clip).id for clip in distinct_clips(tmp_path, 20)]
+    batch = _batch(pg_stack, "ray", ids, "--in-flight", "2")
+    _wait_for(lambda: len(pg_stack.outputs_by_source("ray")) >= 4, 300, "the first outputs")
+    pg_stack.stop_server()
+    down = time.monotonic()
+    time.sleep(3)
+    pg_stack.start_server()
+    print(f"server down for {time.monotonic() - down:.1f} s")
+    result = _result(batch, timeout=600)
+    assert (result.total, result.succeeded, result.failed) == (20, 20, 0), result
+    _exactly_one_output_each(pg_stack, "ray", ids)

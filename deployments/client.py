@@ -14,7 +14,8 @@ A single file id runs the operation's flow; a list of ids runs its ``batch_*`` f
 **Where it runs.** ``via="auto"`` (the default) starts a run of the operation's deployment
 (``prefect.yaml``; ``generate_srt/generate_srt`` …) when that deployment exists and a worker of
 its pool is online: any worker then picks it up. Otherwise the flow runs in this process, in a
-background thread (the interpreter waits for it before exiting), recorded on the same server.
+background thread (``MEDIAFLOWS_IN_PROCESS_RUNS`` at a time, the others wait ``PENDING``; the
+interpreter finishes them before it exits), recorded on the same server.
 
 **Idempotency.** With an ``idempotency_key``, the server keeps one flow run per (flow, key):
 ``submit`` with the same key returns that run's id, never starts a second run, even after the
@@ -34,6 +35,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 from uuid import UUID
 
@@ -43,6 +45,7 @@ from mediaflows.errors import InputError, MediaflowsError
 from mediaflows.ids import check_file_id, check_profile
 from mediaflows.models import BatchResult, ConvertResult, SrtResult, TranscribeResult
 from mediaflows.outputs import OPERATIONS, REQUEST_MODELS, Operation
+from mediaflows.settings import get_settings
 
 Via = Literal["auto", "deployment", "in-process"]
 Phase = Literal["queued", "preparing", "processing", "storing", "done", "failed"]
@@ -114,8 +117,23 @@ def _parameters(
     return params
 
 
+#: (flow name → (when checked, answer)): a burst of submits asks the server once a few seconds.
+_online_seen: dict[str, tuple[float, bool]] = {}
+ONLINE_CHECK_TTL_S = 5.0
+
+
 def _online_deployment(flow_name: str) -> bool:
-    """True when ``flow/flow`` is deployed and a worker of its pool is online."""
+    """True when ``flow/flow`` is deployed and a worker of its pool is online (the answer is
+    kept for ``ONLINE_CHECK_TTL_S``)."""
+    seen = _online_seen.get(flow_name)
+    if seen is not None and time.monotonic() - seen[0] < ONLINE_CHECK_TTL_S:
+        return seen[1]
+    online = _ask_online_deployment(flow_name)
+    _online_seen[flow_name] = (time.monotonic(), online)
+    return online
+
+
+def _ask_online_deployment(flow_name: str) -> bool:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.objects import WorkerStatus
     from prefect.exceptions import ObjectNotFound
@@ -150,6 +168,21 @@ def _load_flow(flow_name: str) -> Any:
 #: In-process runs started by this process (so a second submit of the key never re-runs one).
 _started: set[UUID] = set()
 _started_lock = threading.Lock()
+_executor: ThreadPoolExecutor | None = None
+_flow_ids: dict[str, UUID] = {}
+
+
+def _runner() -> ThreadPoolExecutor:
+    """The threads that execute in-process runs: ``in_process_runs`` at a time, the others wait
+    their turn ``PENDING`` (a burst of submits never floods the server). Its threads are not
+    daemons: the interpreter finishes every submitted run before it exits."""
+    global _executor
+    with _started_lock:
+        if _executor is None:
+            _executor = ThreadPoolExecutor(
+                max_workers=get_settings().in_process_runs, thread_name_prefix="mediaflows-run"
+            )
+        return _executor
 
 
 def _submit_in_process(flow_name: str, params: dict[str, Any], key: str | None) -> UUID:
@@ -161,7 +194,9 @@ def _submit_in_process(flow_name: str, params: dict[str, Any], key: str | None) 
 
     flow = _load_flow(flow_name)
     with get_client(sync_client=True) as client:
-        flow_id = client.create_flow(flow)
+        flow_id = _flow_ids.get(flow_name)
+        if flow_id is None:  # an upsert by name: once per process is enough
+            flow_id = _flow_ids[flow_name] = client.create_flow(flow)
         create = FlowRunCreate(
             flow_id=flow_id,
             flow_version=flow.version,
@@ -185,8 +220,7 @@ def _submit_in_process(flow_name: str, params: dict[str, Any], key: str | None) 
         if asyncio.iscoroutine(outcome):
             asyncio.run(outcome)
 
-    # Not a daemon: the interpreter finishes the run before it exits.
-    threading.Thread(target=execute, name=f"mediaflows-run-{flow_run.id}").start()
+    _runner().submit(execute)
     return flow_run.id
 
 

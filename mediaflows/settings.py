@@ -161,6 +161,13 @@ class Settings(BaseSettings):
         description="Child runs a batch keeps in flight (bounded so the Prefect server is never "
         "flooded; the `gpu`/`llm` limits bound the heavy parts).",
     )
+    in_process_runs: int = Field(
+        default=4,
+        ge=1,
+        le=64,
+        description="Runs the Python API executes at once in the submitting process when no "
+        "worker is online (the others wait Pending).",
+    )
     llm_limit: int = Field(
         default=4, ge=1, description="LLM requests at once across all workers (Prefect tag `llm`)."
     )

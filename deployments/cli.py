@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -355,10 +356,21 @@ def _one_line(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
+class Terminated(BaseException):
+    """SIGTERM arrived (``kill``, ``docker stop``, a service manager): the run in this process
+    stops its tools and removes its work files (see ``tasks._engine.run_blocking``)."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise Terminated(signum)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``mediaflows`` command."""
     args = _parser().parse_args(argv)
     func: Callable[[argparse.Namespace], int | None] = args.func
+    if args.func is not cmd_worker:  # the worker hands SIGTERM to Prefect's own handling
+        signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         code = func(args)
     except (InputError, ValidationError) as exc:
@@ -372,6 +384,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except Terminated:
+        return 128 + signal.SIGTERM
+    except BaseException as exc:
+        # Prefect swaps in its own SIGTERM handler while a flow runs; it raises this.
+        if type(exc).__name__ == "TerminationSignal":
+            return 128 + signal.SIGTERM
+        raise
     return code or 0
 
 

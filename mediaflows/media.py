@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 import ffmpeg
 
+from mediaflows import cancel
 from mediaflows.errors import (
     ConfigurationError,
     MediaError,
@@ -341,19 +342,21 @@ def run_ffmpeg(
     watchdog.start()
     written = 0.0
     try:
-        for raw in proc.stdout:
-            key, _, value = raw.decode(errors="replace").strip().partition("=")
-            if key == "out_time_us":
-                written = max(written, (_num(value, int) or 0) / 1e6)
-                if on_progress and duration > 0:
-                    on_progress(min(max(written / duration, 0.0), 1.0))
-        proc.wait()
+        with cancel.register(proc):  # cancelling the run kills it
+            for raw in proc.stdout:
+                key, _, value = raw.decode(errors="replace").strip().partition("=")
+                if key == "out_time_us":
+                    written = max(written, (_num(value, int) or 0) / 1e6)
+                    if on_progress and duration > 0:
+                        on_progress(min(max(written / duration, 0.0), 1.0))
+            proc.wait()
     finally:
         watchdog.cancel()
         if proc.poll() is None:
             proc.kill()
             proc.wait()
         err_reader.join(timeout=5)
+    cancel.check()
     if timed_out.is_set():
         raise ToolTimeoutError(f"{name}: ffmpeg ran over {timeout:.0f} s and was stopped")
     if proc.returncode != 0:

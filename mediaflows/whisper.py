@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from mediaflows import cancel
 from mediaflows.errors import ConfigurationError, MediaError, ResourceError, ToolTimeoutError
 from mediaflows.media import ALLOWED_DEMUXERS
 from mediaflows.models import Segment, TranscribeRequest, Transcription, Word
@@ -132,6 +133,8 @@ class _Decoder:
         )
         self.err_reader.start()
         self.timed_out = threading.Event()
+        self._registered = cancel.register(self.proc)  # cancelling the run kills it
+        self._registered.__enter__()
 
     def _kill(self) -> None:
         self.timed_out.set()
@@ -167,6 +170,7 @@ class _Decoder:
             self.proc.kill()
             self.proc.wait()
         self.err_reader.join(timeout=5)
+        self._registered.__exit__()
 
 
 #: A window is cut at the quietest 100 ms within this many seconds of its nominal end.
@@ -207,6 +211,7 @@ def audio_windows(
         while True:
             want = window + search - len(pending)
             block = decoder.read(want * 4)
+            cancel.check()  # a killed decoder ends its output early: that is no end of file
             usable = len(block) - len(block) % 4
             if usable:
                 more = np.frombuffer(block[:usable], dtype=np.float32)
@@ -284,6 +289,7 @@ def transcribe_windows(
         segments_iter, info = _run_model(model, audio, request, language, settings, guard)
         before = len(kept)
         for raw in segments_iter:  # a generator: decoding happens as we iterate
+            cancel.check()
             segment = _segment(raw, start)
             if _is_hallucination(segment, kept[-1] if kept else None, guard):
                 dropped += 1

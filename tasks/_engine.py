@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import ParamSpec, TypeVar
 
 from prefect.context import SyncClientContext
+
+from mediaflows.cancel import CancelScope
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -25,19 +29,38 @@ def shared_api_client() -> Iterator[None]:
         yield
 
 
+#: How long a cancelled body gets to stop and clean up (its tools are killed at once).
+CANCEL_GRACE_S = 20.0
+
+
 async def run_blocking(body: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     """Run a flow's blocking body (its tasks are plain blocking calls) in a worker thread that
     shares one API client among them.
 
     The flow run's context goes with it, so the tasks belong to the run; the event loop stays
     free, so the child flows of a batch overlap (one fetches while another holds the ``gpu``).
+
+    If the run is cancelled or its process told to stop (Prefect raises in the event loop's
+    thread; a thread cannot be interrupted), the body's ffmpeg is killed and its next check
+    raises :class:`~mediaflows.cancel.RunCancelledError`, so its ``finally`` blocks remove its
+    work files before the run ends.
     """
+    scope = CancelScope()
 
     def in_thread() -> T:
-        with shared_api_client():
+        with scope, shared_api_client():
             return body(*args, **kwargs)
 
-    return await asyncio.to_thread(in_thread)
+    loop = asyncio.get_running_loop()
+    work = loop.run_in_executor(None, contextvars.copy_context().run, in_thread)
+    try:
+        return await asyncio.shield(work)
+    except BaseException:
+        if not work.done():
+            scope.cancel()
+            with contextlib.suppress(BaseException):
+                await asyncio.wait({work}, timeout=CANCEL_GRACE_S)
+        raise
 
 
 _local_slots: dict[str, threading.BoundedSemaphore] = {}

@@ -71,8 +71,10 @@ class Worker:
         }
         args = [str(BIN / "mediaflows"), "worker", "--name", name, "--limit", str(limit)]
         with self.log.open("w") as log:
-            self.proc = subprocess.Popen(args, env=env, cwd=stack.root, stdout=log,
-                                         stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+            self.proc = subprocess.Popen(
+                args, env=env, cwd=stack.root, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )  # fmt: skip
 
     def kill(self) -> int:
         """kill -9 the worker and every flow run it started, as a lost machine would; how many
@@ -140,9 +142,11 @@ class Stack:
         from prefect.client.orchestration import get_client
         from prefect.settings import PREFECT_API_URL, temporary_settings
 
-        with temporary_settings(updates={PREFECT_API_URL: self.api_url}):
-            with get_client(sync_client=True) as client:
-                yield client
+        with (
+            temporary_settings(updates={PREFECT_API_URL: self.api_url}),
+            get_client(sync_client=True) as client,
+        ):
+            yield client
 
     # -- set-up, deployments and workers ------------------------------------------------------
     def run(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:

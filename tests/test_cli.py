@@ -143,3 +143,45 @@ def test_fix_srt_from_the_command_line(
     done = cli(env, "run", "fix-srt", "--profile", "carol", imported["file_id"], "--json")
     assert done.returncode == 3 and "API key was refused" in done.stderr
     assert LLM_TEST_KEY not in done.stderr + done.stdout
+
+
+def test_sigterm_mid_convert_kills_ffmpeg_and_removes_work_files(
+    session_env: dict[str, str], tmp_path: Path
+) -> None:
+    """`kill PID` (SIGTERM to the mediaflows process only, as `docker stop` sends it) while
+    ffmpeg transcodes: the command exits 143, ffmpeg is gone, the run's work directory removed,
+    nothing stored, and the flow run is not left Running."""
+    import signal
+    import time
+
+    from tests.deployments.test_worker import _processes_mentioning
+    from tests.media_factory import VIDEOS, make_video
+
+    env = {**session_env, "MEDIAFLOWS_STORE_URL": str(tmp_path / "store")}
+    video = make_video(tmp_path / "long.avi", VIDEOS["mpeg4_mp3.avi"][1], 60.0, "1280x720")
+    imported = cli(env, "import", "--profile", "tess", str(video))
+    assert imported.returncode == 0, imported.stderr
+    file_id = json.loads(imported.stdout)["file_id"]
+    runs = Path(session_env["MEDIAFLOWS_HOME"]) / "work" / "runs"
+    before = set(runs.iterdir()) if runs.exists() else set()
+    proc = subprocess.Popen(
+        [MEDIAFLOWS, "run", "convert", "--profile", "tess", file_id, "--preset", "slower"],
+        env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while True:  # until ffmpeg transcodes in the run's work directory
+        new = set(runs.iterdir()) - before if runs.exists() else set()
+        busy = [w for w in new if _processes_mentioning(f"{w}/")]
+        if busy and any(p.name.endswith(".mp4") for p in busy[0].rglob("*")):
+            break
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr
+        time.sleep(0.3)
+    workspace = busy[0]
+    proc.send_signal(signal.SIGTERM)  # to the mediaflows process alone, not its group
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err[-3000:]
+    time.sleep(0.5)
+    assert _processes_mentioning(f"{workspace}/") == []
+    assert not workspace.exists()
+    listed = cli(env, "list", "--profile", "tess")
+    assert [json.loads(line)["id"] for line in listed.stdout.splitlines()] == [file_id]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +22,7 @@ from mediaflows.settings import get_settings
 from mediaflows.store import ProfileStore
 from tests import prefect_api
 from tests.flows.test_batch import distinct_clips
+from tests.media_factory import VIDEOS, make_video
 
 pytestmark = [pytest.mark.worker, pytest.mark.slow]
 
@@ -115,3 +117,47 @@ def test_worker_runs_the_submitted_deployment_run_once_per_key(
     assert prefect_api.flow_run(run_id).infrastructure_pid  # a worker subprocess ran it
     status = client.status(run_id)
     assert (status.phase, status.progress) == ("done", 100.0)
+
+
+def _processes_mentioning(text: str) -> list[str]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if entry.name.isdigit() and text in cmdline:
+            found.append(cmdline)
+    return found
+
+
+def test_a_cancelled_run_stops_ffmpeg_and_leaves_no_work_files(
+    worker: None, worker_store: ProfileStore, tmp_path: Path
+) -> None:
+    """Cancel a convert (a slow transcode) from the API while ffmpeg runs: the run ends
+    Cancelled, its ffmpeg is gone, its work directory removed, nothing stored."""
+    from prefect.client.orchestration import get_client
+    from prefect.states import Cancelling
+
+    video = make_video(tmp_path / "long.avi", VIDEOS["mpeg4_mp3.avi"][1], 60.0, "1280x720")
+    source = worker_store.import_file("ivy", video)
+    run_id = client.submit("convert", "ivy", source.id, {"preset": "slower"}, via="deployment")
+    deadline = time.monotonic() + 120
+    while not (client.status(run_id).stage or "").startswith("converting"):
+        assert time.monotonic() < deadline and not client.status(run_id).finished
+        time.sleep(0.5)
+    workspace = get_settings().work_path / "runs" / str(run_id)
+    assert _processes_mentioning(str(workspace)), "ffmpeg runs in the run's work directory"
+    assert any(workspace.iterdir())
+
+    with get_client(sync_client=True) as prefect:
+        prefect.set_flow_run_state(run_id, Cancelling(message="test: cancel"))
+    deadline = time.monotonic() + 90
+    while not client.status(run_id).finished:
+        assert time.monotonic() < deadline, client.status(run_id)
+        time.sleep(0.5)
+    assert client.status(run_id).state == "CANCELLED"
+    time.sleep(1)
+    assert _processes_mentioning(str(workspace)) == []
+    assert not workspace.exists()
+    assert [f.id for f in worker_store.list_files("ivy")] == [source.id]

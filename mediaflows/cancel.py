@@ -1,0 +1,95 @@
+"""Stopping a run's blocking work from outside: the external tools it started are killed and
+its next check raises, so its ``finally`` blocks remove what it wrote.
+
+A :class:`CancelScope` is entered by whoever runs the work (``with scope:`` in the thread that
+does it); :func:`run_tool` and the long loops call :func:`register` / :func:`check`; another
+thread calls :meth:`CancelScope.cancel`. Outside a scope, these do nothing.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import subprocess
+import threading
+from types import TracebackType
+from typing import Any
+
+from mediaflows.errors import MediaflowsError
+
+
+class RunCancelledError(MediaflowsError):
+    """The run was cancelled (or its process is stopping) while this work was under way."""
+
+
+_current: contextvars.ContextVar[CancelScope | None] = contextvars.ContextVar(
+    "mediaflows_cancel_scope", default=None
+)
+
+
+class CancelScope:
+    """One run's work: the processes it started, and whether it was cancelled."""
+
+    def __init__(self) -> None:
+        self._cancelled = threading.Event()
+        self._lock = threading.Lock()
+        self._procs: set[subprocess.Popen[Any]] = set()
+        self._token: contextvars.Token[CancelScope | None] | None = None
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled.is_set()
+
+    def cancel(self) -> None:
+        """Mark the work cancelled and kill the tools it is running (safe from any thread)."""
+        self._cancelled.set()
+        with self._lock:
+            procs = list(self._procs)
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+
+    def __enter__(self) -> CancelScope:
+        self._token = _current.set(self)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._token is not None:
+            _current.reset(self._token)
+
+    def _add(self, proc: subprocess.Popen[Any]) -> None:
+        with self._lock:
+            self._procs.add(proc)
+        if self.cancelled:  # cancelled while it was being started
+            proc.kill()
+
+    def _discard(self, proc: subprocess.Popen[Any]) -> None:
+        with self._lock:
+            self._procs.discard(proc)
+
+
+def check() -> None:
+    """Raise :class:`RunCancelledError` if the current run was cancelled."""
+    scope = _current.get()
+    if scope is not None and scope.cancelled:
+        raise RunCancelledError("cancelled")
+
+
+class register:  # used like a function: ``with register(proc):``
+    """Tie a started tool to the current run: cancelling the run kills it."""
+
+    def __init__(self, proc: subprocess.Popen[Any]) -> None:
+        self.proc, self.scope = proc, _current.get()
+
+    def __enter__(self) -> subprocess.Popen[Any]:
+        if self.scope is not None:
+            self.scope._add(self.proc)
+        return self.proc
+
+    def __exit__(self, *exc: object) -> None:
+        if self.scope is not None:
+            self.scope._discard(self.proc)

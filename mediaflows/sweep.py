@@ -3,9 +3,10 @@ still lack the requested output, which outputs are past the retention period."""
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -23,6 +24,8 @@ from mediaflows.store import ProfileStore, guess_content_type, guess_kind, sha25
 SETTLE_S = 10.0
 #: Run scratch directories older than this belong to runs that died without cleaning up.
 STALE_WORKSPACE_S = 24 * 3600.0
+#: ... and those of runs that are over, once they are this old.
+ENDED_GRACE_S = 60.0
 
 
 def import_folder(
@@ -100,16 +103,30 @@ def expired_outputs(
     return [f for f in files if f.operation is not None and f.created < cutoff]
 
 
-def remove_stale_workspaces(settings: Settings | None = None) -> list[str]:
-    """Delete run scratch directories left by runs that died (older than a day)."""
+def remove_stale_workspaces(
+    settings: Settings | None = None,
+    ended: Callable[[list[str]], set[str]] | None = None,
+) -> list[str]:
+    """Delete run scratch directories left by runs that died (a killed worker cannot clean up).
+
+    A directory is named after its flow run: ``ended(names)`` says which of those runs are over
+    (the Prefect server knows; a Crashed run's directory goes at the next sweep). Without it, or
+    for runs it does not know, a directory untouched for a day is taken as abandoned.
+    """
     settings = settings or get_settings()
     runs = settings.work_path / "runs"
     if not runs.is_dir():
         return []
-    cutoff = time.time() - STALE_WORKSPACE_S
-    removed = []
+    now = time.time()
+    ages = {}
     for path in runs.iterdir():
-        if path.stat().st_mtime < cutoff:
-            shutil.rmtree(path, ignore_errors=True)
-            removed.append(path.name)
+        with contextlib.suppress(FileNotFoundError):  # its run removed it meanwhile
+            ages[path.name] = now - path.stat().st_mtime
+    # Not the directory of a run that ends this very moment and is removing it itself.
+    over = ended([n for n, age in ages.items() if age > ENDED_GRACE_S]) if ended else set()
+    removed = []
+    for name, age in ages.items():
+        if name in over or age > STALE_WORKSPACE_S:
+            shutil.rmtree(runs / name, ignore_errors=True)
+            removed.append(name)
     return removed

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -157,7 +158,29 @@ def remove_expired_outputs(profile: str) -> list[str]:
     return [f.id for f in expired]
 
 
+def _ended_runs(names: list[str]) -> set[str]:
+    """Which of these flow run ids the server holds in a final state."""
+    from uuid import UUID
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    ids = []
+    for name in names:
+        with contextlib.suppress(ValueError):
+            ids.append(UUID(name))
+    ended: set[str] = set()
+    with get_client(sync_client=True) as client:
+        for start in range(0, len(ids), 200):
+            runs = client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=ids[start : start + 200])),
+                limit=200,
+            )
+            ended |= {str(r.id) for r in runs if r.state is not None and r.state.is_final()}
+    return ended
+
+
 @task(name="remove_stale_workspaces", cache_policy=NONE)
 def remove_stale_workspaces() -> list[str]:
-    """Delete scratch directories that runs which died left behind."""
-    return sweep.remove_stale_workspaces()
+    """Delete scratch directories that runs which died (Crashed: a killed worker) left."""
+    return sweep.remove_stale_workspaces(ended=_ended_runs)

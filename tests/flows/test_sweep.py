@@ -124,3 +124,38 @@ def test_sweep_sees_the_outputs_of_the_flows_themselves(
     assert transcribed.pending == (source.id,)
     assert transcribed.batch is not None and transcribed.batch.succeeded == 1
     assert run_sweep(profile="ivan", operation="transcribe").pending == ()
+
+
+def test_work_files_of_ended_runs_are_removed_those_of_live_runs_kept(
+    local_store: ProfileStore,
+) -> None:
+    """A killed worker's runs leave their scratch directories; once the server holds those runs
+    Crashed, the sweep removes them. A running run's directory and a directory too fresh to
+    judge are kept."""
+    from prefect import flow as prefect_flow
+    from prefect.client.orchestration import get_client
+    from prefect.states import Crashed, Running
+
+    from tasks.store import remove_stale_workspaces
+
+    @prefect_flow(name="sweep-workspace-probe")
+    def probe() -> None: ...
+
+    runs_dir = get_settings().work_path / "runs"
+    dirs = {}
+    with get_client(sync_client=True) as client:
+        for name, state in [("crashed", Crashed()), ("running", Running()),
+                            ("fresh-crashed", Crashed())]:  # fmt: skip
+            run = client.create_flow_run(probe, state=state)
+            dirs[name] = runs_dir / str(run.id)
+            (dirs[name] / "part").mkdir(parents=True)
+            (dirs[name] / "part" / "out.mp4").write_bytes(b"half")
+    for name in ("crashed", "running"):
+        settled(dirs[name] / "part" / "out.mp4")
+        settled(dirs[name])
+    removed = remove_stale_workspaces.fn()
+    assert removed == [dirs["crashed"].name]
+    assert not dirs["crashed"].exists()
+    assert dirs["running"].exists() and dirs["fresh-crashed"].exists()
+    for path in (dirs["running"], dirs["fresh-crashed"]):
+        shutil.rmtree(path)

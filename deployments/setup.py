@@ -87,9 +87,9 @@ WATCHED_FLOWS = (
 
 
 def crash_automation(settings: Settings) -> Any:
-    """Prefect's "detect zombie flows" automation, for mediaflows' flows: a run that was Pending
-    or sent a heartbeat and then, for ``zombie_after_s``, sent neither a heartbeat nor a final
-    state, is marked Crashed. A worker that dies (kill -9, a lost machine) cannot report its
+    """Prefect's "detect zombie flows" automation, for mediaflows' flows: a run that went Pending
+    or Running or sent a heartbeat and then, for ``zombie_after_s``, sent no heartbeat, no
+    other state, is marked Crashed. A worker that dies (kill -9, a lost machine) cannot report its
     runs itself; the server can only tell them from slow ones by their silence."""
     from prefect.automations import Automation
     from prefect.client.schemas.objects import StateType
@@ -107,7 +107,13 @@ def crash_automation(settings: Settings) -> Any:
         description="Marks mediaflows runs Crashed when they go silent (their worker died); "
         "distributed batches then submit those files again.",
         trigger=EventTrigger(
-            after={"prefect.flow-run.heartbeat", "prefect.flow-run.Pending"},
+            # Each of these starts the clock again; a run killed before its first heartbeat
+            # went out has its Running (or only its Pending) to go by.
+            after={
+                "prefect.flow-run.Pending",
+                "prefect.flow-run.Running",
+                "prefect.flow-run.heartbeat",
+            },
             expect={
                 "prefect.flow-run.heartbeat",
                 "prefect.flow-run.Running",

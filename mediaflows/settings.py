@@ -178,10 +178,12 @@ class Settings(BaseSettings):
         "minimum is 30); they let the server tell a dead worker's runs from slow ones.",
     )
     zombie_after_s: int = Field(
-        default=90,
-        ge=31,
+        default=200,
+        ge=45,
         description="A flow run that sent no heartbeat (or, once Pending, no news) for this long "
-        "is marked Crashed by the server (the `mediaflows-crashed-runs` automation).",
+        "is marked Crashed by the server (the `mediaflows-crashed-runs` automation). Above "
+        "Prefect's default heartbeat (180 s), so runs started by code that did not set "
+        "`heartbeat_s` are not taken for dead either.",
     )
     batch_resubmits: int = Field(
         default=2,

@@ -80,6 +80,11 @@ class Worker:
         """kill -9 the worker and every flow run it started, as a lost machine would; how many
         processes were killed."""
         victims = [self.proc.pid, *descendants(self.proc.pid)]
+        self.killed = []
+        for pid in victims:
+            with contextlib.suppress(OSError):
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+                self.killed.append(cmdline.decode(errors="replace")[:200])
         for pid in victims:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)

@@ -108,9 +108,25 @@ class ClientBackoffs(logging.Handler):
 
 def flow_runs_with_key(idempotency_key: str) -> list[FlowRun]:
     """Every flow run the server holds for this idempotency key."""
+    from prefect.client.schemas.filters import FlowRunFilterIdempotencyKey
+
+    key_filter = FlowRunFilter(idempotency_key=FlowRunFilterIdempotencyKey(any_=[idempotency_key]))
     with get_client(sync_client=True) as client:
-        runs = client.read_flow_runs(limit=200)
+        runs = client.read_flow_runs(flow_run_filter=key_filter, limit=200)
     return [r for r in runs if r.idempotency_key == idempotency_key]
+
+
+def flow_run_states(run_ids: list[str]) -> dict[str, int]:
+    """{state type: how many} of these flow runs."""
+    counts: dict[str, int] = {}
+    ids = [UUID(i) for i in run_ids]
+    with get_client(sync_client=True) as client:
+        for start in range(0, len(ids), 200):
+            page = FlowRunFilter(id=FlowRunFilterId(any_=ids[start : start + 200]))
+            for run in client.read_flow_runs(flow_run_filter=page, limit=200):
+                kind = run.state_type.value if run.state_type else "NONE"
+                counts[kind] = counts.get(kind, 0) + 1
+    return counts
 
 
 def deployments() -> dict[str, Any]:

@@ -185,3 +185,9 @@ def test_sigterm_mid_convert_kills_ffmpeg_and_removes_work_files(
     assert not workspace.exists()
     listed = cli(env, "list", "--profile", "tess")
     assert [json.loads(line)["id"] for line in listed.stdout.splitlines()] == [file_id]
+    from uuid import UUID
+
+    from tests import prefect_api
+
+    run = prefect_api.flow_run(UUID(workspace.name))  # the work directory is named after it
+    assert run.state is not None and run.state.is_final(), run.state

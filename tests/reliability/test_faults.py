@@ -76,14 +76,21 @@ def test_worker_killed_mid_batch_50_files_each_get_exactly_one_output(
     batch = _batch(pg_stack, "kay", ids, "--mode", "distributed", "--in-flight", "8",
                    "--codec", "transcode", "--preset", "slower")  # fmt: skip
 
+    ran_on: dict[str, set[str]] = {"doomed": set(), "survivor": set()}
+
     def doomed_busy() -> bool:
-        """Some children finished, and the doomed worker's flow runs are Running."""
+        """Some children finished, the doomed worker's flow runs are Running, and both workers
+        have run children (the pool spreads them)."""
         runs = pg_stack.flow_runs("convert")
         done = sum(1 for r in runs if r.state is not None and r.state.is_completed())
-        pids = {str(pid) for pid in descendants(doomed.proc.pid)}
+        for name, worker in (("doomed", doomed), ("survivor", survivor)):
+            pids = {str(pid) for pid in descendants(worker.proc.pid)}
+            ran_on[name] |= {
+                str(r.id) for r in runs if str(r.infrastructure_pid).rsplit(":", 1)[-1] in pids
+            }
         running = [r for r in runs if r.state is not None and r.state.is_running()
-                   and str(r.infrastructure_pid or "").rsplit(":", 1)[-1] in pids]  # fmt: skip
-        return done >= 8 and len(running) >= 1
+                   and str(r.id) in ran_on["doomed"]]  # fmt: skip
+        return done >= 8 and len(running) >= 1 and all(ran_on.values())
 
     # Kill it while its flow runs are busy, once some children have finished.
     _wait_for(doomed_busy, 300, "children running on the doomed worker")
@@ -95,6 +102,8 @@ def test_worker_killed_mid_batch_50_files_each_get_exactly_one_output(
     assert (result.total, result.succeeded, result.failed) == (50, 50, 0), result
     resubmitted = [c for c in result.children if c.attempts > 1]
     crashed = [r for r in pg_stack.flow_runs("convert") if r.state and r.state.is_crashed()]
+    print(f"children seen on each worker before the kill: "
+          f"{ {k: len(v) for k, v in ran_on.items()} }")  # fmt: skip
     print(f"killed {killed} processes at {killed_at:.0f} s; {len(crashed)} child runs Crashed, "
           f"{len(resubmitted)} files submitted again; batch done at "
           f"{time.monotonic() - started:.0f} s")  # fmt: skip

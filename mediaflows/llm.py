@@ -24,9 +24,10 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import openai
+if TYPE_CHECKING:  # imported where used: ~1 s that every flow-run process would pay otherwise
+    import openai
 
 from mediaflows.errors import InputError, LLMRejectedError, LLMUnavailableError
 from mediaflows.models import (
@@ -239,6 +240,8 @@ _clients_lock = threading.Lock()
 def _client(settings: LLMSettings) -> openai.OpenAI:
     # One client (one connection pool) per endpoint and process, shared by every chunk thread.
     # max_retries=0: retries are ours (below), so that Retry-After and our error tree decide.
+    import openai
+
     key = (settings.base_url, settings.api_key.get_secret_value(), settings.timeout_s)
     with _clients_lock:
         if key not in _clients:
@@ -276,6 +279,8 @@ def _redact(text: str, settings: LLMSettings) -> str:
 
 
 def _map_error(exc: openai.OpenAIError, settings: LLMSettings, model: str) -> Exception:
+    import openai
+
     where = f"LLM endpoint {settings.base_url} (model {model!r})"
     if isinstance(exc, openai.APITimeoutError):
         return LLMUnavailableError(f"{where}: no answer within {settings.timeout_s:g} s")
@@ -317,6 +322,8 @@ def complete(
         }
     else:
         response_format = {"type": "json_object"}
+    import openai
+
     client = _client(settings)
     for attempt in range(1, settings.http_attempts + 1):
         try:

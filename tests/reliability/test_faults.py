@@ -126,6 +126,7 @@ def test_server_restarted_mid_batch_loses_and_duplicates_nothing(
     _wait_for(lambda: len(pg_stack.outputs_by_source("ray")) >= 4, 300, "the first outputs")
     pg_stack.stop_server()
     down = time.monotonic()
+    assert len(pg_stack.outputs_by_source("ray")) < 20, "the batch was over before the restart"
     time.sleep(3)
     pg_stack.start_server()
     print(f"server down for {time.monotonic() - down:.1f} s")

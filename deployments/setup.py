@@ -7,6 +7,7 @@ import contextlib
 import importlib.util
 from typing import Any
 
+from mediaflows.outputs import OPERATIONS
 from mediaflows.settings import Settings, get_settings
 
 #: The default pool: a worker on any machine with this repository runs flows as subprocesses.
@@ -80,10 +81,7 @@ def ensure_work_pools() -> dict[str, str]:
 #: The automation that marks the runs of a dead worker Crashed (so a batch submits them again).
 CRASH_AUTOMATION = "mediaflows-crashed-runs"
 #: The flows it watches: mediaflows' own, never other flows on the same server.
-WATCHED_FLOWS = (
-    "transcribe", "generate_srt", "convert", "fix_srt", "batch_transcribe", "batch_generate_srt",
-    "batch_convert", "batch_fix_srt", "sweep",
-)  # fmt: skip
+WATCHED_FLOWS = (*OPERATIONS, *(f"batch_{op}" for op in OPERATIONS), "sweep")
 
 
 def crash_automation(settings: Settings) -> Any:

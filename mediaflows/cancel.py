@@ -2,8 +2,8 @@
 its next check raises, so its ``finally`` blocks remove what it wrote.
 
 A :class:`CancelScope` is entered by whoever runs the work (``with scope:`` in the thread that
-does it); :func:`run_tool` and the long loops call :func:`register` / :func:`check`; another
-thread calls :meth:`CancelScope.cancel`. Outside a scope, these do nothing.
+does it); the code that starts ffmpeg calls :func:`track`, the long loops call :func:`check`;
+another thread calls :meth:`CancelScope.cancel`. Outside a scope, these do nothing.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextvars
 import subprocess
 import threading
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
@@ -79,17 +80,11 @@ def check() -> None:
         raise RunCancelledError("cancelled")
 
 
-class register:  # used like a function: ``with register(proc):``
-    """Tie a started tool to the current run: cancelling the run kills it."""
-
-    def __init__(self, proc: subprocess.Popen[Any]) -> None:
-        self.proc, self.scope = proc, _current.get()
-
-    def __enter__(self) -> subprocess.Popen[Any]:
-        if self.scope is not None:
-            self.scope._add(self.proc)
-        return self.proc
-
-    def __exit__(self, *exc: object) -> None:
-        if self.scope is not None:
-            self.scope._discard(self.proc)
+def track(proc: subprocess.Popen[Any]) -> Callable[[], None]:
+    """Tie a started tool to the current run (cancelling the run kills it); call what this
+    returns once the tool has ended."""
+    scope = _current.get()
+    if scope is None:
+        return lambda: None
+    scope._add(proc)
+    return lambda: scope._discard(proc)

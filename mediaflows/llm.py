@@ -314,6 +314,8 @@ def complete(
     ``Retry-After`` asks (at most ``max_retry_after_s``) or else 0.5, 1, 2 … s with jitter; the
     last failure is raised as :class:`LLMUnavailableError` for the caller's own retries.
     """
+    import openai
+
     settings = settings or get_settings().llm
     if settings.response_format == "json_schema":
         response_format: Any = {
@@ -322,8 +324,6 @@ def complete(
         }
     else:
         response_format = {"type": "json_object"}
-    import openai
-
     client = _client(settings)
     for attempt in range(1, settings.http_attempts + 1):
         try:

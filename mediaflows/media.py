@@ -341,16 +341,17 @@ def run_ffmpeg(
     watchdog.daemon = True
     watchdog.start()
     written = 0.0
+    untrack = cancel.track(proc)  # cancelling the run kills it
     try:
-        with cancel.register(proc):  # cancelling the run kills it
-            for raw in proc.stdout:
-                key, _, value = raw.decode(errors="replace").strip().partition("=")
-                if key == "out_time_us":
-                    written = max(written, (_num(value, int) or 0) / 1e6)
-                    if on_progress and duration > 0:
-                        on_progress(min(max(written / duration, 0.0), 1.0))
-            proc.wait()
+        for raw in proc.stdout:
+            key, _, value = raw.decode(errors="replace").strip().partition("=")
+            if key == "out_time_us":
+                written = max(written, (_num(value, int) or 0) / 1e6)
+                if on_progress and duration > 0:
+                    on_progress(min(max(written / duration, 0.0), 1.0))
+        proc.wait()
     finally:
+        untrack()
         watchdog.cancel()
         if proc.poll() is None:
             proc.kill()

@@ -174,7 +174,7 @@ class Settings(BaseSettings):
     heartbeat_s: int = Field(
         default=30,
         ge=30,
-        description="Seconds between the heartbeats of flow runs started by workers (Prefect's "
+        description="Seconds between the heartbeats of every mediaflows flow run (Prefect's "
         "minimum is 30); they let the server tell a dead worker's runs from slow ones.",
     )
     zombie_after_s: int = Field(

@@ -133,8 +133,7 @@ class _Decoder:
         )
         self.err_reader.start()
         self.timed_out = threading.Event()
-        self._registered = cancel.register(self.proc)  # cancelling the run kills it
-        self._registered.__enter__()
+        self._untrack = cancel.track(self.proc)  # cancelling the run kills it
 
     def _kill(self) -> None:
         self.timed_out.set()
@@ -170,7 +169,7 @@ class _Decoder:
             self.proc.kill()
             self.proc.wait()
         self.err_reader.join(timeout=5)
-        self._registered.__exit__()
+        self._untrack()
 
 
 #: A window is cut at the quietest 100 ms within this many seconds of its nominal end.

@@ -60,6 +60,7 @@ async def run_blocking(body: Callable[P, T], *args: P.args, **kwargs: P.kwargs) 
             scope.cancel()
             with contextlib.suppress(BaseException):
                 await asyncio.wait({work}, timeout=CANCEL_GRACE_S)
+                work.exception()  # it ended RunCancelledError: seen, not "never retrieved"
         raise
 
 

@@ -3,7 +3,7 @@
 #   docker build -t mediaflows-worker:latest .
 # Flows run in it through the docker work pool (prefect-docker.yaml). GPU: build FROM an image
 # with the CUDA 12 runtime + cuDNN 9 (e.g. nvidia/cuda:12.4.1-cudnn-runtime-ubuntu22.04 plus
-# python3.11), and give the pool's containers the GPU (see "Docker work pool" in the README).
+# python3.11), and give the pool's containers the GPU (see "Docker work pool" in docs/deployments.md).
 ARG BASE_IMAGE=debian:bookworm-slim
 FROM ${BASE_IMAGE}
 

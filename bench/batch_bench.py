@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from bench.common import bench_home
+from tasks.runtime import state_of
 
 
 def clips(directory: Path, n: int, op: str, seconds: float) -> list[Path]:
@@ -72,13 +73,13 @@ def batch(op: str, paths: list[Path], profile: str, in_flight: int) -> float:
     from mediaflows.settings import get_settings
     from mediaflows.store import ProfileStore
 
-    os.environ["MEDIAFLOWS_STORE_URL"] = tempfile.mkdtemp(prefix="mf-bench-store-")
+    os.environ["MEDIAFLOWS_STORE__URL"] = tempfile.mkdtemp(prefix="mf-bench-store-")
     get_settings.cache_clear()
     store = ProfileStore.from_settings()
     ids = [store.import_file(profile, p).id for p in paths]
     flow = batch_transcribe if op == "transcribe" else batch_convert
     start = time.perf_counter()
-    state = asyncio.run(flow(profile=profile, file_ids=ids, in_flight=in_flight, return_state=True))
+    state = asyncio.run(state_of(flow, profile=profile, file_ids=ids, in_flight=in_flight))
     elapsed = time.perf_counter() - start
     assert state.is_completed(), state.message
     return elapsed

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import statistics
 import tempfile
 import time
@@ -11,11 +10,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.net import free_port
 
 
 @contextmanager
@@ -24,7 +19,7 @@ def bench_home() -> Iterator[Path]:
     with tempfile.TemporaryDirectory(prefix="mf-bench-") as tmp:
         home = Path(tmp)
         os.environ["MEDIAFLOWS_HOME"] = str(home)
-        os.environ.setdefault("MEDIAFLOWS_SERVER_PORT", str(free_port()))
+        os.environ.setdefault("MEDIAFLOWS_SERVER__PORT", str(free_port()))
         os.environ["PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL"] = "WARNING"
         # Every timed run must do the work: no answers from Prefect's persisted result cache.
         os.environ["PREFECT_TASKS_REFRESH_CACHE"] = "true"

@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> None:
 
         def flow_run(request: ConvertRequest) -> float:
             """Import into a fresh store (untimed), then time the flow alone."""
-            os.environ["MEDIAFLOWS_STORE_URL"] = str(home / f"store-{next(counter)}")
+            os.environ["MEDIAFLOWS_STORE__URL"] = str(home / f"store-{next(counter)}")
             get_settings.cache_clear()
             file = ProfileStore.from_settings().import_file("bench", src)
             start = time.perf_counter()

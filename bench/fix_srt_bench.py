@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--cues", type=int, default=600)
     parser.add_argument("--chunk", type=int, default=30, help="cues per request")
-    parser.add_argument("--limit", type=int, default=4, help="MEDIAFLOWS_LLM_LIMIT")
+    parser.add_argument("--limit", type=int, default=4, help="MEDIAFLOWS_ORCHESTRATION__LLM_LIMIT")
     parser.add_argument("--latency", type=float, default=1.0, help="seconds per request")
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args(argv)
@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> None:
                 "MEDIAFLOWS_LLM__BASE_URL": server.base_url,
                 "MEDIAFLOWS_LLM__MODELS": '["bench-model"]',
                 "MEDIAFLOWS_LLM__CHUNK_CUES": str(args.chunk),
-                "MEDIAFLOWS_LLM_LIMIT": str(args.limit),
+                "MEDIAFLOWS_ORCHESTRATION__LLM_LIMIT": str(args.limit),
             }
         )
         from deployments.setup import ensure_concurrency_limits
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> None:
         src.write_bytes(long_srt(args.cues))
 
         def run(n: int) -> float:
-            os.environ["MEDIAFLOWS_STORE_URL"] = str(Path(tmp) / f"store-{n}")
+            os.environ["MEDIAFLOWS_STORE__URL"] = str(Path(tmp) / f"store-{n}")
             get_settings.cache_clear()
             file = ProfileStore.from_settings().import_file("bench", src)
             server.reset()

@@ -66,7 +66,7 @@ def flow(path: Path, profile: str) -> float:
     from mediaflows.settings import get_settings
     from mediaflows.store import ProfileStore
 
-    os.environ["MEDIAFLOWS_STORE_URL"] = str(Path(tempfile.mkdtemp(prefix="mf-bench-store-")))
+    os.environ["MEDIAFLOWS_STORE__URL"] = str(Path(tempfile.mkdtemp(prefix="mf-bench-store-")))
     get_settings.cache_clear()
     file = ProfileStore.from_settings().import_file(profile, path)
     start = time.perf_counter()

@@ -12,6 +12,8 @@ import json
 import os
 import signal
 import sys
+import types
+import typing
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ from pydantic import BaseModel, ValidationError
 
 from mediaflows.errors import ConfigurationError, InputError, MediaflowsError
 from mediaflows.ids import check_file_id, check_profile
+from mediaflows.operations import OPERATIONS, OperationSpec, get_operation
 from mediaflows.settings import get_settings
 from mediaflows.store import ProfileStore
 
@@ -46,10 +49,12 @@ def _start_prefect(verbose: bool) -> None:
 
 
 def cmd_import(args: argparse.Namespace) -> None:
+    from mediaflows.media import import_details
+
     store = ProfileStore.from_settings()
     profile = check_profile(args.profile)
     for path in args.paths:
-        file = store.import_file(profile, Path(path), details=_media_details(Path(path)))
+        file = store.import_file(profile, Path(path), details=import_details(Path(path)))
         _emit(
             {
                 "file_id": file.id,
@@ -60,17 +65,6 @@ def cmd_import(args: argparse.Namespace) -> None:
                 "sha256": file.sha256,
             }
         )
-
-
-def _media_details(path: Path) -> dict[str, Any] | None:
-    """The duration of a media file (batch pre-flight estimates use it); None for other files."""
-    from mediaflows.media import probe
-
-    try:
-        info = probe(path, path.name)
-    except MediaflowsError:
-        return None
-    return {"duration": info.content_duration or info.duration}
 
 
 def cmd_list(args: argparse.Namespace) -> None:
@@ -91,62 +85,90 @@ def cmd_get(args: argparse.Namespace) -> None:
     )
 
 
-def _request(operation: str, args: argparse.Namespace) -> BaseModel:
-    """The request model of ``operation`` from its command-line options."""
-    from mediaflows.models import (
-        ConvertRequest,
-        CueRules,
-        FixSrtRequest,
-        GenerateSrtRequest,
-        TranscribeRequest,
-    )
+# ---- request options, generated from the request models ----------------------------------------
+# Every field of an operation's request model is an option (``rules.max_cps`` → ``--max-cps``):
+# booleans are flags (``--vtt``; ``--no-vad`` for those on by default), tuples repeat or take a
+# comma list (``--glossary A --glossary "B, C"``), literals offer their choices. Options left out
+# take the model's defaults, and the model validates the whole request (exit 2 on bad values).
 
-    if operation == "fix-srt":
-        glossary = tuple(t.strip() for t in (args.glossary or "").split(",") if t.strip())
-        return FixSrtRequest(model=args.model, sys_msg=args.sys_msg, glossary=glossary)
-    if operation == "convert":
-        return ConvertRequest(
-            codec=args.codec,
-            crf=args.crf,
-            preset=args.preset,
-            max_height=args.max_height,
-            audio_bitrate=args.audio_bitrate,
-        )
-    options = {
-        "language": args.language,
-        "task": args.task,
-        "beam_size": args.beam_size,
-        "vad": not args.no_vad,
-        "initial_prompt": args.initial_prompt,
-        "hotwords": args.hotwords,
-        "model": args.model,
-    }
-    if operation == "transcribe":
-        return TranscribeRequest(**options)
-    rules = CueRules(
-        max_line_chars=args.max_line_chars, max_lines=args.max_lines, max_cps=args.max_cps
-    )
-    return GenerateSrtRequest(**options, rules=rules, vtt=args.vtt, json_output=args.json_output)
+_REQUEST_DEST = "request."
+
+
+def _plain_type(annotation: Any) -> Any:
+    """``X | None`` → ``X``."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(args) == 1:
+            return args[0]
+    return annotation
+
+
+def _split_list(value: str) -> list[str]:
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def _add_request_options(
+    p: argparse.ArgumentParser,
+    model: type[BaseModel],
+    flags: typing.Mapping[str, str],
+    prefix: str = "",
+) -> None:
+    for name, field in model.model_fields.items():
+        kind = _plain_type(field.annotation)
+        if isinstance(kind, type) and issubclass(kind, BaseModel):
+            _add_request_options(p, kind, flags, f"{prefix}{name}.")
+            continue
+        dest = f"{_REQUEST_DEST}{prefix}{name}"
+        flag = flags.get(name, "--" + name.replace("_", "-"))
+        default = field.get_default(call_default_factory=True)
+        text = field.description or ""
+        options: dict[str, Any] = {"dest": dest, "default": argparse.SUPPRESS}
+        if kind is bool:
+            if default is True:
+                flag = "--no-" + flag.removeprefix("--")
+                options.update(action="store_false", help=f"do not: {text}".rstrip(": "))
+            else:
+                options.update(action="store_true", help=text)
+        elif typing.get_origin(kind) is tuple:
+            options.update(action="append", type=_split_list, metavar="ITEM[,ITEM…]",
+                           help=f"{text} (repeatable)")  # fmt: skip
+        elif typing.get_origin(kind) is typing.Literal:
+            choices = typing.get_args(kind)
+            options.update(
+                choices=choices, type=type(choices[0]), help=f"{text} (default {default})"
+            )
+        else:
+            shown = f" (default {default})" if default is not None else ""
+            options.update(type=kind if kind in (int, float) else str, metavar=name.upper(),
+                           help=f"{text}{shown}")  # fmt: skip
+        p.add_argument(flag, **options)
+
+
+def _request(spec: OperationSpec[Any, Any, Any], args: argparse.Namespace) -> BaseModel:
+    """The operation's request from the options given on the command line."""
+    fields: dict[str, Any] = {}
+    for dest, value in vars(args).items():
+        if not dest.startswith(_REQUEST_DEST):
+            continue
+        *parents, name = dest.removeprefix(_REQUEST_DEST).split(".")
+        target = fields
+        for parent in parents:
+            target = target.setdefault(parent, {})
+        if isinstance(value, list):  # a repeated tuple option: one flat list
+            value = [item for items in value for item in items]
+        target[name] = value
+    request: BaseModel = spec.parse_request(fields)
+    return request
 
 
 def cmd_run(args: argparse.Namespace) -> None:
+    spec = get_operation(args.operation)
     profile, file_id = check_profile(args.profile), check_file_id(args.file_id)
-    request = _request(args.operation, args)
+    request = _request(spec, args)
     _start_prefect(args.verbose)
-    from flows.convert import convert
-    from flows.fix_srt import fix_srt
-    from flows.generate_srt import generate_srt
-    from flows.transcribe import transcribe
+    from flows.batch import operation_flow_of
 
-    operation = {
-        "convert": convert,
-        "transcribe": transcribe,
-        "generate-srt": generate_srt,
-        "fix-srt": fix_srt,
-    }
-    result = asyncio.run(
-        operation[args.operation](profile=profile, file_id=file_id, request=request)
-    )
+    result = asyncio.run(operation_flow_of(spec)(profile=profile, file_id=file_id, request=request))
     _print_result(result, args.json)
 
 
@@ -157,28 +179,24 @@ def cmd_batch(args: argparse.Namespace) -> int:
     file_ids = [check_file_id(i) for i in args.file_ids]
     if not file_ids and not args.all_in_profile:
         raise InputError("give file ids, or --all-in-profile")
-    request = _request(args.operation, args)
+    spec = get_operation(args.operation)
+    request = _request(spec, args)
     _start_prefect(args.verbose)
-    from flows import batch
+    from flows.batch import BATCHES
+    from tasks.runtime import result_of, state_of
 
-    flows = {
-        "convert": batch.batch_convert,
-        "transcribe": batch.batch_transcribe,
-        "generate-srt": batch.batch_generate_srt,
-        "fix-srt": batch.batch_fix_srt,
-    }
     state = asyncio.run(
-        flows[args.operation](
+        state_of(
+            BATCHES[spec.name],
             profile=profile,
             file_ids=file_ids,
             request=request,
             mode=args.mode,
             in_flight=args.in_flight,
             all_in_profile=args.all_in_profile,
-            return_state=True,
         )
     )
-    result = state.result(raise_on_failure=False)
+    result = result_of(state)
     if not isinstance(result, BatchResult):  # the batch itself broke, not a child
         raise result if isinstance(result, BaseException) else MediaflowsError(str(state.message))
     if args.json:
@@ -240,46 +258,6 @@ def cmd_demo(args: argparse.Namespace) -> None:
         _emit(line)
 
 
-OPERATIONS = {
-    "convert": "video → web-ready MP4",
-    "transcribe": "audio/video → transcript",
-    "generate-srt": "audio/video → subtitles (SRT, VTT, JSON)",
-    "fix-srt": "SRT → the same cues with their text repaired by an LLM",
-}
-
-
-def _operation_options(p: argparse.ArgumentParser, name: str) -> None:
-    if name == "fix-srt":
-        p.add_argument(
-            "--model", default=None, help="one of MEDIAFLOWS_LLM__MODELS (default: first)"
-        )
-        p.add_argument("--sys-msg", default=None, help="extra instructions for the model")
-        p.add_argument(
-            "--glossary", default=None, help='names and terms, e.g. "Prefect, Kubernetes"'
-        )
-    elif name == "convert":
-        p.add_argument("--codec", choices=["auto", "copy", "transcode"], default="auto")
-        p.add_argument("--crf", type=int, default=23)
-        p.add_argument("--preset", default="veryfast")
-        p.add_argument("--max-height", type=int, default=None)
-        p.add_argument("--audio-bitrate", default="128k")
-    else:
-        p.add_argument("--language", default=None, help="e.g. en; default: detect")
-        p.add_argument("--task", choices=["transcribe", "translate"], default="transcribe")
-        p.add_argument("--beam-size", type=int, default=5)
-        p.add_argument("--no-vad", action="store_true", help="do not skip non-speech")
-        p.add_argument("--initial-prompt", default=None)
-        p.add_argument("--hotwords", default=None, help="names and terms to favour")
-        p.add_argument("--model", default=None, help="model name or path")
-    if name == "generate-srt":
-        p.add_argument("--max-line-chars", type=int, default=42)
-        p.add_argument("--max-lines", type=int, default=2)
-        p.add_argument("--max-cps", type=float, default=20.0)
-        p.add_argument("--vtt", action="store_true", help="also store WebVTT")
-        p.add_argument("--json-output", action="store_true", help="also store JSON")
-    p.add_argument("--json", action="store_true", help="print the result as JSON")
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mediaflows", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="show Prefect's logs")
@@ -306,13 +284,14 @@ def _parser() -> argparse.ArgumentParser:
     batch = sub.add_parser(
         "batch", help="run one operation on many files (one child run per file)"
     ).add_subparsers(dest="operation", required=True)
-    for name, help_text in OPERATIONS.items():
-        p = run.add_parser(name, help=help_text)
+    for spec in OPERATIONS.values():
+        p = run.add_parser(spec.cli_name, help=spec.summary)
         p.add_argument("--profile", required=True)
         p.add_argument("file_id")
-        _operation_options(p, name)
+        _add_request_options(p, spec.request, spec.cli_flags)
+        p.add_argument("--json", action="store_true", help="print the result as JSON")
         p.set_defaults(func=cmd_run)
-        p = batch.add_parser(name, help=help_text)
+        p = batch.add_parser(spec.cli_name, help=spec.summary)
         p.add_argument("--profile", required=True)
         p.add_argument("file_ids", nargs="*", metavar="FILE_ID")
         p.add_argument(
@@ -325,7 +304,8 @@ def _parser() -> argparse.ArgumentParser:
             help="children in this process, or runs of the deployment on any worker",
         )
         p.add_argument("--in-flight", type=int, default=None, help="children at once")
-        _operation_options(p, name)
+        _add_request_options(p, spec.request, spec.cli_flags)
+        p.add_argument("--json", action="store_true", help="print the result as JSON")
         p.set_defaults(func=cmd_batch)
 
     p = sub.add_parser(
@@ -358,7 +338,7 @@ def _one_line(exc: BaseException) -> str:
 
 class Terminated(BaseException):
     """SIGTERM arrived (``kill``, ``docker stop``, a service manager): the run in this process
-    stops its tools and removes its work files (see ``tasks._engine.run_blocking``)."""
+    stops its tools and removes its work files (see ``tasks.runtime.run_blocking``)."""
 
 
 def _on_sigterm(signum: int, frame: object) -> None:
@@ -387,8 +367,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Terminated:
         return 128 + signal.SIGTERM
     except BaseException as exc:
-        # Prefect swaps in its own SIGTERM handler while a flow runs; it raises this.
-        if type(exc).__name__ == "TerminationSignal":
+        # Prefect swaps in its own SIGTERM handler while a flow runs; it raises its own signal.
+        from tasks.runtime import is_termination
+
+        if is_termination(exc):
             return 128 + signal.SIGTERM
         raise
     return code or 0

@@ -4,7 +4,7 @@
 from deployments.client import submit, status, wait
 
 run_id = submit("generate_srt", "alice", "FILE_ID", {"vtt": True}, idempotency_key="talk-42")
-print(status(run_id))  # RunStatus(state='RUNNING', phase='processing', progress=42.0 …)
+print(status(run_id))  # RunStatus(state='RUNNING', stage=Stage.PROCESSING, progress=49.6 …)
 srt = wait(run_id, timeout=600)  # SrtResult
 ```
 
@@ -14,8 +14,8 @@ A single file id runs the operation's flow; a list of ids runs its ``batch_*`` f
 **Where it runs.** ``via="auto"`` (the default) starts a run of the operation's deployment
 (``prefect.yaml``; ``generate_srt/generate_srt`` …) when that deployment exists and a worker of
 its pool is online: any worker then picks it up. Otherwise the flow runs in this process, in a
-background thread (``MEDIAFLOWS_IN_PROCESS_RUNS`` at a time, the others wait ``PENDING``; the
-interpreter finishes them before it exits), recorded on the same server.
+background thread (``MEDIAFLOWS_ORCHESTRATION__IN_PROCESS_RUNS`` at a time, the others wait
+``PENDING``; the interpreter finishes them before it exits), recorded on the same server.
 
 **Idempotency.** With an ``idempotency_key``, the server keeps one flow run per (flow, key):
 ``submit`` with the same key returns that run's id, never starts a second run, even after the
@@ -26,7 +26,7 @@ the same instant in-process could both see it ``PENDING``, a window deployments 
 
 **Results across processes.** The flows persist their (small, pydantic) results under
 ``PREFECT_LOCAL_STORAGE_PATH``; ``wait`` reads them from there, so the worker and the caller must
-share that storage (one machine, or a shared/S3 result store: see "Scale-out" in the README).
+share that storage (one machine, or a shared/S3 result store: see docs/deployments.md).
 """
 
 from __future__ import annotations
@@ -39,29 +39,18 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
-from mediaflows.errors import InputError, MediaflowsError
+from mediaflows.errors import MediaflowsError
 from mediaflows.ids import check_file_id, check_profile
-from mediaflows.models import BatchResult, ConvertResult, SrtResult, TranscribeResult
-from mediaflows.outputs import OPERATIONS, REQUEST_MODELS, Operation
+from mediaflows.models import BatchResult, OperationResult
+from mediaflows.operations import OPERATIONS, OperationName, OperationSpec, get_operation
 from mediaflows.settings import get_settings
+from mediaflows.stages import Stage, parse
+from tasks import runtime
 
 Via = Literal["auto", "deployment", "in-process"]
-Phase = Literal["queued", "preparing", "processing", "storing", "done", "failed"]
-Result = ConvertResult | TranscribeResult | SrtResult | BatchResult
-
-RESULT_MODELS: dict[str, type[BaseModel]] = {
-    "convert": ConvertResult,
-    "transcribe": TranscribeResult,
-    "generate_srt": SrtResult,
-    "fix_srt": SrtResult,
-    **{f"batch_{op}": BatchResult for op in OPERATIONS},
-}
-
-#: Progress stages (the progress artifact's description) by the phase they belong to.
-_PREPARING = ("fetching", "probing", "reading", "preparing", "importing", "scanning")
-_STORING = ("storing", "building cues")
+Result = OperationResult | BatchResult
 
 
 class RunStatus(BaseModel):
@@ -71,11 +60,11 @@ class RunStatus(BaseModel):
 
     run_id: UUID
     flow: str
-    state: str  # the Prefect state type: SCHEDULED, PENDING, RUNNING, COMPLETED, FAILED, …
+    state: str = Field(description="The Prefect state type: PENDING, RUNNING, COMPLETED, …")
     state_name: str
-    phase: Phase
-    stage: str | None = None  # e.g. "transcribing 42%", "done (12 cues)"
-    progress: float | None = None  # percent, 0 to 100
+    stage: Stage = Field(description="The run's stage (succeeded/failed once it has ended).")
+    detail: str | None = Field(default=None, description='e.g. "transcribing 42%", "12 cues"')
+    progress: float | None = Field(default=None, description="Percent, 0 to 100.")
     message: str | None = None
     finished: bool
 
@@ -90,22 +79,17 @@ class RunFailedError(MediaflowsError):
         self.result = result
 
 
-def _flow_name(operation: str, file_ids: str | Sequence[str]) -> str:
-    if operation not in OPERATIONS:
-        raise InputError(f"unknown operation {operation!r}; one of: {', '.join(OPERATIONS)}")
-    return operation if isinstance(file_ids, str) else f"batch_{operation}"
+def _flow_name(spec: OperationSpec[Any, Any, Any], file_ids: str | Sequence[str]) -> str:
+    return spec.name if isinstance(file_ids, str) else spec.batch_name
 
 
 def _parameters(
-    operation: Operation,
+    spec: OperationSpec[Any, Any, Any],
     profile: str,
     file_ids: str | Sequence[str],
     options: BaseModel | dict[str, Any] | None,
 ) -> dict[str, Any]:
-    model = REQUEST_MODELS[operation]
-    if isinstance(options, BaseModel):
-        options = options.model_dump(mode="json")
-    request = model.model_validate(options or {})  # bad options fail here, before any run
+    request = spec.parse_request(options)  # bad options fail here, before any run
     params: dict[str, Any] = {
         "profile": check_profile(profile),
         "request": request.model_dump(mode="json"),
@@ -152,17 +136,14 @@ def _ask_online_deployment(flow_name: str) -> bool:
     return any(w.status == WorkerStatus.ONLINE for w in workers)
 
 
-def _load_flow(flow_name: str) -> Any:
-    from flows import batch, convert, fix_srt, generate_srt, transcribe
+def _load_flow(spec: OperationSpec[Any, Any, Any], batch: bool) -> Any:
+    if batch:
+        from flows.batch import BATCHES
 
-    flows = {
-        "convert": convert.convert,
-        "transcribe": transcribe.transcribe,
-        "generate_srt": generate_srt.generate_srt,
-        "fix_srt": fix_srt.fix_srt,
-        **{f"batch_{op}": getattr(batch, f"batch_{op}") for op in OPERATIONS},
-    }
-    return flows[flow_name]
+        return BATCHES[spec.name]
+    from flows.batch import operation_flow_of
+
+    return operation_flow_of(spec)
 
 
 #: In-process runs started by this process (so a second submit of the key never re-runs one).
@@ -180,52 +161,32 @@ def _runner() -> ThreadPoolExecutor:
     with _started_lock:
         if _executor is None:
             _executor = ThreadPoolExecutor(
-                max_workers=get_settings().in_process_runs, thread_name_prefix="mediaflows-run"
+                max_workers=get_settings().orchestration.in_process_runs,
+                thread_name_prefix="mediaflows-run",
             )
         return _executor
 
 
-def _submit_in_process(flow_name: str, params: dict[str, Any], key: str | None) -> UUID:
+def _submit_in_process(flow: Any, params: dict[str, Any], key: str | None) -> UUID:
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.actions import FlowRunCreate
-    from prefect.client.schemas.objects import FlowRun, StateType
-    from prefect.flow_engine import run_flow
-    from prefect.states import Pending, to_state_create
+    from prefect.client.schemas.objects import StateType
 
-    flow = _load_flow(flow_name)
-    with get_client(sync_client=True) as client:
-        flow_id = _flow_ids.get(flow_name)
-        if flow_id is None:  # an upsert by name: once per process is enough
-            flow_id = _flow_ids[flow_name] = client.create_flow(flow)
-        create = FlowRunCreate(
-            flow_id=flow_id,
-            flow_version=flow.version,
-            parameters=params,
-            state=to_state_create(Pending()),
-            idempotency_key=key,
-            tags=["mediaflows", "in-process"],
-        )
-        response = client.request(
-            "POST", "/flow_runs/", json=create.model_dump(mode="json", exclude_unset=True)
-        )
-        flow_run = FlowRun.model_validate(response.json())
+    flow_id = _flow_ids.get(flow.name)
+    if flow_id is None:  # an upsert by name: once per process is enough
+        with get_client(sync_client=True) as client:
+            flow_id = _flow_ids[flow.name] = client.create_flow(flow)
+    flow_run = runtime.create_pending_run(flow, flow_id, params, key)
     with _started_lock:
         state = flow_run.state.type if flow_run.state else None
         if flow_run.id in _started or state != StateType.PENDING:
             return flow_run.id  # the key's run exists: started before, never a second time
         _started.add(flow_run.id)
-
-    def execute() -> None:
-        outcome = run_flow(flow, flow_run=flow_run, parameters=params, return_type="state")
-        if asyncio.iscoroutine(outcome):
-            asyncio.run(outcome)
-
-    _runner().submit(execute)
+    _runner().submit(runtime.execute_run, flow, flow_run, params)
     return flow_run.id
 
 
 def submit(
-    operation: Operation,
+    operation: OperationName,
     profile: str,
     file_ids: str | Sequence[str],
     options: BaseModel | dict[str, Any] | None = None,
@@ -236,7 +197,8 @@ def submit(
     """Start ``operation`` on one file (a ``str`` id) or a batch (a list of ids); the run's id.
 
     Args:
-        operation: ``convert``, ``transcribe``, ``generate_srt`` or ``fix_srt``.
+        operation: An operation of :data:`mediaflows.operations.OPERATIONS` (``convert``,
+            ``transcribe``, ``generate_srt``, ``fix_srt``).
         profile: The profile holding the files.
         file_ids: One file id, or a list of them (then the ``batch_<operation>`` flow runs).
         options: The operation's request (``GenerateSrtRequest`` …, or its fields as a dict).
@@ -244,10 +206,13 @@ def submit(
         via: ``auto`` (deployment when a worker is online, else in-process), ``deployment``
             or ``in-process``.
     """
-    flow_name = _flow_name(operation, file_ids)
-    params = _parameters(operation, profile, file_ids, options)
+    spec = get_operation(operation)
+    flow_name = _flow_name(spec, file_ids)
+    params = _parameters(spec, profile, file_ids, options)
     if via == "in-process" or (via == "auto" and not _online_deployment(flow_name)):
-        return _submit_in_process(flow_name, params, idempotency_key)
+        return _submit_in_process(
+            _load_flow(spec, batch=not isinstance(file_ids, str)), params, idempotency_key
+        )
     from prefect.deployments import run_deployment
 
     flow_run = run_deployment(
@@ -257,26 +222,12 @@ def submit(
         timeout=0,
         as_subflow=False,
     )
-    return flow_run.id  # type: ignore[union-attr,no-any-return]
+    assert not asyncio.iscoroutine(flow_run)  # sync_compatible: a FlowRun when called sync
+    run_id: UUID = flow_run.id
+    return run_id
 
 
-def _phase(state: str, stage: str | None) -> Phase:
-    if state in ("COMPLETED",):
-        return "done"
-    if state in ("FAILED", "CRASHED", "CANCELLED", "CANCELLING"):
-        return "failed"
-    if state in ("SCHEDULED", "PENDING", "PAUSED") or not stage or stage.endswith("queued"):
-        return "queued"
-    if stage.startswith("done"):
-        return "done"
-    if stage.startswith(_STORING):
-        return "storing"
-    if stage.startswith(_PREPARING):
-        return "preparing"
-    return "processing"
-
-
-def _progress_artifact(run_id: UUID) -> tuple[str | None, float | None]:
+def _progress_artifact(run_id: UUID) -> tuple[Stage, str, float | None]:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import (
         ArtifactFilter,
@@ -295,13 +246,13 @@ def _progress_artifact(run_id: UUID) -> tuple[str | None, float | None]:
             limit=1,
         )
     if not found:
-        return None, None
-    artifact = found[0]
-    description = artifact.description or ""
-    # "generate_srt alice/abc: queued" at first; then the stage alone ("transcribing 42%").
-    stage = description.rsplit(": ", 1)[-1] if ": " in description else description
-    data = artifact.data
-    return stage or None, float(data) if isinstance(data, int | float) else None
+        return Stage.QUEUED, "", None
+    stage, detail = parse(found[0].description)
+    data = found[0].data
+    return stage, detail, float(data) if isinstance(data, int | float) else None
+
+
+_ENDED_FAILED = ("FAILED", "CRASHED", "CANCELLED", "CANCELLING")
 
 
 def status(run_id: UUID | str) -> RunStatus:
@@ -312,20 +263,36 @@ def status(run_id: UUID | str) -> RunStatus:
     with get_client(sync_client=True) as client:
         flow_run = client.read_flow_run(run_id)
         flow = client.read_flow(flow_run.flow_id)
-    stage, progress = _progress_artifact(run_id)
+    stage, detail, progress = _progress_artifact(run_id)
     state = flow_run.state
     state_type = state.type.value if state else "PENDING"
+    # The server's state wins over the artifact: a run killed with its worker never wrote one.
+    if state_type == "COMPLETED":
+        stage = Stage.SUCCEEDED
+    elif state_type in _ENDED_FAILED:
+        stage = Stage.FAILED
+    elif state_type in ("SCHEDULED", "PENDING", "PAUSED"):
+        stage = Stage.QUEUED
     return RunStatus(
         run_id=run_id,
         flow=flow.name,
         state=state_type,
-        state_name=state.name if state else "Pending",
-        phase=_phase(state_type, stage),
+        state_name=(state.name or state_type) if state else "Pending",
         stage=stage,
+        detail=detail or None,
         progress=progress,
         message=state.message if state else None,
         finished=bool(state and state.is_final()),
     )
+
+
+def _result_model(flow_name: str) -> type[BaseModel] | None:
+    for spec in OPERATIONS.values():
+        if flow_name == spec.name:
+            return spec.result
+        if flow_name == spec.batch_name:
+            return BatchResult
+    return None
 
 
 def wait(run_id: UUID | str, timeout: float = 3600, poll_s: float = 0.5) -> Result:
@@ -349,17 +316,17 @@ def wait(run_id: UUID | str, timeout: float = 3600, poll_s: float = 0.5) -> Resu
             time.sleep(poll_s)
         flow = client.read_flow(flow_run.flow_id)
     state = flow_run.state
+    assert state is not None
     try:
-        value = state.result(raise_on_failure=False)  # reads the persisted result
-        if asyncio.iscoroutine(value):
-            value = asyncio.run(value)
+        value = runtime.result_of(state)  # reads the persisted result
     except Exception as exc:
         if state.is_completed():
             raise MediaflowsError(f"cannot read the result of run {run_id}: {exc}") from exc
         value = None  # a failed run's exception that does not load here: its message tells
     if not state.is_completed():
         raise RunFailedError(run_id, state.name or state.type.value, state.message or "", value)
-    model = RESULT_MODELS.get(flow.name)
+    model = _result_model(flow.name)
     if model is None or not isinstance(value, model):
         raise MediaflowsError(f"run {run_id} of {flow.name!r} returned {type(value).__name__}")
-    return value  # type: ignore[return-value]
+    assert isinstance(value, OperationResult | BatchResult)
+    return value

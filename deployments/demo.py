@@ -26,7 +26,7 @@ def make_sample_video(settings: Settings) -> Any:
         tmp = out.with_suffix(".tmp.webm")
         subprocess.run(
             [
-                settings.ffmpeg_binary,
+                settings.media.ffmpeg_binary,
                 "-nostdin",
                 "-v",
                 "error",

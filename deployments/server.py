@@ -1,7 +1,7 @@
 """The Prefect server that records runs.
 
 With ``PREFECT_API_URL`` set, that server is used. Without it, mediaflows starts (once) and reuses
-an embedded, SQLite-backed Prefect server on ``MEDIAFLOWS_SERVER_HOST:PORT`` whose data lives in
+an embedded, SQLite-backed Prefect server on ``MEDIAFLOWS_SERVER__HOST:PORT`` whose data lives in
 ``MEDIAFLOWS_HOME/prefect``; its UI shows every run. This module does not import Prefect, so that
 the environment can be set before Prefect reads it.
 """
@@ -22,20 +22,7 @@ from pathlib import Path
 
 from mediaflows.errors import ConfigurationError
 from mediaflows.settings import Settings, get_settings
-
-#: Environment of a quiet, offline, restart-safe server.
-SERVER_ENV = {
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    "DO_NOT_TRACK": "1",
-    "PREFECT_SERVER_UI_SHOW_PROMOTIONAL_CONTENT": "false",
-    # A task turned away by a tag limit retries after at most this long (Prefect's default, 10 s,
-    # can leave a freed `gpu` slot idle for seconds; runs of one process queue locally instead).
-    "PREFECT_SERVER_TASKS_TAG_CONCURRENCY_SLOT_WAIT_SECONDS": "1",
-    # Concurrency-slot leases on disk survive a server restart (in memory they stay taken).
-    "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE": (
-        "prefect.server.concurrency.lease_storage.filesystem"
-    ),
-}
+from tasks.runtime import SERVER_ENV, client_env, ui_env
 
 
 def server_home(settings: Settings) -> Path:
@@ -45,7 +32,7 @@ def server_home(settings: Settings) -> Path:
 
 def embedded_api_url(settings: Settings) -> str:
     """The API URL of the embedded server."""
-    return f"http://{settings.server_host}:{settings.server_port}/api"
+    return f"http://{settings.server.host}:{settings.server.port}/api"
 
 
 def is_healthy(api_url: str, timeout: float = 2.0) -> bool:
@@ -89,10 +76,7 @@ def start_embedded_server(settings: Settings | None = None, wait_s: float = 90.0
     with _start_lock(home):
         if is_healthy(url):  # another process started it while we waited for the lock
             return url
-        env = {**os.environ, **SERVER_ENV, "PREFECT_HOME": str(home)}
-        # The UI asks the browser to call this URL; Prefect's default is port 4200 whatever
-        # --port says, so a server on another port showed "Can't connect to Server API".
-        env.setdefault("PREFECT_UI_API_URL", url)
+        env = {**ui_env(url), **os.environ, **SERVER_ENV, "PREFECT_HOME": str(home)}
         env.pop("PREFECT_API_URL", None)
         log = (home / "server.log").open("ab")
         proc = subprocess.Popen(
@@ -102,9 +86,9 @@ def start_embedded_server(settings: Settings | None = None, wait_s: float = 90.0
                 "deployments.prefect_server",
                 "start",
                 "--host",
-                settings.server_host,
+                settings.server.host,
                 "--port",
-                str(settings.server_port),
+                str(settings.server.port),
             ],
             env=env,
             cwd=home,
@@ -166,9 +150,10 @@ def configure_prefect_env(settings: Settings | None = None) -> str:
     """
     settings = settings or get_settings()
     url = ensure_server(settings)
-    os.environ["PREFECT_API_URL"] = url
-    os.environ.setdefault("PREFECT_LOCAL_STORAGE_PATH", str(settings.home / "results"))
-    os.environ.setdefault("DO_NOT_TRACK", "1")
-    # The crash automation (deployments.setup) expects a heartbeat this often from every run.
-    os.environ["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"] = str(settings.heartbeat_s)
+    env = client_env(settings.server.heartbeat_s, str(settings.home / "results"), url)
+    for name, value in env.items():
+        if name in ("PREFECT_API_URL", "PREFECT_FLOWS_HEARTBEAT_FREQUENCY"):
+            os.environ[name] = value
+        else:
+            os.environ.setdefault(name, value)
     return url

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+from datetime import timedelta
 from typing import Any
 
-from mediaflows.outputs import OPERATIONS
+from mediaflows.operations import OPERATIONS
 from mediaflows.settings import Settings, get_settings
 
 #: The default pool: a worker on any machine with this repository runs flows as subprocesses.
@@ -25,7 +26,10 @@ def ensure_concurrency_limits(settings: Settings | None = None) -> dict[str, int
     from prefect.client.orchestration import get_client
 
     settings = settings or get_settings()
-    limits = {"gpu": settings.gpu_limit, "llm": settings.llm_limit}
+    limits = {
+        "gpu": settings.orchestration.gpu_limit,
+        "llm": settings.orchestration.llm_limit,
+    }
     with get_client(sync_client=True) as client:
         for tag, value in limits.items():
             client.create_concurrency_limit(tag=tag, concurrency_limit=value)
@@ -81,12 +85,16 @@ def ensure_work_pools() -> dict[str, str]:
 #: The automation that marks the runs of a dead worker Crashed (so a batch submits them again).
 CRASH_AUTOMATION = "mediaflows-crashed-runs"
 #: The flows it watches: mediaflows' own, never other flows on the same server.
-WATCHED_FLOWS = (*OPERATIONS, *(f"batch_{op}" for op in OPERATIONS), "sweep")
+WATCHED_FLOWS = (
+    *OPERATIONS,
+    *(spec.batch_name for spec in OPERATIONS.values()),
+    "sweep",
+)
 
 
 def crash_automation(settings: Settings) -> Any:
     """Prefect's "detect zombie flows" automation, for mediaflows' flows: a run that went Pending
-    or Running or sent a heartbeat and then, for ``zombie_after_s``, sent no heartbeat, no
+    or Running or sent a heartbeat and then, for ``server.zombie_after_s``, sent no heartbeat, no
     other state, is marked Crashed. A worker that dies (kill -9, a lost machine) cannot report its
     runs itself; the server can only tell them from slow ones by their silence."""
     from prefect.automations import Automation
@@ -95,11 +103,7 @@ def crash_automation(settings: Settings) -> Any:
     from prefect.events.schemas.automations import EventTrigger, Posture
     from prefect.events.schemas.events import ResourceSpecification
 
-    if settings.zombie_after_s < settings.heartbeat_s + 15:
-        raise ValueError(
-            f"zombie_after_s ({settings.zombie_after_s}) must exceed heartbeat_s "
-            f"({settings.heartbeat_s}) by 15 s at least, or busy runs are taken for dead"
-        )
+    silence = settings.server.zombie_after_s  # Settings checks it exceeds the heartbeat
     return Automation(
         name=CRASH_AUTOMATION,
         description="Marks mediaflows runs Crashed when they go silent (their worker died); "
@@ -127,12 +131,14 @@ def crash_automation(settings: Settings) -> Any:
             for_each={"prefect.resource.id"},
             posture=Posture.Proactive,
             threshold=1,
-            within=settings.zombie_after_s,
+            within=timedelta(seconds=silence),
         ),
         actions=[
             ChangeFlowRunState(
+                name=None,
                 state=StateType.CRASHED,
-                message=f"no heartbeat for {settings.zombie_after_s} s: its worker is gone",
+                message=f"no heartbeat for {silence} s: its worker is gone",
+                force=False,
             )
         ],
     )

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from mediaflows.settings import Settings, get_settings
+from tasks.runtime import client_env
 
 #: The checkout this code runs from: where prefect.yaml and the flows' entry points are.
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -27,11 +28,15 @@ def worker_env(
     env.setdefault("MEDIAFLOWS_REPO", str(REPO_ROOT))
     env.setdefault("MEDIAFLOWS_HOME", str(settings.home))
     # Flow results (what the Python API's wait() reads) and the task caches: one place per
-    # machine; for workers on several machines, see "Scale-out" in the README.
-    env.setdefault("PREFECT_LOCAL_STORAGE_PATH", str(settings.home / "results"))
-    env.setdefault("DO_NOT_TRACK", "1")
-    # The crash automation (deployments.setup) expects a heartbeat this often.
-    env["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"] = str(settings.heartbeat_s)
+    # machine; for workers on several machines, see docs/deployments.md.
+    wanted = client_env(
+        settings.server.heartbeat_s, str(settings.home / "results"), env.get("PREFECT_API_URL", "")
+    )
+    for name, value in wanted.items():
+        if name == "PREFECT_FLOWS_HEARTBEAT_FREQUENCY":
+            env[name] = value  # the crash automation (deployments.setup) expects it
+        elif value:
+            env.setdefault(name, value)
     return env
 
 

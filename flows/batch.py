@@ -1,4 +1,5 @@
-"""Batch flows: one child flow run per file, a bounded number in flight.
+"""Batch flows: ``batch_<operation>`` for every operation, one child flow run per file, a bounded
+number in flight.
 
 ``in-process`` children are subflows of the batch, run by the batch's own worker; ``distributed``
 children are runs of the operation's deployment, linked to the batch and picked up by any worker
@@ -6,61 +7,53 @@ of its pool. The Prefect server's ``gpu`` (and ``llm``) limits bound the heavy t
 them; the in-flight bound keeps the server from being flooded. A failed child never stops the
 others; the batch ends Failed, naming the files, when any failed. Children whose output exists
 already return it without work, so a re-run redoes only what failed.
+
+The flows are made here from :data:`mediaflows.operations.OPERATIONS` (one body, one typed
+``request`` parameter per operation, so the UI's run form shows the operation's fields): a new
+operation gets its batch flow without an edit here.
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from prefect import Flow, flow
 from prefect.client.schemas.objects import State
 from prefect.settings import PREFECT_UI_URL
-from prefect.states import Failed
 from pydantic import BaseModel
 
-from flows.convert import convert
-from flows.fix_srt import fix_srt
-from flows.generate_srt import generate_srt
-from flows.transcribe import transcribe
+from flows._operation import OperationFlow, retype
 from mediaflows import batches
 from mediaflows.ids import FileId, ProfileName
-from mediaflows.models import (
-    BatchChild,
-    BatchResult,
-    ConvertRequest,
-    FanOut,
-    FixSrtRequest,
-    GenerateSrtRequest,
-    ProfileFile,
-    TranscribeRequest,
-)
-from mediaflows.outputs import INPUT_KINDS
+from mediaflows.models import BatchChild, BatchResult, FanOut, OperationResult, ProfileFile
+from mediaflows.operations import OPERATIONS, OperationSpec
 from mediaflows.settings import get_settings
-from tasks.progress import (
-    publish_batch_plan,
-    publish_batch_result,
-    report_progress,
-    start_progress,
-)
+from mediaflows.stages import Stage
+from tasks import runtime
+from tasks.progress import RunProgress, publish_batch_plan, publish_batch_result
 from tasks.store import list_profile_media, lookup_batch_files
 
 
-def _output_id(result: Any) -> str | None:
-    return getattr(result, "file_id", None) or getattr(result, "transcript_id", None)
+def operation_flow_of(spec: OperationSpec[Any, Any, Any]) -> OperationFlow[Any]:
+    """The single-file flow of ``spec`` (``flows/<name>.py``, attribute ``<name>``)."""
+    made: OperationFlow[Any] = getattr(importlib.import_module(f"flows.{spec.name}"), spec.name)
+    return made
 
 
 async def _outcome(file_id: str, state: State[Any], attempts: int = 1) -> BatchChild:
     run_id = str(state.state_details.flow_run_id) if state.state_details.flow_run_id else None
     if state.is_completed():
         result = await state.aresult()
+        assert isinstance(result, OperationResult)
         return BatchChild(
             file_id=file_id,
-            status="cached" if getattr(result, "cached", False) else "completed",
+            status="cached" if result.cached else "completed",
             run_id=run_id,
-            output_id=_output_id(result),
+            output_id=result.output_id,
             attempts=attempts,
         )
     return BatchChild(
@@ -76,19 +69,15 @@ async def _outcome(file_id: str, state: State[Any], attempts: int = 1) -> BatchC
 StartChild = Callable[[str], Awaitable[tuple[State[Any], int]]]
 
 
-def _in_process(child: Flow[..., Any], profile: str, request: BaseModel) -> StartChild:
+def _in_process(child: OperationFlow[Any], profile: str, request: BaseModel) -> StartChild:
     async def run(file_id: str) -> tuple[State[Any], int]:
-        state: State[Any] = await child(
-            profile=profile, file_id=file_id, request=request, return_state=True
-        )
+        state = await runtime.state_of(child, profile=profile, file_id=file_id, request=request)
         return state, 1
 
     return run
 
 
-def _distributed(
-    child: Flow[..., Any], profile: str, request: BaseModel, resubmits: int
-) -> StartChild:
+def _distributed(name: str, profile: str, request: BaseModel, resubmits: int) -> StartChild:
     from prefect.deployments import arun_deployment
     from prefect.logging import get_run_logger
 
@@ -97,7 +86,7 @@ def _distributed(
         while True:
             attempts += 1
             flow_run = await arun_deployment(
-                name=f"{child.name}/{child.name}",
+                name=f"{name}/{name}",
                 parameters={
                     "profile": profile,
                     "file_id": file_id,
@@ -121,35 +110,36 @@ def _distributed(
 
 
 async def run_batch(
-    operation: str,
-    child: Flow[..., Any],
+    spec: OperationSpec[Any, Any, Any],
     profile: str,
     file_ids: list[str],
     request: BaseModel,
     mode: FanOut,
     in_flight: int | None,
     all_in_profile: bool = False,
-) -> BatchResult | State[Any]:
-    """Run ``child`` once per file, at most ``in_flight`` at a time; the batch's outcome."""
+) -> BatchResult:
+    """Run the operation once per file, at most ``in_flight`` at a time; the batch's outcome
+    (the run ends Failed, with it as its result, when any child failed)."""
     settings = get_settings()
     started = time.perf_counter()
     ids = list(dict.fromkeys(file_ids))  # each file once, in the order given
     if all_in_profile:
-        kinds = INPUT_KINDS[operation]  # type: ignore[index]
-        listed = await asyncio.to_thread(list_profile_media, profile, kinds)
+        listed = await asyncio.to_thread(list_profile_media, profile, spec.input_kinds)
         ids += [i for i in listed if i not in set(ids)]
     found = await asyncio.to_thread(lookup_batch_files, profile, ids)
     files = [f for f in found.values() if isinstance(f, ProfileFile)]
-    speed = batches.measured_speed(settings.home, operation)
-    publish_batch_plan(operation, profile, batches.plan(files, speed))
-    progress = start_progress(f"batch_{operation}", f"{profile} ({len(ids)} files)")
+    speed = batches.measured_speed(settings.home, spec.name)
+    publish_batch_plan(spec.name, profile, batches.plan(files, speed))
+    progress = await asyncio.to_thread(
+        RunProgress.start, f"{spec.batch_name} {profile} ({len(ids)} files)"
+    )
 
     start_child = (
-        _in_process(child, profile, request)
+        _in_process(operation_flow_of(spec), profile, request)
         if mode == "in-process"
-        else _distributed(child, profile, request, settings.batch_resubmits)
+        else _distributed(spec.name, profile, request, settings.orchestration.batch_resubmits)
     )
-    slots = asyncio.Semaphore(in_flight or settings.batch_in_flight)
+    slots = asyncio.Semaphore(in_flight or settings.orchestration.batch_in_flight)
     done = 0
 
     async def one(file_id: str) -> BatchChild:
@@ -162,111 +152,65 @@ async def run_batch(
                 state, attempts = await start_child(file_id)
             outcome = await _outcome(file_id, state, attempts)
         done += 1
-        report_progress(progress, 100 * done / max(len(ids), 1), f"{done}/{len(ids)} files")
+        progress.stage(Stage.PROCESSING, f"{done}/{len(ids)} files", done / max(len(ids), 1))
         return outcome
 
     children = await asyncio.gather(*(one(file_id) for file_id in ids))
-    result = batches.summarize(operation, profile, children)
+    result = batches.summarize(spec.name, profile, children)
     by_id = {f.id: f for f in files}
     media_s = sum(
         batches.file_duration(by_id[c.file_id]) or 0.0 for c in children if c.status == "completed"
     )
-    batches.record_speed(settings.home, operation, media_s, time.perf_counter() - started)
+    batches.record_speed(settings.home, spec.name, media_s, time.perf_counter() - started)
     publish_batch_result(result, PREFECT_UI_URL.value())
-    report_progress(progress, 100, f"done ({result.succeeded}/{result.total})", wait=True)
+    summary = f"{result.succeeded}/{result.total} files"
     if result.failed:
-        return Failed(message=batches.failure_message(result), data=result)
+        await asyncio.to_thread(progress.failed, f"{result.failed} of {result.total} files failed")
+        return runtime.failed_with(batches.failure_message(result), result)
+    await asyncio.to_thread(progress.succeeded, summary)
     return result
 
 
-@flow(name="batch_convert", validate_parameters=True, persist_result=True)
-async def batch_convert(
-    profile: ProfileName,
-    file_ids: list[FileId],
-    request: ConvertRequest | None = None,
-    mode: FanOut = "in-process",
-    in_flight: int | None = None,
-    all_in_profile: bool = False,
-) -> BatchResult:
-    """``convert`` for many files: one child run per file (see the module's doc)."""
-    result: Any = await run_batch(
-        "convert",
-        convert,
-        profile,
-        file_ids,
-        request or ConvertRequest(),
-        mode,
-        in_flight,
-        all_in_profile,
+#: A batch flow: async, called with (profile, file_ids, request, mode, …), returning its result.
+BatchFlow = Flow[..., Coroutine[Any, Any, BatchResult]]
+
+
+def batch_flow(spec: OperationSpec[Any, Any, Any]) -> BatchFlow:
+    """The ``batch_<name>`` flow of ``spec``."""
+
+    async def run(
+        profile: ProfileName,
+        file_ids: list[FileId],
+        request: BaseModel | None = None,
+        mode: FanOut = "in-process",
+        in_flight: int | None = None,
+        all_in_profile: bool = False,
+    ) -> Any:
+        parsed = spec.parse_request(request)
+        return await run_batch(spec, profile, file_ids, parsed, mode, in_flight, all_in_profile)
+
+    retype(
+        run,
+        spec.batch_name,
+        f"``{spec.name}`` ({spec.summary}) for many files: one child run per file, at most "
+        "``in_flight`` at once; ``all_in_profile`` adds every input of the profile. A failed "
+        "child never stops the others; the batch ends Failed naming them.",
+        BatchResult,
+        request=spec.request | None,
     )
-    return result  # type: ignore[no-any-return]
+    made: BatchFlow = flow(name=spec.batch_name, validate_parameters=True, persist_result=True)(run)
+    return made
 
 
-@flow(name="batch_transcribe", validate_parameters=True, persist_result=True)
-async def batch_transcribe(
-    profile: ProfileName,
-    file_ids: list[FileId],
-    request: TranscribeRequest | None = None,
-    mode: FanOut = "in-process",
-    in_flight: int | None = None,
-    all_in_profile: bool = False,
-) -> BatchResult:
-    """``transcribe`` for many files: one child run per file (see the module's doc)."""
-    result: Any = await run_batch(
-        "transcribe",
-        transcribe,
-        profile,
-        file_ids,
-        request or TranscribeRequest(),
-        mode,
-        in_flight,
-        all_in_profile,
-    )
-    return result  # type: ignore[no-any-return]
+#: Every operation's batch flow, by operation name; each is also this module's attribute
+#: ``batch_<name>`` (prefect.yaml's entrypoints ``flows/batch.py:batch_<name>``).
+BATCHES: dict[str, BatchFlow] = {name: batch_flow(spec) for name, spec in OPERATIONS.items()}
+globals().update({flow_.name: flow_ for flow_ in BATCHES.values()})
 
 
-@flow(name="batch_generate_srt", validate_parameters=True, persist_result=True)
-async def batch_generate_srt(
-    profile: ProfileName,
-    file_ids: list[FileId],
-    request: GenerateSrtRequest | None = None,
-    mode: FanOut = "in-process",
-    in_flight: int | None = None,
-    all_in_profile: bool = False,
-) -> BatchResult:
-    """``generate_srt`` for many files: one child run per file (see the module's doc)."""
-    result: Any = await run_batch(
-        "generate_srt",
-        generate_srt,
-        profile,
-        file_ids,
-        request or GenerateSrtRequest(),
-        mode,
-        in_flight,
-        all_in_profile,
-    )
-    return result  # type: ignore[no-any-return]
-
-
-@flow(name="batch_fix_srt", validate_parameters=True, persist_result=True)
-async def batch_fix_srt(
-    profile: ProfileName,
-    file_ids: list[FileId],
-    request: FixSrtRequest | None = None,
-    mode: FanOut = "in-process",
-    in_flight: int | None = None,
-    all_in_profile: bool = False,
-) -> BatchResult:
-    """``fix_srt`` for many SRT files: one child run per file; the ``llm`` limit bounds the
-    LLM requests of all children together (see the module's doc)."""
-    result: Any = await run_batch(
-        "fix_srt",
-        fix_srt,
-        profile,
-        file_ids,
-        request or FixSrtRequest(),
-        mode,
-        in_flight,
-        all_in_profile,
-    )
-    return result  # type: ignore[no-any-return]
+def __getattr__(name: str) -> BatchFlow:
+    """``batch_<name>`` for type checkers (the attributes are set above at import)."""
+    for made in BATCHES.values():
+        if made.name == name:
+            return made
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -3,12 +3,27 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from mediaflows.models import BatchChild, BatchPlan, BatchResult, ProfileFile
+from pydantic import BaseModel, ConfigDict, Field
+
+from mediaflows.files import atomic_write
+from mediaflows.models import BatchChild, BatchResult, ProfileFile
+
+
+class BatchPlan(BaseModel):
+    """The pre-flight summary of a batch, before any work starts."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    files: int
+    known_duration_s: float = Field(description="Total media duration where it is known.")
+    unknown_duration: int = Field(description="Files whose duration is not recorded.")
+    total_bytes: int
+    estimated_s: float | None = Field(
+        default=None, description="known duration ÷ the operation's measured realtime factor."
+    )
 
 
 def _speeds_path(home: Path) -> Path:
@@ -35,11 +50,7 @@ def record_speed(home: Path, operation: str, media_s: float, wall_s: float) -> N
     except (OSError, ValueError):
         speeds = {}
     speeds[operation] = media_s / wall_s
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".speeds-")
-    with os.fdopen(fd, "w") as f:
-        json.dump(speeds, f)
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(speeds).encode(), fsync=False)
 
 
 def file_duration(file: ProfileFile) -> float | None:

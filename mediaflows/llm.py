@@ -29,18 +29,19 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # imported where used: ~1 s that every flow-run process would pay otherwise
     import openai
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from mediaflows.errors import InputError, LLMRejectedError, LLMUnavailableError
-from mediaflows.models import (
-    ChunkFix,
-    CueText,
-    FixReport,
+from mediaflows.models import FixReport
+from mediaflows.settings import LLMSettings, get_settings
+from mediaflows.subtitles import (
     ParsedSrt,
     RenderedSubtitles,
-    SrtChunk,
     TimedCue,
+    qa_report,
+    timed_to_cues,
+    write_srt,
 )
-from mediaflows.settings import LLMSettings, get_settings
-from mediaflows.subtitles import qa_report, timed_to_cues, write_srt
 
 #: Part of every cache key and output id: bump it when the prompt or validation changes.
 PROMPT_VERSION = "fix-srt-v1"
@@ -74,6 +75,41 @@ CUES_SCHEMA: dict[str, Any] = {
     "required": ["cues"],
     "additionalProperties": False,
 }
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class CueText(_Record):
+    """What the model sees of a cue: its number and its text, never its times."""
+
+    id: int
+    text: str
+
+
+class SrtChunk(_Record):
+    """Cues sent to the model in one request, with read-only neighbours for context."""
+
+    index: int = Field(ge=0)
+    cues: tuple[CueText, ...]
+    before: tuple[CueText, ...] = ()
+    after: tuple[CueText, ...] = ()
+
+
+class ChunkFix(_Record):
+    """The model's repair of one chunk, validated, or the original text when it failed."""
+
+    index: int
+    texts: tuple[CueText, ...] = Field(description="The text to keep for each cue of the chunk.")
+    fallback: bool = Field(description="True: no valid answer, the original text was kept.")
+    attempts: int
+    rejected: tuple[int, ...] = Field(
+        default=(), description="Cues whose answer was refused (a rewrite, not a repair)."
+    )
+    problems: tuple[str, ...] = Field(default=(), description="Why answers were refused.")
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
 
 
 class InvalidAnswerError(ValueError):

@@ -1,37 +1,88 @@
-"""ffmpeg and ffprobe: probing, conversion plans and guarded conversions.
+"""ffmpeg and ffprobe on media files: probing, conversion plans and guarded conversions.
 
-Every subprocess gets an argument list (never a shell string), a timeout, ``-protocol_whitelist
-file`` and a demuxer whitelist, so an input can never make ffmpeg open another file or a URL: HLS
-playlists, concat lists and other indirections are rejected, also when named ``.mp4``.
+Every call goes through :mod:`mediaflows.tools` with ``-protocol_whitelist file`` and a demuxer
+whitelist, so an input can never make ffmpeg open another file or a URL: HLS playlists, concat
+lists and other indirections are rejected, also when named ``.mp4``.
 """
 
 from __future__ import annotations
 
 import json
-import re
-import subprocess
-import threading
-import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
 import ffmpeg
+from pydantic import BaseModel, ConfigDict, Field
 
-from mediaflows import cancel
-from mediaflows.errors import (
-    ConfigurationError,
-    MediaError,
-    ResourceError,
-    ToolTimeoutError,
-    UnsafeMediaError,
-)
-from mediaflows.ids import output_file_id
-from mediaflows.models import ConvertedMedia, ConvertRequest, MediaInfo, MediaStream
+from mediaflows.errors import MediaError, MediaflowsError, UnsafeMediaError
+from mediaflows.models import ConvertRequest
 from mediaflows.settings import Settings, get_settings
+from mediaflows.tools import ToolRun, ffmpeg_version, run_tool
+
+
+class MediaStream(BaseModel):
+    """One stream of a probed media file."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    index: int
+    type: Literal["video", "audio", "subtitle", "data", "attachment", "unknown"]
+    codec: str
+    width: int | None = None
+    height: int | None = None
+    channels: int | None = None
+    sample_rate: int | None = None
+    duration: float | None = Field(
+        default=None, description="The stream's own duration, when the container records it."
+    )
+
+
+class MediaInfo(BaseModel):
+    """What ffprobe found in a media file."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    format_name: str
+    duration: float = Field(ge=0, description="What the container claims.")
+    content_duration: float | None = Field(
+        default=None, ge=0, description="The longest stream's own duration, when known."
+    )
+    size: int = Field(ge=0)
+    streams: tuple[MediaStream, ...]
+
+    @property
+    def video(self) -> MediaStream | None:
+        """The first video stream (cover art excluded), if any."""
+        return next((s for s in self.streams if s.type == "video"), None)
+
+    @property
+    def audio(self) -> MediaStream | None:
+        """The first audio stream, if any."""
+        return next((s for s in self.streams if s.type == "audio"), None)
+
+    @property
+    def audio_duration(self) -> float:
+        """How long the first audio stream should decode to: its own duration where the
+        container records one, else the container's."""
+        audio = self.audio
+        if audio is not None and audio.duration:
+            return audio.duration
+        return self.duration
+
+
+class ConvertedMedia(BaseModel):
+    """An MP4 made in a run's workspace, not yet stored."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    path: Path
+    mode: Literal["remux", "transcode"]
+    reason: str
+    duration: float = Field(ge=0)
+    tool: str = Field(description="The ffmpeg that made it, e.g. 'ffmpeg 5.1.9'.")
+
 
 #: Demuxers that read a single self-contained file. Indirections (hls, concat, image2, ...) are
 #: left out on purpose: they open other files or URLs.
@@ -53,14 +104,6 @@ ALLOWED_DEMUXERS = (
     "caf",
     "amr",
 )
-_INDIRECTIONS = {
-    "hls": "an HLS playlist",
-    "concat": "an ffconcat list",
-    "ffconcat": "an ffconcat list",
-    "dash": "a DASH manifest",
-    "image2": "an image sequence",
-    "tee": "a tee list",
-}
 _TEXT_SNIFF = (
     (b"#EXTM3U", "an HLS playlist"),
     (b"#EXT-X-", "an HLS playlist"),
@@ -79,22 +122,10 @@ def _input_args() -> dict[str, str]:
     return {"protocol_whitelist": "file", "format_whitelist": ",".join(ALLOWED_DEMUXERS)}
 
 
-@lru_cache(maxsize=4)
-def ffmpeg_version(binary: str = "ffmpeg") -> str:
-    """The ffmpeg version string, e.g. ``ffmpeg 5.1.9-0+deb12u1`` (part of output ids)."""
-    try:
-        out = subprocess.run(
-            [binary, "-hide_banner", "-version"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=True,
-            stdin=subprocess.DEVNULL,
-        ).stdout
-    except (OSError, subprocess.SubprocessError) as exc:
-        raise ConfigurationError(f"cannot run {binary!r}: {exc} (install ffmpeg)") from exc
-    match = re.match(r"ffmpeg version (\S+)", out)
-    return f"ffmpeg {match.group(1) if match else 'unknown'}"
+def input_flags() -> list[str]:
+    """The options every ffmpeg/ffprobe call puts before its input: local files only, and only
+    demuxers that read one self-contained file."""
+    return [a for k, v in _input_args().items() for a in (f"-{k}", v)]
 
 
 def _sniff(path: Path, name: str) -> None:
@@ -110,26 +141,6 @@ def _sniff(path: Path, name: str) -> None:
     for magic, what in _TEXT_SNIFF:
         if head.startswith(magic) or (magic.startswith(b"#EXT") and magic in head[:1024]):
             raise UnsafeMediaError(name, f"is {what}, not a media file; refused")
-
-
-def _tool_error(name: str, stderr: str) -> MediaError | ResourceError:
-    """Turn ffmpeg/ffprobe's stderr into the right error."""
-    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
-    whitelist = re.search(r"\[(\w+) @ [^]]+\] Format not on whitelist", stderr)
-    if whitelist:
-        demuxer = whitelist.group(1)
-        if demuxer in _INDIRECTIONS:
-            return UnsafeMediaError(name, f"is {_INDIRECTIONS[demuxer]}, not a media file; refused")
-        return MediaError(name, f"unsupported format {demuxer!r}")
-    if any("No space left on device" in ln for ln in lines):
-        return ResourceError(f"{name}: no space left on device")
-    if any("Cannot allocate memory" in ln for ln in lines):
-        return ResourceError(f"{name}: out of memory")
-    detail = lines[-1] if lines else "ffmpeg failed"
-    # Local paths (work dirs) mean nothing to the user: keep only the message after them.
-    detail = re.sub(r"file:\S+?: ", "", detail)
-    detail = re.sub(r"(/[^\s:]+)+: ", "", detail)
-    return MediaError(name, f"not a readable media file ({detail[:300]})")
 
 
 def probe(path: Path, name: str | None = None, settings: Settings | None = None) -> MediaInfo:
@@ -148,50 +159,60 @@ def probe(path: Path, name: str | None = None, settings: Settings | None = None)
     name = name or path.name
     _sniff(path, name)
     args = [
-        settings.ffprobe_binary,
+        settings.media.ffprobe_binary,
         "-v",
         "error",
-        *[a for k, v in _input_args().items() for a in (f"-{k}", v)],
+        *input_flags(),
         "-show_format",
         "-show_streams",
         "-of",
         "json",
         f"file:{path}",
     ]
-    try:
-        proc = subprocess.run(
-            args,
-            capture_output=True,
-            timeout=settings.ffprobe_timeout_s,
-            stdin=subprocess.DEVNULL,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise ToolTimeoutError(f"{name}: ffprobe ran over {settings.ffprobe_timeout_s} s") from exc
-    except OSError as exc:
-        raise ConfigurationError(f"cannot run {settings.ffprobe_binary!r}: {exc}") from exc
-    stderr = proc.stderr.decode(errors="replace")
-    if proc.returncode != 0:
-        raise _tool_error(name, stderr)
-    data: dict[str, Any] = json.loads(proc.stdout or b"{}")
+    out = run_tool(args, name, settings.media.ffprobe_timeout_s)
+    data: dict[str, Any] = json.loads(out or b"{}")
     info = _media_info(data)
     if not info.streams:
         raise MediaError(name, "no audio or video streams")
     if info.duration <= 0:
         raise MediaError(name, "no duration: empty or truncated")
-    if info.duration > settings.max_media_duration_s:
+    if info.duration > settings.media.max_media_duration_s:
         raise MediaError(
             name,
             f"claims a duration of {info.duration:.0f} s, over the "
-            f"{settings.max_media_duration_s:.0f} s limit",
+            f"{settings.media.max_media_duration_s:.0f} s limit",
         )
     return info
+
+
+def import_details(path: Path) -> dict[str, Any] | None:
+    """What an import records about a media file: its duration (batch estimates use it); None
+    when it is no readable media (the operation refuses it later with a clear error)."""
+    try:
+        info = probe(path, path.name)
+    except MediaflowsError:
+        return None
+    return {"duration": info.content_duration or info.duration}
 
 
 def _num(value: Any, cast: type[int] | type[float]) -> Any:
     try:
         return cast(value) if value not in (None, "N/A") else None
     except (TypeError, ValueError):
+        return None
+
+
+def _stream_duration(stream: dict[str, Any]) -> float | None:
+    """A stream's own duration: ffprobe's, or the ``DURATION`` tag Matroska/WebM muxers write."""
+    if (seconds := _num(stream.get("duration"), float)) is not None:
+        return float(seconds)
+    tag = (stream.get("tags") or {}).get("DURATION")
+    if not isinstance(tag, str) or tag.count(":") != 2:
+        return None
+    hours, minutes, rest = tag.split(":")
+    try:
+        return int(hours) * 3600 + int(minutes) * 60 + float(rest)
+    except ValueError:
         return None
 
 
@@ -214,6 +235,7 @@ def _media_info(data: dict[str, Any]) -> MediaInfo:
                 height=_num(s.get("height"), int),
                 channels=_num(s.get("channels"), int),
                 sample_rate=_num(s.get("sample_rate"), int),
+                duration=_stream_duration(s),
             )
         )
         if (d := _num(s.get("duration"), float)) is not None:
@@ -298,7 +320,7 @@ def conversion_args(
             **{"b:a": req.audio_bitrate},
             **common,
         )
-    args: list[str] = out.compile(cmd=settings.ffmpeg_binary, overwrite_output=True)
+    args: list[str] = out.compile(cmd=settings.media.ffmpeg_binary, overwrite_output=True)
     # Global options go first: ffmpeg applies them wherever they are, but reads best this way.
     return [args[0], "-nostdin", "-hide_banner", "-v", "error", "-progress", "pipe:1", *args[1:]]
 
@@ -319,52 +341,30 @@ def run_ffmpeg(
         MediaError: ffmpeg rejected the input.
         ToolTimeoutError: it ran past ``timeout`` seconds (the process is killed).
     """
-    timeout = timeout if timeout is not None else get_settings().ffmpeg_timeout_s
-    try:
-        proc = subprocess.Popen(
-            args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-        )
-    except OSError as exc:
-        raise ConfigurationError(f"cannot run {args[0]!r}: {exc} (install ffmpeg)") from exc
-    stderr_tail: deque[bytes] = deque(maxlen=200)
-    assert proc.stdout is not None and proc.stderr is not None
-    stderr = proc.stderr
-    err_reader = threading.Thread(target=lambda: stderr_tail.extend(stderr), daemon=True)
-    err_reader.start()
-    timed_out = threading.Event()
-
-    def _kill() -> None:
-        timed_out.set()
-        proc.kill()
-
-    watchdog = threading.Timer(timeout, _kill)
-    watchdog.daemon = True
-    watchdog.start()
+    timeout = timeout if timeout is not None else get_settings().media.ffmpeg_timeout_s
     written = 0.0
-    untrack = cancel.track(proc)  # cancelling the run kills it
-    try:
-        for raw in proc.stdout:
-            key, _, value = raw.decode(errors="replace").strip().partition("=")
+    with ToolRun(args, name, timeout) as run:
+        for line in run.lines():
+            key, _, value = line.partition("=")
             if key == "out_time_us":
                 written = max(written, (_num(value, int) or 0) / 1e6)
                 if on_progress and duration > 0:
                     on_progress(min(max(written / duration, 0.0), 1.0))
-        proc.wait()
-    finally:
-        untrack()
-        watchdog.cancel()
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        err_reader.join(timeout=5)
-    cancel.check()
-    if timed_out.is_set():
-        raise ToolTimeoutError(f"{name}: ffmpeg ran over {timeout:.0f} s and was stopped")
-    if proc.returncode != 0:
-        raise _tool_error(name, b"".join(stderr_tail).decode(errors="replace"))
+        run.finish()
     if on_progress:
         on_progress(1.0)
     return written
+
+
+def check_complete(name: str, read_s: float, expected_s: float) -> None:
+    """Raise :class:`MediaError` when a tool read clearly less of a file than it claims to hold:
+    the file was cut short (a partial upload or copy) or is corrupt mid-way. ffmpeg reads what it
+    can of such a file and still exits 0."""
+    if expected_s - read_s > max(1.0, 0.02 * expected_s):
+        raise MediaError(
+            name,
+            f"truncated or corrupt: only {read_s:.1f} s of {expected_s:.1f} s could be read",
+        )
 
 
 def convert(
@@ -385,31 +385,19 @@ def convert(
         The output's duration in seconds (from ffmpeg's own progress report, no second probe).
     """
     settings = settings or get_settings()
-    started = time.monotonic()
     written = run_ffmpeg(
         conversion_args(src, dst, plan, settings),
         name,
         source.duration,
         on_progress,
-        settings.ffmpeg_timeout_s,
+        settings.media.ffmpeg_timeout_s,
     )
-    if source.duration - written > max(1.0, 0.02 * source.duration):
+    try:
+        check_complete(name, written, source.duration)
+    except MediaError:
         dst.unlink(missing_ok=True)
-        raise MediaError(
-            name,
-            f"truncated or corrupt: only {written:.1f} s of {source.duration:.1f} s could be "
-            f"read (after {time.monotonic() - started:.1f} s)",
-        )
+        raise
     return written
-
-
-def convert_output_id(
-    source_sha256: str, request: ConvertRequest, settings: Settings | None = None
-) -> str:
-    """The deterministic id of the MP4 made from this content with these options and this ffmpeg."""
-    settings = settings or get_settings()
-    tool = ffmpeg_version(settings.ffmpeg_binary)
-    return output_file_id(source_sha256, "convert", request.model_dump(mode="json"), tool)
 
 
 def convert_to_mp4(
@@ -432,5 +420,5 @@ def convert_to_mp4(
         mode=plan.mode,
         reason=plan.reason,
         duration=duration,
-        tool=ffmpeg_version(settings.ffmpeg_binary),
+        tool=ffmpeg_version(settings.media.ffmpeg_binary),
     )

@@ -1,9 +1,14 @@
-"""Typed requests and results: flow parameters, flow results and store metadata."""
+"""The public contract: what a run takes (requests), what it returns (results), and what the store
+records about each file. These are the flows' parameters and results, the Python API's types and
+the JSON the CLI prints; the Prefect UI builds its run forms from them.
+
+Records that only one part of mediaflows uses live next to that code (``media.MediaInfo``,
+``whisper.Transcription``, ``subtitles.Cue``, ``llm.SrtChunk``).
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
-from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -15,6 +20,9 @@ FileKind = Literal["video", "audio", "subtitle", "transcript", "other"]
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+# ---- the store -------------------------------------------------------------------------------
 
 
 class ProfileFile(_Frozen):
@@ -33,7 +41,9 @@ class ProfileFile(_Frozen):
     options: dict[str, Any] = Field(default_factory=dict)
     tools: dict[str, str] = Field(default_factory=dict, description="Tool and model versions.")
     details: dict[str, Any] = Field(
-        default_factory=dict, description="What the operation found or decided (mode, duration)."
+        default_factory=dict,
+        description="What the operation found or decided: the operation's details model "
+        "(ConvertDetails, TranscriptDetails, SrtDetails) as JSON; the media duration on imports.",
     )
 
     @property
@@ -50,38 +60,21 @@ class StoredFile(_Frozen):
     media_url: str
 
 
-class MediaStream(_Frozen):
-    """One stream of a probed media file."""
+class OperationResult(_Frozen):
+    """What every single-file operation returns."""
 
-    index: int
-    type: Literal["video", "audio", "subtitle", "data", "attachment", "unknown"]
-    codec: str
-    width: int | None = None
-    height: int | None = None
-    channels: int | None = None
-    sample_rate: int | None = None
-
-
-class MediaInfo(_Frozen):
-    """What ffprobe found in a media file."""
-
-    format_name: str
-    duration: float = Field(ge=0, description="What the container claims.")
-    content_duration: float | None = Field(
-        default=None, ge=0, description="The longest stream's own duration, when known."
-    )
-    size: int = Field(ge=0)
-    streams: tuple[MediaStream, ...]
+    profile: ProfileName
+    source_file_id: FileId
+    media_url: str = Field(description="A fresh URL of the main output (presigned on S3).")
+    cached: bool = Field(description="True when the output already existed and nothing ran.")
 
     @property
-    def video(self) -> MediaStream | None:
-        """The first video stream (cover art excluded), if any."""
-        return next((s for s in self.streams if s.type == "video"), None)
+    def output_id(self) -> str:
+        """The id of the main output in the profile."""
+        raise NotImplementedError
 
-    @property
-    def audio(self) -> MediaStream | None:
-        """The first audio stream, if any."""
-        return next((s for s in self.streams if s.type == "audio"), None)
+
+# ---- convert ---------------------------------------------------------------------------------
 
 
 class ConvertRequest(_Frozen):
@@ -104,27 +97,25 @@ class ConvertRequest(_Frozen):
     )
 
 
-class ConvertResult(_Frozen):
-    """The stored MP4."""
+class ConvertDetails(_Frozen):
+    """What ``convert`` records about its MP4."""
 
-    file_id: FileId
-    media_url: str
-    profile: ProfileName
-    source_file_id: FileId
-    mode: Literal["remux", "transcode"]
-    duration: float
-    size: int
-    cached: bool = Field(description="True when the output already existed and nothing ran.")
-
-
-class ConvertedMedia(_Frozen):
-    """An MP4 made in a run's workspace, not yet stored."""
-
-    path: Path
     mode: Literal["remux", "transcode"]
     reason: str
     duration: float = Field(ge=0)
-    tool: str = Field(description="The ffmpeg that made it, e.g. 'ffmpeg 5.1.9'.")
+
+
+class ConvertResult(OperationResult):
+    """The stored MP4."""
+
+    file_id: FileId
+    mode: Literal["remux", "transcode"]
+    duration: float
+    size: int
+
+    @property
+    def output_id(self) -> str:
+        return self.file_id
 
 
 # ---- transcription ---------------------------------------------------------------------------
@@ -153,55 +144,27 @@ class TranscribeRequest(_Frozen):
     )
 
 
-class Word(_Frozen):
-    """One recognised word with its times in seconds."""
-
-    start: float
-    end: float
-    text: str
-    probability: float = 1.0
-
-
-class Segment(_Frozen):
-    """One Whisper segment."""
-
-    start: float
-    end: float
-    text: str
-    words: tuple[Word, ...] = ()
-    avg_logprob: float = 0.0
-    no_speech_prob: float = 0.0
-    compression_ratio: float = 1.0
-
-
-class Transcription(_Frozen):
-    """What the model heard: the unit Prefect caches (keyed by content, options and model)."""
+class TranscriptDetails(_Frozen):
+    """What ``transcribe`` records about its transcript."""
 
     language: str
-    language_probability: float
-    duration: float
-    segments: tuple[Segment, ...]
-    model: str
-    dropped: int = Field(default=0, description="Segments dropped by the hallucination guard.")
-
-    @property
-    def text(self) -> str:
-        """The segments' text joined with single spaces."""
-        return " ".join(s.text.strip() for s in self.segments if s.text.strip())
+    duration: float = Field(ge=0)
+    segments: int = Field(ge=0)
+    dropped_segments: int = Field(default=0, ge=0)
 
 
-class TranscribeResult(_Frozen):
+class TranscribeResult(OperationResult):
     """A stored transcript (text + segments JSON in the profile)."""
 
     transcript_id: FileId
-    profile: ProfileName
-    source_file_id: FileId
     text: str
     language: str
     duration: float
     segments: int
-    media_url: str
-    cached: bool
+
+    @property
+    def output_id(self) -> str:
+        return self.transcript_id
 
 
 # ---- subtitles -------------------------------------------------------------------------------
@@ -234,28 +197,6 @@ class GenerateSrtRequest(TranscribeRequest):
         return TranscribeRequest(**{k: v for k, v in self.model_dump().items() if k in fields})
 
 
-class Cue(_Frozen):
-    """One subtitle: times in seconds and up to ``max_lines`` lines."""
-
-    index: int
-    start: float
-    end: float
-    lines: tuple[str, ...]
-
-    @property
-    def text(self) -> str:
-        return "\n".join(self.lines)
-
-    @property
-    def chars(self) -> int:
-        """Characters a viewer reads (line breaks not counted)."""
-        return sum(len(line) for line in self.lines)
-
-    @property
-    def duration(self) -> float:
-        return self.end - self.start
-
-
 class QAReport(_Frozen):
     """How well the cues follow the rules."""
 
@@ -271,25 +212,6 @@ class QAReport(_Frozen):
     @property
     def ok(self) -> bool:
         return not any(self.violations.values())
-
-
-class SrtResult(_Frozen):
-    """A stored SRT (and optional VTT/JSON) with its QA report."""
-
-    file_id: FileId
-    media_url: str
-    profile: ProfileName
-    source_file_id: FileId
-    content: str
-    language: str
-    qa: QAReport
-    vtt_file_id: FileId | None = None
-    json_file_id: FileId | None = None
-    cached: bool
-    fix: FixReport | None = Field(default=None, description="What fix_srt changed (fix_srt only).")
-
-
-# ---- LLM subtitle repair ---------------------------------------------------------------------
 
 
 class FixSrtRequest(_Frozen):
@@ -315,37 +237,6 @@ class FixSrtRequest(_Frozen):
     )
 
 
-class CueText(_Frozen):
-    """What the model sees of a cue: its number and its text, never its times."""
-
-    id: int
-    text: str
-
-
-class SrtChunk(_Frozen):
-    """Cues sent to the model in one request, with read-only neighbours for context."""
-
-    index: int = Field(ge=0)
-    cues: tuple[CueText, ...]
-    before: tuple[CueText, ...] = ()
-    after: tuple[CueText, ...] = ()
-
-
-class ChunkFix(_Frozen):
-    """The model's repair of one chunk, validated, or the original text when it failed."""
-
-    index: int
-    texts: tuple[CueText, ...] = Field(description="The text to keep for each cue of the chunk.")
-    fallback: bool = Field(description="True: no valid answer, the original text was kept.")
-    attempts: int
-    rejected: tuple[int, ...] = Field(
-        default=(), description="Cues whose answer was refused (a rewrite, not a repair)."
-    )
-    problems: tuple[str, ...] = Field(default=(), description="Why answers were refused.")
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-
-
 class FixReport(_Frozen):
     """What fix_srt did."""
 
@@ -361,15 +252,35 @@ class FixReport(_Frozen):
     completion_tokens: int
 
 
-class RenderedSubtitles(_Frozen):
-    """Cues in every requested format, with their QA report."""
+class SrtDetails(_Frozen):
+    """What ``generate_srt`` and ``fix_srt`` record about their SRT."""
 
-    cues: tuple[Cue, ...]
-    srt: str
-    vtt: str | None = None
-    json_text: str | None = None
+    language: str = ""
+    duration: float | None = None
     qa: QAReport
+    vtt_file_id: FileId | None = None
+    json_file_id: FileId | None = None
+    dropped_segments: int = 0
+    fix: FixReport | None = None
 
+
+class SrtResult(OperationResult):
+    """A stored SRT (and optional VTT/JSON) with its QA report."""
+
+    file_id: FileId
+    content: str
+    language: str
+    qa: QAReport
+    vtt_file_id: FileId | None = None
+    json_file_id: FileId | None = None
+    fix: FixReport | None = Field(default=None, description="What fix_srt changed (fix_srt only).")
+
+    @property
+    def output_id(self) -> str:
+        return self.file_id
+
+
+# ---- batches and the sweep -------------------------------------------------------------------
 
 FanOut = Literal["in-process", "distributed"]
 ChildStatus = Literal["completed", "cached", "failed"]
@@ -419,35 +330,3 @@ class SweepResult(_Frozen):
     removed: tuple[str, ...] = Field(
         default=(), description="Outputs older than the retention period, removed."
     )
-
-
-class BatchPlan(_Frozen):
-    """The pre-flight summary of a batch, before any work starts."""
-
-    files: int
-    known_duration_s: float = Field(description="Total media duration where it is known.")
-    unknown_duration: int = Field(description="Files whose duration is not recorded.")
-    total_bytes: int
-    estimated_s: float | None = Field(
-        default=None, description="known duration ÷ the operation's measured realtime factor."
-    )
-
-
-class TimedCue(_Frozen):
-    """A cue of a parsed SRT: its number, times in milliseconds as in the file, and raw text
-    (tags kept, lines joined with ``\\n``)."""
-
-    id: int = Field(ge=1)
-    start_ms: int
-    end_ms: int
-    text: str
-
-
-class ParsedSrt(_Frozen):
-    """An SRT file as read: its cues in file order and the encoding it was written in."""
-
-    cues: tuple[TimedCue, ...]
-    encoding: str
-
-
-SrtResult.model_rebuild()

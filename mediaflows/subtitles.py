@@ -18,18 +18,65 @@ from typing import Any
 import charset_normalizer
 import pysubs2
 from charset_normalizer.md import mess_ratio
+from pydantic import BaseModel, ConfigDict, Field
 
 from mediaflows.errors import InputError
-from mediaflows.models import (
-    Cue,
-    CueRules,
-    ParsedSrt,
-    QAReport,
-    RenderedSubtitles,
-    TimedCue,
-    Transcription,
-    Word,
-)
+from mediaflows.models import CueRules, QAReport
+from mediaflows.whisper import Transcription, Word
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Cue(_Record):
+    """One subtitle: times in seconds and up to ``max_lines`` lines."""
+
+    index: int
+    start: float
+    end: float
+    lines: tuple[str, ...]
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+    @property
+    def chars(self) -> int:
+        """Characters a viewer reads (line breaks not counted)."""
+        return sum(len(line) for line in self.lines)
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+
+class RenderedSubtitles(_Record):
+    """Cues in every requested format, with their QA report."""
+
+    cues: tuple[Cue, ...]
+    srt: str
+    vtt: str | None = None
+    json_text: str | None = None
+    qa: QAReport
+
+
+class TimedCue(_Record):
+    """A cue of a parsed SRT: its number, times in milliseconds as in the file, and raw text
+    (tags kept, lines joined with ``\\n``)."""
+
+    id: int = Field(ge=1)
+    start_ms: int
+    end_ms: int
+    text: str
+
+
+class ParsedSrt(_Record):
+    """An SRT file as read: its cues in file order and the encoding it was written in."""
+
+    cues: tuple[TimedCue, ...]
+    encoding: str
+
 
 #: SRT files larger than this are refused (a feature film has ~200 kB of subtitles).
 MAX_SRT_BYTES = 20 * 1024 * 1024

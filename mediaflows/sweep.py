@@ -12,11 +12,10 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from mediaflows.errors import MediaflowsError
 from mediaflows.ids import content_file_id
-from mediaflows.media import probe
+from mediaflows.media import import_details
 from mediaflows.models import ProfileFile
-from mediaflows.outputs import INPUT_KINDS, Operation, output_id
+from mediaflows.operations import get_operation
 from mediaflows.settings import Settings, get_settings
 from mediaflows.store import ProfileStore, guess_content_type, guess_kind, sha256_of
 
@@ -32,7 +31,7 @@ def import_folder(
     store: ProfileStore,
     profile: str,
     folder: Path,
-    operation: Operation,
+    operation: str,
     settle_s: float = SETTLE_S,
 ) -> list[str]:
     """Import the files of ``folder`` that ``operation`` takes and the profile lacks; their ids.
@@ -40,7 +39,7 @@ def import_folder(
     Hidden files and files modified in the last ``settle_s`` seconds are left for a later sweep.
     Ids derive from content, so a file imported before is found, not imported again.
     """
-    kinds = INPUT_KINDS[operation]
+    kinds = get_operation(operation).input_kinds
     now = time.time()
     known = {f.id for f in store.list_files(profile)}
     imported = []
@@ -53,23 +52,15 @@ def import_folder(
             continue
         if content_file_id(sha256_of(path)) in known:
             continue  # imported by an earlier sweep: no probe, no copy
-        file = store.import_file(profile, path, details=_media_details(path))
+        file = store.import_file(profile, path, details=import_details(path))
         known.add(file.id)
         imported.append(file.id)
     return imported
 
 
-def _media_details(path: Path) -> dict[str, float] | None:
-    try:
-        info = probe(path, path.name)
-    except MediaflowsError:
-        return None  # the operation refuses it with a clear error; the sweep only imports
-    return {"duration": info.content_duration or info.duration}
-
-
 def pending_inputs(
     files: Sequence[ProfileFile],
-    operation: Operation,
+    operation: str,
     request: BaseModel,
     now: datetime,
     settings: Settings | None = None,
@@ -80,15 +71,17 @@ def pending_inputs(
     expired on purpose and is not made again.
     """
     settings = settings or get_settings()
+    spec = get_operation(operation)
+    request = spec.parse_request(request)
     stored = {f.id for f in files}
-    retention = settings.output_retention_s
+    retention = settings.store.output_retention_s
     pending = []
     for file in files:
-        if file.operation is not None or file.kind not in INPUT_KINDS[operation]:
+        if file.operation is not None or file.kind not in spec.input_kinds:
             continue
         if retention is not None and now - file.created > timedelta(seconds=retention):
             continue
-        if output_id(operation, file, request, settings) not in stored:
+        if spec.output_id(file, request, settings) not in stored:
             pending.append(file.id)
     return pending
 

@@ -1,30 +1,70 @@
 """Speech recognition with faster-whisper: model loading, guarded transcription.
 
-Audio is decoded by our own ffmpeg call (with the same protocol and demuxer whitelists as every
-other ffmpeg call), never by faster-whisper's PyAV decoder, which would follow playlists.
+Audio comes from :mod:`mediaflows.audio` (our own ffmpeg call), never from faster-whisper's PyAV
+decoder, which would follow playlists.
 """
 
 from __future__ import annotations
 
 import re
-import subprocess
 import threading
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 
 from mediaflows import cancel
-from mediaflows.errors import ConfigurationError, MediaError, ResourceError, ToolTimeoutError
-from mediaflows.media import ALLOWED_DEMUXERS
-from mediaflows.models import Segment, TranscribeRequest, Transcription, Word
+from mediaflows.audio import SAMPLE_RATE, audio_windows
+from mediaflows.errors import ConfigurationError, ResourceError
+from mediaflows.models import TranscribeRequest
 from mediaflows.settings import Settings, WhisperSettings, get_settings
 
-SAMPLE_RATE = 16000
 ProgressCallback = Callable[[float], None]
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Word(_Record):
+    """One recognised word with its times in seconds."""
+
+    start: float
+    end: float
+    text: str
+    probability: float = 1.0
+
+
+class Segment(_Record):
+    """One Whisper segment."""
+
+    start: float
+    end: float
+    text: str
+    words: tuple[Word, ...] = ()
+    avg_logprob: float = 0.0
+    no_speech_prob: float = 0.0
+    compression_ratio: float = 1.0
+
+
+class Transcription(_Record):
+    """What the model heard: the unit Prefect caches (keyed by content, options and model)."""
+
+    language: str
+    language_probability: float
+    duration: float
+    segments: tuple[Segment, ...]
+    model: str
+    dropped: int = Field(default=0, description="Segments dropped by the hallucination guard.")
+
+    @property
+    def text(self) -> str:
+        """The segments' text joined with single spaces."""
+        return " ".join(s.text.strip() for s in self.segments if s.text.strip())
+
 
 _models: dict[tuple[str, str, str, int], Any] = {}
 _models_lock = threading.Lock()
@@ -99,139 +139,6 @@ def load_model(name: str, settings: WhisperSettings) -> Any:
 def loaded_models() -> int:
     """How many models this process holds (tests check reuse)."""
     return len(_models)
-
-
-def _decode_args(path: Path, settings: Settings) -> list[str]:
-    return [
-        settings.ffmpeg_binary, "-nostdin", "-hide_banner", "-v", "error",
-        "-protocol_whitelist", "file", "-format_whitelist", ",".join(ALLOWED_DEMUXERS),
-        "-i", f"file:{path}", "-map", "0:a:0", "-vn", "-sn", "-dn",
-        "-ac", "1", "-ar", str(SAMPLE_RATE), "-f", "f32le", "pipe:1",
-    ]  # fmt: skip
-
-
-class _Decoder:
-    """ffmpeg decoding to a pipe, read as the consumer needs it. The timeout bounds each wait for
-    ffmpeg's output (not the time the consumer spends between reads)."""
-
-    def __init__(self, path: Path, name: str, settings: Settings) -> None:
-        self.name, self.timeout = name, settings.ffmpeg_timeout_s
-        try:
-            self.proc = subprocess.Popen(
-                _decode_args(path, settings),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-            )
-        except OSError as exc:
-            raise ConfigurationError(f"cannot run ffmpeg: {exc} (install ffmpeg)") from exc
-        assert self.proc.stdout is not None and self.proc.stderr is not None
-        self.stdout, stderr = self.proc.stdout, self.proc.stderr
-        self.stderr_tail: deque[bytes] = deque(maxlen=50)
-        self.err_reader = threading.Thread(
-            target=lambda: self.stderr_tail.extend(stderr), daemon=True
-        )
-        self.err_reader.start()
-        self.timed_out = threading.Event()
-        self._untrack = cancel.track(self.proc)  # cancelling the run kills it
-
-    def _kill(self) -> None:
-        self.timed_out.set()
-        self.proc.kill()
-
-    def read(self, nbytes: int) -> bytes:
-        """Up to ``nbytes`` (fewer only at the end of the stream)."""
-        watchdog = threading.Timer(self.timeout, self._kill)
-        watchdog.daemon = True
-        watchdog.start()
-        try:
-            return self.stdout.read(nbytes)
-        finally:
-            watchdog.cancel()
-
-    def finish(self) -> None:
-        """Wait for ffmpeg after the end of its output; raise if it failed."""
-        self.proc.wait()
-        self.err_reader.join(timeout=5)
-        if self.timed_out.is_set():
-            raise ToolTimeoutError(f"{self.name}: decoding stalled over {self.timeout:.0f} s")
-        if self.proc.returncode != 0:
-            stderr = b"".join(self.stderr_tail).decode(errors="replace")
-            if "matches no streams" in stderr:
-                raise MediaError(self.name, "has no audio stream")
-            err = stderr.strip().splitlines()
-            raise MediaError(
-                self.name, f"cannot decode audio ({err[-1] if err else 'ffmpeg failed'})"
-            )
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        self.err_reader.join(timeout=5)
-        self._untrack()
-
-
-#: A window is cut at the quietest 100 ms within this many seconds of its nominal end.
-CUT_SEARCH_S = 10.0
-_FRAME = SAMPLE_RATE // 10
-
-
-def quietest_cut(audio: np.ndarray, lo: int, hi: int) -> int:
-    """The sample index in ``[lo, hi)`` at the middle of the quietest 100 ms frame."""
-    frames = (hi - lo) // _FRAME
-    if frames <= 1:
-        return hi
-    region = audio[lo : lo + frames * _FRAME].reshape(frames, _FRAME)
-    energy = np.einsum("ij,ij->i", region, region)
-    return lo + int(np.argmin(energy)) * _FRAME + _FRAME // 2
-
-
-def audio_windows(
-    path: Path, name: str, settings: Settings | None = None, window_s: float | None = None
-) -> Iterator[tuple[float, np.ndarray]]:
-    """The first audio stream as 16 kHz mono float32, decoded by ffmpeg with the whitelists, in
-    windows of about ``window_s`` seconds, each cut at a quiet moment so that no word is split.
-
-    Yields ``(start in seconds, samples)``; holds at most one window and its look-ahead in
-    memory, however long the file.
-
-    Raises:
-        MediaError: no audio stream, or ffmpeg cannot decode it (after the windows decoded).
-        ToolTimeoutError: ffmpeg produced nothing for ``ffmpeg_timeout_s``.
-    """
-    settings = settings or get_settings()
-    window = int((window_s or settings.whisper.window_s) * SAMPLE_RATE)
-    search = min(int(CUT_SEARCH_S * SAMPLE_RATE), window // 3)
-    decoder = _Decoder(path, name, settings)
-    try:
-        pending = np.empty(0, dtype=np.float32)
-        offset = 0
-        while True:
-            want = window + search - len(pending)
-            block = decoder.read(want * 4)
-            cancel.check()  # a killed decoder ends its output early: that is no end of file
-            usable = len(block) - len(block) % 4
-            if usable:
-                more = np.frombuffer(block[:usable], dtype=np.float32)
-                pending = np.concatenate([pending, more]) if len(pending) else more
-            if len(block) < want * 4:  # end of stream
-                decoder.finish()
-                if len(pending):
-                    yield offset / SAMPLE_RATE, pending
-                return
-            cut = quietest_cut(pending, window - search, window + search)
-            yield offset / SAMPLE_RATE, pending[:cut]
-            pending, offset = pending[cut:].copy(), offset + cut
-    finally:
-        decoder.close()
-
-
-def decode_audio(path: Path, name: str, settings: Settings | None = None) -> np.ndarray:
-    """The whole first audio stream as 16 kHz mono float32 (for short files; see
-    :func:`audio_windows` for long ones)."""
-    parts = [audio for _, audio in audio_windows(path, name, settings)]
-    return np.concatenate(parts) if parts else np.empty(0, dtype=np.float32)
 
 
 @dataclass(frozen=True)
@@ -404,10 +311,16 @@ def transcribe_file(
     request: TranscribeRequest,
     on_progress: ProgressCallback | None = None,
     settings: Settings | None = None,
-    duration_hint: float | None = None,
+    expected_s: float | None = None,
 ) -> Transcription:
     """Decode a local media file window by window and transcribe it (memory stays bounded
-    however long the file; see :func:`audio_windows`)."""
+    however long the file; see :func:`~mediaflows.audio.audio_windows`).
+
+    Args:
+        expected_s: How long the audio claims to be (``MediaInfo.audio_duration``): progress is
+            reported against it, and a file that decodes to clearly less is refused as
+            truncated (:class:`~mediaflows.errors.MediaError`), nothing returned.
+    """
     settings = settings or get_settings()
-    windows = audio_windows(path, name, settings)
-    return transcribe_windows(windows, request, on_progress, settings, duration_hint=duration_hint)
+    windows = audio_windows(path, name, settings, expected_s=expected_s)
+    return transcribe_windows(windows, request, on_progress, settings, duration_hint=expected_s)

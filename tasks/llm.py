@@ -9,7 +9,7 @@ from prefect import task
 from prefect.context import TaskRunContext
 
 from mediaflows import llm
-from mediaflows.models import ChunkFix, SrtChunk
+from mediaflows.llm import ChunkFix, SrtChunk
 from mediaflows.settings import get_settings
 from tasks._retry import RETRYING
 

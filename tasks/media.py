@@ -4,22 +4,23 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
-from uuid import UUID
 
 from prefect import task
 from prefect.cache_policies import NONE
 from prefect.context import TaskRunContext
 
 from mediaflows import media
-from mediaflows.models import ConvertRequest, MediaInfo, ProfileFile
+from mediaflows.media import ConvertedMedia, MediaInfo
+from mediaflows.models import ConvertRequest, ProfileFile
+from mediaflows.stages import Stage
 from tasks._retry import RETRYING
-from tasks.progress import StageProgress
+from tasks.progress import RunProgress
 
 
 def _probe_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
     # Content-addressed: the same bytes probe the same, whatever the path or profile.
     file: ProfileFile = parameters["file"]
-    return f"probe-v1-{file.sha256}"
+    return f"probe-v2-{file.sha256}"
 
 
 @task(name="probe_media", cache_key_fn=_probe_key, persist_result=True, **RETRYING)
@@ -35,8 +36,8 @@ def convert_media(
     request: ConvertRequest,
     file: ProfileFile,
     workspace: Path,
-    progress_id: UUID | None = None,
-) -> media.ConvertedMedia:
+    progress: RunProgress,
+) -> ConvertedMedia:
     """Remux or transcode into a web-ready MP4 in the workspace, reporting percent done."""
     return media.convert_to_mp4(
         path,
@@ -44,5 +45,5 @@ def convert_media(
         info,
         request,
         name=file.name,
-        on_progress=StageProgress(progress_id, "converting", 15.0, 90.0),
+        on_progress=progress.tracker(Stage.PROCESSING, "converting"),
     )

@@ -1,5 +1,7 @@
-"""Run progress in the Prefect UI: one progress artifact per flow run, with the stage as its
-description (``fetching``, ``probing``, ``converting 42%``, ``storing``, ``done``)."""
+"""What a run shows in the Prefect UI besides its state: its progress artifact (the stage and a
+detail as description, the percent as value: see :mod:`mediaflows.stages`), and the tables and
+reports it publishes. All of it is a view: a server that refuses an artifact never fails a run.
+"""
 
 from __future__ import annotations
 
@@ -7,37 +9,25 @@ import contextvars
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from prefect.artifacts import (
-    create_markdown_artifact,
-    create_progress_artifact,
-    create_table_artifact,
-)
-from prefect.client.orchestration import SyncPrefectClient, get_client
-from prefect.client.schemas.actions import ArtifactUpdate
-from prefect.context import SettingsContext
+from mediaflows.batches import BatchPlan
+from mediaflows.models import BatchResult, FixReport, QAReport
+from mediaflows.stages import Stage, describe
+from mediaflows.subtitles import Cue, TimedCue
+from tasks import runtime
 
-from mediaflows.models import BatchPlan, BatchResult, Cue, FixReport, QAReport, TimedCue
+if TYPE_CHECKING:
+    from prefect.context import SettingsContext
 
 log = logging.getLogger(__name__)
 
 #: The diff table shows at most this many changed cues (the counts cover all).
 MAX_DIFF_ROWS = 1000
-
-
-def start_progress(operation: str, subject: str) -> UUID | None:
-    """Create the run's progress artifact at 0 % (``None`` if the server refused it)."""
-    try:
-        # _sync: also from an async flow's body, where Prefect would hand back a coroutine.
-        return create_progress_artifact(
-            progress=0.0, description=f"{operation} {subject}: queued", _sync=True
-        )
-    except Exception as exc:  # progress is a view: never fail a run for it
-        log.warning("could not create progress artifact: %s", exc)
-        return None
 
 
 # Updates go out from background threads so that a run never waits on the UI. Per artifact they
@@ -92,44 +82,22 @@ def _drain(artifact_id: UUID) -> None:
             _schedule(artifact_id)  # arrived while this one was sent
 
 
-_clients: dict[str, SyncPrefectClient] = {}
-
-
-def _client(settings: SettingsContext) -> SyncPrefectClient:
-    # A client of our own, kept for the process: the run's clients close when their task ends,
-    # and a new client per update costs an SSL context.
-    url = str(settings.settings.api.url)
-    if url not in _clients:
-        with SettingsContext(profile=settings.profile, settings=settings.settings):
-            client = get_client(sync_client=True)
-        client.__enter__()
-        _clients[url] = client
-    return _clients[url]
-
-
 def _send(settings: SettingsContext, artifact_id: UUID, percent: float, stage: str) -> None:
     try:
-        _client(settings).update_artifact(
-            artifact_id=artifact_id,
-            artifact=ArtifactUpdate(
-                data=round(min(max(percent, 0.0), 100.0), 1), description=stage
-            ),
+        runtime.update_artifact(
+            settings, artifact_id, round(min(max(percent, 0.0), 100.0), 1), stage
         )
     except Exception as exc:  # progress is a view: never fail a run for it
         log.warning("could not update progress artifact: %s", exc)
 
 
-def report_progress(
-    artifact_id: UUID | None, percent: float, stage: str, wait: bool = False
-) -> None:
-    """Set the run's progress and stage (best effort, in the background unless ``wait``)."""
-    if artifact_id is None:
-        return
-    # The sender thread must see the caller's Prefect settings (API URL), not the run's client.
-    settings = SettingsContext.get()
-    assert settings is not None
+def _report(artifact_id: UUID, percent: float, description: str, wait: bool = False) -> None:
+    """Set an artifact's percent and description (in the background unless ``wait``)."""
+    # The sender thread must see the caller's Prefect settings (API URL), not the process's.
+    settings = runtime.current_settings()
     with _idle:
-        _pending[artifact_id] = (settings, percent, stage)
+        _pending[artifact_id] = (settings, percent, description)
+        _latest[artifact_id] = percent
         if not wait:
             if artifact_id not in _scheduled and artifact_id not in _in_flight:
                 _schedule(artifact_id)
@@ -139,28 +107,57 @@ def report_progress(
     _send_latest(artifact_id)  # now, from this thread: the run's last word is on the server
     with _idle:
         _last_sent.pop(artifact_id, None)
+        _latest.pop(artifact_id, None)
 
 
-class StageProgress:
-    """Maps a stage's own 0..1 fraction onto its slice of the run's 0..100 %, throttled."""
+_latest: dict[UUID, float] = {}
 
-    def __init__(
-        self, artifact_id: UUID | None, stage: str, start: float, end: float, every_s: float = 1.0
-    ) -> None:
-        self.artifact_id = artifact_id
-        self.stage = stage
-        self.start = start
-        self.end = end
-        self.every_s = every_s
-        self._last = 0.0
 
-    def __call__(self, fraction: float) -> None:
-        now = time.monotonic()
-        if fraction < 1.0 and now - self._last < self.every_s:
-            return
-        self._last = now
-        percent = self.start + (self.end - self.start) * fraction
-        report_progress(self.artifact_id, percent, f"{self.stage} {fraction:.0%}")
+@dataclass(frozen=True)
+class RunProgress:
+    """One run's progress artifact. Created at 0 % ``queued``; each :meth:`stage` call moves it
+    to the start of a stage's span (or ``fraction`` into it); :meth:`succeeded` and
+    :meth:`failed` are the run's last word and wait until the server has it."""
+
+    artifact_id: UUID | None
+
+    @classmethod
+    def start(cls, title: str) -> RunProgress:
+        """Create the run's progress artifact (no artifact if the server refused it)."""
+        try:
+            return cls(runtime.create_progress_artifact(0.0, describe(Stage.QUEUED, title)))
+        except Exception as exc:  # progress is a view: never fail a run for it
+            log.warning("could not create progress artifact: %s", exc)
+            return cls(None)
+
+    def stage(self, stage: Stage, detail: str = "", fraction: float = 0.0) -> None:
+        """The run is at ``stage``, ``fraction`` (0..1) of it done; ``detail`` says what."""
+        if self.artifact_id is not None:
+            _report(self.artifact_id, stage.percent(fraction), describe(stage, detail))
+
+    def tracker(self, stage: Stage, label: str, every_s: float = 1.0) -> Callable[[float], None]:
+        """A callback for a long step of ``stage``: called with its own 0..1 fraction, it shows
+        ``"<label> 42%"`` at most every ``every_s`` seconds (and always at 100 %)."""
+        last = [0.0]
+
+        def report(fraction: float) -> None:
+            now = time.monotonic()
+            if fraction < 1.0 and now - last[0] < every_s:
+                return
+            last[0] = now
+            self.stage(stage, f"{label} {fraction:.0%}", fraction)
+
+        return report
+
+    def succeeded(self, detail: str) -> None:
+        if self.artifact_id is not None:
+            _report(self.artifact_id, 100.0, describe(Stage.SUCCEEDED, detail), wait=True)
+
+    def failed(self, detail: str) -> None:
+        if self.artifact_id is not None:
+            percent = _latest.get(self.artifact_id, 0.0)
+            first_line = detail.strip().splitlines()[0][:300] if detail.strip() else "failed"
+            _report(self.artifact_id, percent, describe(Stage.FAILED, first_line), wait=True)
 
 
 def publish_qa_report(qa: QAReport, title: str) -> None:
@@ -182,7 +179,7 @@ def publish_qa_report(qa: QAReport, title: str) -> None:
         }
     )
     try:
-        create_table_artifact(table=rows, description=f"Subtitle QA: {title}", _sync=True)
+        runtime.create_table_artifact(rows, description=f"Subtitle QA: {title}")
     except Exception as exc:
         log.warning("could not create QA artifact: %s", exc)
 
@@ -190,7 +187,7 @@ def publish_qa_report(qa: QAReport, title: str) -> None:
 def publish_batch_plan(operation: str, profile: str, plan: BatchPlan) -> None:
     """The pre-flight summary of a batch as a table artifact (best effort)."""
     estimate = f"{plan.estimated_s:.0f} s" if plan.estimated_s is not None else "unknown"
-    rows = [
+    rows: list[dict[str, Any]] = [
         {"item": "files", "value": plan.files},
         {"item": "known media duration", "value": f"{plan.known_duration_s:.1f} s"},
         {"item": "files of unknown duration", "value": plan.unknown_duration},
@@ -198,8 +195,8 @@ def publish_batch_plan(operation: str, profile: str, plan: BatchPlan) -> None:
         {"item": "estimated time (last measured speed)", "value": estimate},
     ]
     try:
-        create_table_artifact(
-            table=rows, key="batch-plan", description=f"{operation} {profile}: plan", _sync=True
+        runtime.create_table_artifact(
+            rows, key="batch-plan", description=f"{operation} {profile}: plan"
         )
     except Exception as exc:
         log.warning("could not create batch plan artifact: %s", exc)
@@ -225,8 +222,8 @@ def publish_batch_result(result: BatchResult, ui_url: str | None) -> None:
         detail = child.output_id or (child.error or "").replace("|", "/").replace("\n", " ")[:200]
         lines.append(f"| `{child.file_id}` | {child.status} | {run} | {detail} |")
     try:
-        create_markdown_artifact(
-            markdown="\n".join(lines), key="batch-result", description="batch children", _sync=True
+        runtime.create_markdown_artifact(
+            "\n".join(lines), key="batch-result", description="batch children"
         )
     except Exception as exc:
         log.warning("could not create batch result artifact: %s", exc)
@@ -272,13 +269,10 @@ def publish_fix_report(
         f"| completion tokens | {report.completion_tokens} |",
     ]
     try:
-        create_table_artifact(
-            table=rows or [{"cue": "", "start": "", "before": "(no change)", "after": ""}],
+        runtime.create_table_artifact(
+            rows or [{"cue": "", "start": "", "before": "(no change)", "after": ""}],
             description=f"fix_srt diff: {title} — {counts}",
-            _sync=True,
         )
-        create_markdown_artifact(
-            markdown="\n".join(lines), description=f"fix_srt counts: {title}", _sync=True
-        )
+        runtime.create_markdown_artifact("\n".join(lines), description=f"fix_srt counts: {title}")
     except Exception as exc:
         log.warning("could not create fix_srt artifacts: %s", exc)

@@ -14,7 +14,6 @@ from pydantic import BaseModel
 from mediaflows import sweep
 from mediaflows.errors import InputError
 from mediaflows.models import FileKind, ProfileFile, StoredFile
-from mediaflows.outputs import Operation
 from mediaflows.settings import get_settings
 from mediaflows.store import ProfileStore
 from tasks._retry import RETRYING
@@ -134,13 +133,13 @@ def read_text_output(file: ProfileFile) -> str:
 
 
 @task(name="import_watch_folder", cache_policy=NONE, **RETRYING)
-def import_watch_folder(profile: str, folder: Path, operation: Operation) -> list[str]:
+def import_watch_folder(profile: str, folder: Path, operation: str) -> list[str]:
     """Import the folder's new files that ``operation`` takes into the profile; their ids."""
     return sweep.import_folder(ProfileStore.from_settings(), profile, folder, operation)
 
 
 @task(name="find_pending_inputs", cache_policy=NONE, **RETRYING)
-def find_pending_inputs(profile: str, operation: Operation, request: BaseModel) -> list[str]:
+def find_pending_inputs(profile: str, operation: str, request: BaseModel) -> list[str]:
     """The profile's inputs for ``operation`` whose output is not stored yet."""
     files = ProfileStore.from_settings().list_files(profile)
     return sweep.pending_inputs(files, operation, request, datetime.now(UTC))
@@ -148,11 +147,12 @@ def find_pending_inputs(profile: str, operation: Operation, request: BaseModel) 
 
 @task(name="remove_expired_outputs", cache_policy=NONE, **RETRYING)
 def remove_expired_outputs(profile: str) -> list[str]:
-    """Delete the profile's outputs older than MEDIAFLOWS_OUTPUT_RETENTION_S (none if unset)."""
+    """Delete the profile's outputs older than MEDIAFLOWS_STORE__OUTPUT_RETENTION_S (none if
+    unset)."""
     settings = get_settings()
     store = ProfileStore.from_settings(settings)
     files = store.list_files(profile)
-    expired = sweep.expired_outputs(files, settings.output_retention_s, datetime.now(UTC))
+    expired = sweep.expired_outputs(files, settings.store.output_retention_s, datetime.now(UTC))
     for file in expired:
         store.delete(profile, file.id)
     return [f.id for f in expired]

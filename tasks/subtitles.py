@@ -7,15 +7,11 @@ from prefect import task
 from prefect.cache_policies import NONE
 
 from mediaflows import llm, subtitles
-from mediaflows.models import (
-    ChunkFix,
-    CueRules,
-    ParsedSrt,
-    ProfileFile,
-    RenderedSubtitles,
-    Transcription,
-)
+from mediaflows.llm import ChunkFix
+from mediaflows.models import CueRules, ProfileFile
 from mediaflows.store import ProfileStore
+from mediaflows.subtitles import ParsedSrt, RenderedSubtitles
+from mediaflows.whisper import Transcription
 from tasks._retry import RETRYING
 
 

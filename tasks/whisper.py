@@ -6,15 +6,16 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 from typing import Any
-from uuid import UUID
 
 from prefect import task
 from prefect.context import TaskRunContext
 
 from mediaflows import whisper
-from mediaflows.models import ProfileFile, TranscribeRequest, Transcription
+from mediaflows.models import ProfileFile, TranscribeRequest
+from mediaflows.stages import Stage
+from mediaflows.whisper import Transcription
 from tasks._retry import RETRYING
-from tasks.progress import StageProgress
+from tasks.progress import RunProgress
 
 GPU_TAG = "gpu"
 
@@ -25,7 +26,7 @@ def _transcription_key(context: TaskRunContext, parameters: dict[str, Any]) -> s
     request: TranscribeRequest = parameters["request"]
     options = hashlib.sha256(request.model_dump_json().encode()).hexdigest()[:16]
     model = hashlib.sha256(whisper.model_id(request).encode()).hexdigest()[:16]
-    return f"transcribe-v1-{file.sha256}-{options}-{model}"
+    return f"transcribe-v2-{file.sha256}-{options}-{model}"
 
 
 @task(
@@ -39,16 +40,16 @@ def transcribe_media(
     path: Path,
     file: ProfileFile,
     request: TranscribeRequest,
-    progress_id: UUID | None = None,
-    progress_span: tuple[float, float] = (8.0, 90.0),
-    duration: float | None = None,
+    progress: RunProgress,
+    expected_s: float | None = None,
 ) -> Transcription:
     """Decode the audio and run the model (loaded once per worker process), guarded against
-    hallucinations; cached by content hash across runs and processes."""
+    hallucinations; cached by content hash across runs and processes. A file that decodes to
+    clearly less than ``expected_s`` (its probed duration) is refused as truncated."""
     return whisper.transcribe_file(
         path,
         file.name,
         request,
-        on_progress=StageProgress(progress_id, "transcribing", *progress_span),
-        duration_hint=duration,
+        on_progress=progress.tracker(Stage.PROCESSING, "transcribing"),
+        expected_s=expected_s,
     )

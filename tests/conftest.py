@@ -6,7 +6,6 @@ from __future__ import annotations
 import http.server
 import os
 import shutil
-import socket
 import tempfile
 import threading
 import uuid
@@ -27,15 +26,10 @@ from tests.media_factory import (
     make_speech_media,
     make_video,
 )
+from tests.net import free_port
 
 DATA = Path(__file__).parent / "data"
 BUCKET = "mediaflows-test"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _session_env() -> dict[str, str]:
@@ -43,7 +37,7 @@ def _session_env() -> dict[str, str]:
     port = free_port()
     return {
         "MEDIAFLOWS_HOME": str(home),
-        "MEDIAFLOWS_SERVER_PORT": str(port),
+        "MEDIAFLOWS_SERVER__PORT": str(port),
         # Set before Prefect is imported (test modules import it): every thread, Prefect's own
         # included, then talks to the test server, never to an ephemeral one.
         "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
@@ -118,9 +112,9 @@ def store_url(
         url = str(tmp_path / "store")
     else:
         endpoint = request.getfixturevalue("s3_endpoint")
-        monkeypatch.setenv("MEDIAFLOWS_S3_ENDPOINT_URL", endpoint)
+        monkeypatch.setenv("MEDIAFLOWS_STORE__S3_ENDPOINT_URL", endpoint)
         url = f"s3://{BUCKET}/{uuid.uuid4().hex[:12]}"
-    monkeypatch.setenv("MEDIAFLOWS_STORE_URL", url)
+    monkeypatch.setenv("MEDIAFLOWS_STORE__URL", url)
     get_settings.cache_clear()
     yield url
     get_settings.cache_clear()
@@ -138,7 +132,7 @@ def local_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignor
     """A fresh local store only (for tests whose subject is not the backend)."""
     from mediaflows.store import ProfileStore
 
-    monkeypatch.setenv("MEDIAFLOWS_STORE_URL", str(tmp_path / "store"))
+    monkeypatch.setenv("MEDIAFLOWS_STORE__URL", str(tmp_path / "store"))
     get_settings.cache_clear()
     yield ProfileStore.from_settings()
     get_settings.cache_clear()
@@ -220,7 +214,7 @@ def ffmpeg_calls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     )
     wrapper.chmod(0o755)
     log.touch()
-    monkeypatch.setenv("MEDIAFLOWS_FFMPEG_BINARY", str(wrapper))
+    monkeypatch.setenv("MEDIAFLOWS_MEDIA__FFMPEG_BINARY", str(wrapper))
     get_settings.cache_clear()
     return log
 

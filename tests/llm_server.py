@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -27,6 +26,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from tests.net import free_port
 
 CORRECTIONS = {
     "teh": "the",
@@ -206,17 +207,11 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None) -> 
                         status_code=status, headers=headers)  # fmt: skip
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class RunningServer:
     """The app served by uvicorn in a daemon thread on a free loopback port."""
 
     def __init__(self) -> None:
-        self.state = LLMServer(port=_free_port())
+        self.state = LLMServer(port=free_port())
         app = Starlette(routes=[
             Route("/v1/chat/completions", self.state.chat, methods=["POST"]),
             Route("/admin/mode", self.state.admin, methods=["GET", "POST"]),

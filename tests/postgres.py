@@ -5,16 +5,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 from pathlib import Path
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.net import free_port
 
 
 def _as_owner(args: list[str]) -> list[str]:
@@ -26,7 +21,7 @@ class PostgresCluster:
 
     def __init__(self) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="mediaflows-pg-"))
-        self.port = _free_port()
+        self.port = free_port()
         self.data = self.dir / "data"
 
     def start(self, database: str = "prefect") -> str:

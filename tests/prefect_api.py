@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import time
-import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,13 +29,22 @@ def flow_run(run_id: UUID) -> FlowRun:
 
 
 def task_runs(
-    run_id: UUID, expect: int = 1, failed: int = 0, timeout: float = 20.0, named: str = ""
+    run_id: UUID | None, expect: int = 1, failed: int = 0, timeout: float = 20.0, named: str = ""
 ) -> list[TaskRun]:
     """The flow run's task runs, once at least ``expect`` are recorded in a final state (and
     ``failed`` of them Failed, and one whose name starts with ``named`` among them): task run
-    states reach the server as events, a little later and not always in order."""
+    states reach the server as events, a little later and not always in order. ``expect=0``
+    waits the whole ``timeout`` (so that a late task run is seen) and returns what is there.
+    The test fails when the expectation is not met in time."""
+    assert run_id is not None
     deadline = time.monotonic() + timeout
     runs: list[TaskRun] = []
+    if expect == 0:
+        time.sleep(timeout)
+        with get_client(sync_client=True) as client:
+            return client.read_task_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run_id]))
+            )
     while time.monotonic() < deadline:
         with get_client(sync_client=True) as client:
             runs = client.read_task_runs(
@@ -48,12 +56,15 @@ def task_runs(
         if len(final) >= expect and len(final) == len(runs) and n_failed >= failed and has_named:
             return runs
         time.sleep(0.3)
-    if expect:  # a test that expects more task runs than its flow makes waits for nothing
-        warnings.warn(f"task_runs({run_id}): {len(runs)} recorded, expected {expect}", stacklevel=2)
-    return runs
+    states = [(r.name, r.state.type.value if r.state else None) for r in runs]
+    raise AssertionError(
+        f"task_runs({run_id}): expected {expect} final ({failed} failed, named {named!r}) "
+        f"within {timeout} s; recorded: {states}"
+    )
 
 
-def artifacts(run_id: UUID) -> list[Any]:
+def artifacts(run_id: UUID | None) -> list[Any]:
+    assert run_id is not None
     with get_client(sync_client=True) as client:
         return client.read_artifacts(
             artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run_id]))

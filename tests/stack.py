@@ -24,16 +24,9 @@ from deployments.setup import PROCESS_POOL
 from deployments.worker import REPO_ROOT
 from mediaflows.settings import Settings
 from mediaflows.store import ProfileStore
+from tests.net import free_port
 
 BIN = Path(sys.executable).parent
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def descendants(pid: int) -> list[int]:
@@ -107,23 +100,25 @@ class Stack:
 
     def __init__(self, root: Path, database_url: str | None = None, **settings: str) -> None:
         self.root = root
-        self.port = _free_port()
+        self.port = free_port()
         self.api_url = f"http://127.0.0.1:{self.port}/api"
         home = root / "home"
         self.env = {
             **os.environ,
             "MEDIAFLOWS_HOME": str(home),
-            "MEDIAFLOWS_SERVER_PORT": str(self.port),
-            "MEDIAFLOWS_STORE_URL": str(root / "store"),
+            "MEDIAFLOWS_SERVER__PORT": str(self.port),
+            "MEDIAFLOWS_STORE__URL": str(root / "store"),
             "PREFECT_API_URL": self.api_url,
             "PREFECT_LOCAL_STORAGE_PATH": str(home / "results"),
             "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "WARNING",
-            **{f"MEDIAFLOWS_{k.upper()}": v for k, v in settings.items()},
+            **{f"MEDIAFLOWS_{k.upper()}": v for k, v in settings.items()},  # SERVER__HEARTBEAT_S=…
         }
         self.env.pop("PREFECT_API_DATABASE_CONNECTION_URL", None)
         if database_url:
             self.env["PREFECT_API_DATABASE_CONNECTION_URL"] = database_url
-        self.settings = Settings(home=home, server_port=self.port, store_url=str(root / "store"))
+        self.settings = Settings.model_validate(
+            {"home": home, "server": {"port": self.port}, "store": {"url": str(root / "store")}}
+        )
         self.store = ProfileStore.from_settings(self.settings)
         self.workers: list[Worker] = []
 

@@ -30,9 +30,9 @@ def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture
 def env(session_env: dict[str, str], store_url: str) -> dict[str, str]:
-    extra = {"MEDIAFLOWS_STORE_URL": store_url}
+    extra = {"MEDIAFLOWS_STORE__URL": store_url}
     if store_url.startswith("s3://"):
-        extra["MEDIAFLOWS_S3_ENDPOINT_URL"] = os.environ["MEDIAFLOWS_S3_ENDPOINT_URL"]
+        extra["MEDIAFLOWS_STORE__S3_ENDPOINT_URL"] = os.environ["MEDIAFLOWS_STORE__S3_ENDPOINT_URL"]
     return {**session_env, **extra}
 
 
@@ -157,7 +157,7 @@ def test_sigterm_mid_convert_kills_ffmpeg_and_removes_work_files(
     from tests.deployments.test_worker import _processes_mentioning
     from tests.media_factory import VIDEOS, make_video
 
-    env = {**session_env, "MEDIAFLOWS_STORE_URL": str(tmp_path / "store")}
+    env = {**session_env, "MEDIAFLOWS_STORE__URL": str(tmp_path / "store")}
     video = make_video(tmp_path / "long.avi", VIDEOS["mpeg4_mp3.avi"][1], 60.0, "1280x720")
     imported = cli(env, "import", "--profile", "tess", str(video))
     assert imported.returncode == 0, imported.stderr

@@ -16,7 +16,7 @@ from mediaflows.errors import (
     LLMUnavailableError,
     is_transient,
 )
-from mediaflows.models import CueText, SrtChunk
+from mediaflows.llm import CueText, SrtChunk
 from mediaflows.settings import get_settings
 from mediaflows.subtitles import read_srt, write_srt
 from tests.conftest import LLM_TEST_KEY
@@ -180,7 +180,7 @@ def test_unconfigured_model_is_an_input_error(llm_server: LLMServer) -> None:
 
 
 def test_connection_refused_is_transient(llm_server: LLMServer) -> None:
-    from tests.conftest import free_port
+    from tests.net import free_port
 
     settings = get_settings().llm.model_copy(
         update={"base_url": f"http://127.0.0.1:{free_port()}/v1", "http_attempts": 1}

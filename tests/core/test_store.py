@@ -91,7 +91,9 @@ def test_no_temp_files_left_after_writes(tmp_path: Path) -> None:
 )
 def test_bad_ids_rejected_before_any_io(profile: str, file_id: str, tmp_path: Path) -> None:
     # Both stores point nowhere reachable: any I/O would raise something else than InvalidIdError.
-    settings = Settings(home=tmp_path, s3_endpoint_url="http://127.0.0.1:9")
+    settings = Settings.model_validate(
+        {"home": tmp_path, "store": {"s3_endpoint_url": "http://127.0.0.1:9"}}
+    )
     local_root = tmp_path / "never-created"
     for store in (ProfileStore(str(local_root), settings), ProfileStore("s3://b/p", settings)):
         with pytest.raises(InvalidIdError):

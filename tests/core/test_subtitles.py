@@ -8,7 +8,9 @@ import pysubs2
 import pytest
 
 from mediaflows import subtitles
-from mediaflows.models import Cue, CueRules, Segment, Transcription, Word
+from mediaflows.models import CueRules
+from mediaflows.subtitles import Cue
+from mediaflows.whisper import Segment, Transcription, Word
 from tests.subtitle_rules import parse, rule_violations, words
 
 _TEXT = (

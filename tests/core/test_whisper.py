@@ -8,9 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mediaflows import audio as audio_io
 from mediaflows import whisper
 from mediaflows.errors import MediaError
-from mediaflows.models import Segment, TranscribeRequest
+from mediaflows.models import TranscribeRequest
+from mediaflows.settings import get_settings
+from mediaflows.whisper import Segment
 from tests.media_factory import make_speech, make_video
 from tests.wer import wer
 
@@ -21,7 +24,7 @@ JFK = (
 
 
 def test_jfk_word_error_rate(jfk: Path) -> None:
-    audio = whisper.decode_audio(jfk, "jfk.flac")
+    audio = audio_io.decode_audio(jfk, "jfk.flac")
     assert len(audio) == pytest.approx(11 * 16000, rel=0.01)
     result = whisper.transcribe(audio, TranscribeRequest())
     assert result.language == "en"
@@ -31,23 +34,23 @@ def test_jfk_word_error_rate(jfk: Path) -> None:
 
 
 def test_model_is_loaded_once_per_process(jfk: Path) -> None:
-    audio = whisper.decode_audio(jfk, "jfk.flac")[: 16000 * 3]
+    audio = audio_io.decode_audio(jfk, "jfk.flac")[: 16000 * 3]
     whisper.transcribe(audio, TranscribeRequest())
-    first = whisper.load_model(whisper.default_model(), whisper.get_settings().whisper)
+    first = whisper.load_model(whisper.default_model(), get_settings().whisper)
     whisper.transcribe(audio, TranscribeRequest(beam_size=1))
-    assert whisper.load_model(whisper.default_model(), whisper.get_settings().whisper) is first
+    assert whisper.load_model(whisper.default_model(), get_settings().whisper) is first
     assert whisper.loaded_models() == 1
 
 
 def test_silence_gives_no_segments(silence: Path) -> None:
-    result = whisper.transcribe(whisper.decode_audio(silence, "s"), TranscribeRequest())
+    result = whisper.transcribe(audio_io.decode_audio(silence, "s"), TranscribeRequest())
     assert result.segments == () and result.text == ""
 
 
 def test_video_without_audio_is_an_input_error(tmp_path: Path) -> None:
     mute = make_video(tmp_path / "mute.mp4", ["-an", "-c:v", "libx264"], seconds=1)
     with pytest.raises(MediaError, match="no audio stream"):
-        whisper.decode_audio(mute, "mute.mp4")
+        audio_io.decode_audio(mute, "mute.mp4")
 
 
 @pytest.mark.parametrize(
@@ -92,21 +95,21 @@ def long_speech(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_windows_cover_the_stream_and_are_cut_in_pauses(long_speech: Path) -> None:
-    whole = whisper.decode_audio(long_speech, "long.wav")
-    windows = list(whisper.audio_windows(long_speech, "long.wav", window_s=10))
+    whole = audio_io.decode_audio(long_speech, "long.wav")
+    windows = list(audio_io.audio_windows(long_speech, "long.wav", window_s=10))
     assert len(windows) >= 3
-    assert np.array_equal(np.concatenate([audio for _, audio in windows]), whole)
-    offsets = np.cumsum([0] + [len(audio) for _, audio in windows[:-1]]) / whisper.SAMPLE_RATE
+    assert np.array_equal(np.concatenate([samples for _, samples in windows]), whole)
+    offsets = np.cumsum([0] + [len(samples) for _, samples in windows[:-1]]) / audio_io.SAMPLE_RATE
     assert [start for start, _ in windows] == pytest.approx(list(offsets))
     speech_power = float(np.mean(whole**2))
     for start, _ in windows[1:]:
-        cut = round(start * whisper.SAMPLE_RATE)
+        cut = round(start * audio_io.SAMPLE_RATE)
         around = whole[cut - 800 : cut + 800]  # the 100 ms around the cut
         assert float(np.mean(around**2)) < 0.01 * speech_power, start
 
 
 def test_windowed_transcription_keeps_words_and_time(long_speech: Path) -> None:
-    windows = whisper.audio_windows(long_speech, "long.wav", window_s=10)
+    windows = audio_io.audio_windows(long_speech, "long.wav", window_s=10)
     progress: list[float] = []
     result = whisper.transcribe_windows(
         windows, TranscribeRequest(), progress.append, duration_hint=40.0
@@ -117,5 +120,5 @@ def test_windowed_transcription_keeps_words_and_time(long_speech: Path) -> None:
     assert result.segments[-1].end > 25  # later windows are shifted to their place in the file
     words = [w for s in result.segments for w in s.words]
     assert all(a.start <= b.start for a, b in itertools.pairwise(words))
-    assert result.duration == pytest.approx(len(whisper.decode_audio(long_speech, "l")) / 16000)
+    assert result.duration == pytest.approx(len(audio_io.decode_audio(long_speech, "l")) / 16000)
     assert progress == sorted(progress) and progress[-1] == 1.0

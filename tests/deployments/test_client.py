@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from deployments import client
 from mediaflows.models import BatchResult, ConvertRequest, ConvertResult
+from mediaflows.stages import Stage
 from mediaflows.store import ProfileStore
 from tests import prefect_api
 from tests.flows.test_batch import distinct_clips
@@ -39,9 +40,9 @@ def test_submit_wait_status_in_process_with_one_run_per_key(
     assert [r.id for r in runs] == [run_id]
 
     status = client.status(run_id)
-    assert (status.state, status.phase, status.finished) == ("COMPLETED", "done", True)
+    assert (status.state, status.stage, status.finished) == ("COMPLETED", Stage.SUCCEEDED, True)
     assert status.flow == "convert" and status.progress == 100.0
-    assert status.stage and status.stage.startswith("done")
+    assert status.detail and status.detail.startswith(result.mode)
 
 
 def test_a_list_of_ids_runs_the_batch_flow(local_store: ProfileStore, tmp_path: Path) -> None:
@@ -55,11 +56,12 @@ def test_a_failed_run_raises_with_its_state(local_store: ProfileStore) -> None:
     run_id = client.submit("convert", "carol", "no-such-file", via="in-process")
     with pytest.raises(client.RunFailedError, match="Failed"):
         client.wait(run_id, timeout=60)
-    assert client.status(run_id).phase == "failed"
+    failed = client.status(run_id)
+    assert (failed.stage, failed.finished) == (Stage.FAILED, True)
 
 
 def test_bad_options_fail_before_any_run() -> None:
     with pytest.raises(ValidationError):
         client.submit("convert", "carol", "abc", {"crf": 99})
     with pytest.raises(Exception, match="unknown operation"):
-        client.submit("resize", "carol", "abc")  # type: ignore[arg-type]
+        client.submit("resize", "carol", "abc")

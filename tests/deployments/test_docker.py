@@ -78,20 +78,20 @@ def test_convert_runs_in_a_container_and_its_result_is_read_here(
     results = os.environ["PREFECT_LOCAL_STORAGE_PATH"]
     Path(results).mkdir(parents=True, exist_ok=True)
     # One machine: the store and the result storage are the host's directories, mounted at the
-    # same paths (several machines: S3 for both, see the README).
+    # same paths (several machines: S3 for both, see docs/deployments.md).
     run = run_deployment(
         name="convert/docker",
         parameters={"profile": "hana", "file_id": source.id, "request": {"crf": 27}},
         job_variables={
             "volumes": [f"{store_dir}:{store_dir}", f"{results}:{results}"],
-            "env": {"MEDIAFLOWS_STORE_URL": store_dir, "PREFECT_LOCAL_STORAGE_PATH": results},
+            "env": {"MEDIAFLOWS_STORE__URL": store_dir, "PREFECT_LOCAL_STORAGE_PATH": results},
         },
         timeout=0,
     )
-    result = client.wait(run.id, timeout=300)  # type: ignore[union-attr]
+    result = client.wait(run.id, timeout=300)
     assert isinstance(result, ConvertResult)
     assert result.source_file_id == source.id and not result.cached
     stored = worker_store.get("hana", result.file_id)
     assert stored.tools["ffmpeg"].startswith("ffmpeg ")  # the container's ffmpeg
-    flow_run = prefect_api.flow_run(run.id)  # type: ignore[union-attr]
+    flow_run = prefect_api.flow_run(run.id)
     assert flow_run.work_pool_name == DOCKER_POOL and flow_run.infrastructure_pid

@@ -11,7 +11,7 @@ from mediaflows.settings import get_settings
 def test_gpu_and_llm_limits_are_created_idempotently(monkeypatch: pytest.MonkeyPatch) -> None:
     from prefect.client.orchestration import get_client
 
-    monkeypatch.setenv("MEDIAFLOWS_LLM_LIMIT", "7")
+    monkeypatch.setenv("MEDIAFLOWS_ORCHESTRATION__LLM_LIMIT", "7")
     get_settings.cache_clear()
     try:
         assert ensure_concurrency_limits(get_settings()) == {"gpu": 1, "llm": 7}
@@ -20,7 +20,7 @@ def test_gpu_and_llm_limits_are_created_idempotently(monkeypatch: pytest.MonkeyP
             assert client.read_concurrency_limit_by_tag("llm").concurrency_limit == 7
             assert client.read_concurrency_limit_by_tag("gpu").concurrency_limit == 1
     finally:
-        monkeypatch.delenv("MEDIAFLOWS_LLM_LIMIT")
+        monkeypatch.delenv("MEDIAFLOWS_ORCHESTRATION__LLM_LIMIT")
         get_settings.cache_clear()
         ensure_concurrency_limits(get_settings())  # back to the default for other tests
         with get_client(sync_client=True) as client:

@@ -19,6 +19,7 @@ from deployments.setup import PROCESS_POOL
 from deployments.worker import REPO_ROOT
 from mediaflows.models import ConvertResult
 from mediaflows.settings import get_settings
+from mediaflows.stages import Stage
 from mediaflows.store import ProfileStore
 from tests import prefect_api
 from tests.flows.test_batch import distinct_clips
@@ -43,14 +44,14 @@ def _run(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Complete
 def worker_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProfileStore]:
     """One local store for this process and the worker's runs."""
     url = str(tmp_path_factory.mktemp("worker") / "store")
-    previous = os.environ.get("MEDIAFLOWS_STORE_URL")
-    os.environ["MEDIAFLOWS_STORE_URL"] = url
+    previous = os.environ.get("MEDIAFLOWS_STORE__URL")
+    os.environ["MEDIAFLOWS_STORE__URL"] = url
     get_settings.cache_clear()
     yield ProfileStore.from_settings()
     if previous is None:
-        os.environ.pop("MEDIAFLOWS_STORE_URL", None)
+        os.environ.pop("MEDIAFLOWS_STORE__URL", None)
     else:
-        os.environ["MEDIAFLOWS_STORE_URL"] = previous
+        os.environ["MEDIAFLOWS_STORE__URL"] = previous
     get_settings.cache_clear()
 
 
@@ -116,7 +117,7 @@ def test_worker_runs_the_submitted_deployment_run_once_per_key(
     assert [r.id for r in prefect_api.flow_runs_with_key(key)] == [run_id]
     assert prefect_api.flow_run(run_id).infrastructure_pid  # a worker subprocess ran it
     status = client.status(run_id)
-    assert (status.phase, status.progress) == ("done", 100.0)
+    assert (status.stage, status.progress) == (Stage.SUCCEEDED, 100.0)
 
 
 def _processes_mentioning(text: str) -> list[str]:
@@ -143,7 +144,7 @@ def test_a_cancelled_run_stops_ffmpeg_and_leaves_no_work_files(
     source = worker_store.import_file("ivy", video)
     run_id = client.submit("convert", "ivy", source.id, {"preset": "slower"}, via="deployment")
     deadline = time.monotonic() + 120
-    while not (client.status(run_id).stage or "").startswith("converting"):
+    while not (client.status(run_id).detail or "").startswith("converting"):
         assert time.monotonic() < deadline and not client.status(run_id).finished
         time.sleep(0.5)
     workspace = get_settings().work_path / "runs" / str(run_id)

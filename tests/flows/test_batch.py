@@ -9,11 +9,15 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 from uuid import UUID
+
+from prefect.client.schemas.objects import State
 
 from flows.batch import batch_convert
 from mediaflows.models import BatchResult
 from mediaflows.store import ProfileStore
+from tasks.runtime import state_of
 from tests import prefect_api
 from tests.media_factory import VIDEOS, ffmpeg, make_speech, make_video
 
@@ -29,10 +33,8 @@ def distinct_clips(directory: Path, n: int) -> list[Path]:
     return clips
 
 
-def run_batch(profile: str, file_ids: list[str], **options):  # type: ignore[no-untyped-def]
-    state = asyncio.run(
-        batch_convert(profile=profile, file_ids=file_ids, return_state=True, **options)
-    )
+def run_batch(profile: str, file_ids: list[str], **options: Any) -> tuple[State[Any], Any]:
+    state = asyncio.run(state_of(batch_convert, profile=profile, file_ids=file_ids, **options))
     result = state.result(raise_on_failure=False)
     assert isinstance(result, BatchResult), state.message
     return state, result

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from mediaflows.models import FixSrtRequest, SrtResult
 from mediaflows.settings import get_settings
 from mediaflows.store import ProfileStore
 from mediaflows.subtitles import read_srt
+from tasks.runtime import state_of
 from tests import prefect_api
 from tests.conftest import LLM_TEST_KEY
 from tests.llm_server import CORRECTIONS, LLMServer, correct
@@ -23,13 +25,12 @@ from tests.srt_samples import INJECTION_LINE, MESSY_CUES, long_srt, messy_srt, t
 
 
 def _run(profile: str, file_id: str, request: FixSrtRequest | None = None) -> Any:
-    return asyncio.run(fix_srt(profile=profile, file_id=file_id, request=request,
-                               return_state=True))  # fmt: skip
+    return asyncio.run(state_of(fix_srt, profile=profile, file_id=file_id, request=request))
 
 
 @pytest.fixture
-def local_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ProfileStore:
-    monkeypatch.setenv("MEDIAFLOWS_STORE_URL", str(tmp_path / "store"))
+def local_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ProfileStore]:
+    monkeypatch.setenv("MEDIAFLOWS_STORE__URL", str(tmp_path / "store"))
     get_settings.cache_clear()
     yield ProfileStore.from_settings()
     get_settings.cache_clear()
@@ -103,7 +104,7 @@ def test_600_cues_in_concurrent_chunks_within_the_llm_limit(
     assert result.fix is not None and result.fix.changed == 200 and result.fix.chunks == 30
     assert not any(word in result.content for word in CORRECTIONS)
     assert len(llm_server.requests) == 30
-    assert 2 <= llm_server.max_in_flight <= get_settings().llm_limit
+    assert 2 <= llm_server.max_in_flight <= get_settings().orchestration.llm_limit
     runs = prefect_api.task_runs(state.state_details.flow_run_id, expect=30)
     llm_runs = [r for r in runs if r.task_key.startswith("fix_chunk")]
     assert len(llm_runs) == 30 and all("llm" in r.tags for r in llm_runs)
@@ -203,7 +204,7 @@ def test_a_rerun_after_a_failure_asks_only_for_the_failed_chunk(
     assert [r.ids[0] for r in llm_server.requests] == [41]
     assert _texts(result.content) == [correct(c.text) for c in read_srt(data).cues]
     runs = prefect_api.task_runs(second.state_details.flow_run_id, expect=5)
-    states = sorted(r.state.name for r in runs if r.task_key.startswith("fix_chunk"))
+    states = sorted(str(r.state.name) for r in runs if r.task_key.startswith("fix_chunk"))
     assert states == ["Cached"] * 4 + ["Completed"]
 
 

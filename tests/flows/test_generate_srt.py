@@ -9,11 +9,19 @@ from typing import Any
 
 import pytest
 
+from flows.batch import BATCHES
 from flows.generate_srt import generate_srt
 from flows.transcribe import transcribe
 from mediaflows.errors import MediaError, UnsafeMediaError
-from mediaflows.models import CueRules, GenerateSrtRequest, SrtResult, TranscribeResult
+from mediaflows.models import (
+    BatchResult,
+    CueRules,
+    GenerateSrtRequest,
+    SrtResult,
+    TranscribeResult,
+)
 from mediaflows.store import ProfileStore
+from tasks.runtime import state_of
 from tests import prefect_api
 from tests.media_factory import SPEECH_CONTAINERS, SPEECH_TEXT
 from tests.subtitle_rules import parse, rule_violations
@@ -21,7 +29,7 @@ from tests.wer import wer
 
 
 def _run(flow: Any, profile: str, file_id: str, request: Any = None) -> Any:
-    return asyncio.run(flow(profile=profile, file_id=file_id, request=request, return_state=True))
+    return asyncio.run(state_of(flow, profile=profile, file_id=file_id, request=request))
 
 
 def _task_names(run_id: Any, expect: int) -> dict[str, str]:
@@ -121,6 +129,40 @@ def test_bad_input_is_an_input_error_without_retries(
               if r.state.is_failed()]  # fmt: skip
     assert len(failed) == 1 and failed[0].run_count == 1
     assert [f.id for f in local_store.list_files("dave")] == [source.id]
+
+
+@pytest.mark.parametrize("name", ["speech.mkv", "speech.mp3"])
+def test_a_truncated_file_is_refused_not_subtitled_in_part(
+    name: str, local_store: ProfileStore, speech_media: dict[str, Path], tmp_path: Path
+) -> None:
+    """A partial upload (the first 60 % of the bytes) probes fine and decodes without an error:
+    ffmpeg reads what there is and exits 0. The run must fail as an input error, once (no
+    retries), store nothing, and a batch must count the file as failed."""
+    data = speech_media[name].read_bytes()
+    cut = tmp_path / f"cut-{name}"
+    cut.write_bytes(data[: len(data) * 6 // 10])
+    source = local_store.import_file("dave", cut)
+    state = _run(generate_srt, "dave", source.id)
+    with pytest.raises(MediaError, match="truncated or corrupt"):
+        state.result()
+    failed = [r for r in prefect_api.task_runs(state.state_details.flow_run_id, 4, failed=1)
+              if r.state.is_failed()]  # fmt: skip
+    assert [(r.task_key.rsplit("-", 1)[0], r.run_count) for r in failed] == [
+        ("transcribe_media", 1)
+    ]
+    assert [f.id for f in local_store.list_files("dave")] == [source.id]
+
+    whole = local_store.import_file("dave", speech_media[name])
+    batch = asyncio.run(
+        state_of(BATCHES["generate_srt"], profile="dave", file_ids=[whole.id, source.id])
+    )
+    assert batch.is_failed()
+    result: BatchResult = batch.result(raise_on_failure=False)
+    assert [(c.file_id, c.status) for c in result.children] == [
+        (whole.id, "completed"),
+        (source.id, "failed"),
+    ]
+    assert "truncated or corrupt" in (result.children[1].error or "")
 
 
 def test_qa_artifact_and_progress_on_the_run(local_store: ProfileStore, jfk: Path) -> None:

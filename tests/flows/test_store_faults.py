@@ -14,6 +14,7 @@ import pytest
 from flows.convert import convert
 from mediaflows.settings import get_settings
 from mediaflows.store import ProfileStore
+from tasks.runtime import state_of
 from tests import prefect_api
 from tests.conftest import BUCKET
 from tests.faulty_proxy import FaultyProxy
@@ -26,11 +27,11 @@ def proxied_store(
     """(the store seen through the faulty proxy, the proxy, the same store seen directly)."""
     url = f"s3://{BUCKET}/{uuid.uuid4().hex[:12]}"
     with FaultyProxy(s3_endpoint) as proxy:
-        monkeypatch.setenv("MEDIAFLOWS_STORE_URL", url)
-        monkeypatch.setenv("MEDIAFLOWS_S3_ENDPOINT_URL", s3_endpoint)
+        monkeypatch.setenv("MEDIAFLOWS_STORE__URL", url)
+        monkeypatch.setenv("MEDIAFLOWS_STORE__S3_ENDPOINT_URL", s3_endpoint)
         get_settings.cache_clear()
         direct = ProfileStore.from_settings()
-        monkeypatch.setenv("MEDIAFLOWS_S3_ENDPOINT_URL", proxy.url)
+        monkeypatch.setenv("MEDIAFLOWS_STORE__S3_ENDPOINT_URL", proxy.url)
         get_settings.cache_clear()
         yield ProfileStore.from_settings(), proxy, direct
     get_settings.cache_clear()
@@ -42,7 +43,7 @@ def test_s3_errors_for_a_while_are_retried_and_the_run_completes(
     store, proxy, direct = proxied_store
     source = store.import_file("una", videos["h264_aac.mkv"])
     proxy.fail_for(6.0)  # every S3 request answers 500 for 6 s
-    state = asyncio.run(convert(profile="una", file_id=source.id, return_state=True))
+    state = asyncio.run(state_of(convert, profile="una", file_id=source.id))
     assert state.is_completed(), state.message
     assert proxy.faults > 0
     result = state.result()
@@ -66,7 +67,7 @@ def test_an_output_is_invisible_until_its_upload_is_complete(
     box: dict[str, object] = {}
     runner = threading.Thread(
         target=lambda: box.update(state=asyncio.run(
-            convert(profile="vic", file_id=source.id, return_state=True)
+            state_of(convert, profile="vic", file_id=source.id)
         ))
     )  # fmt: skip
     runner.start()

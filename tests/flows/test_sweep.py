@@ -10,18 +10,21 @@ import shutil
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
+from prefect.client.schemas.objects import State
 
 from flows.sweep import sweep
 from mediaflows.models import SweepResult
 from mediaflows.settings import get_settings
 from mediaflows.store import ProfileStore
+from tasks.runtime import state_of
 from tests.flows.test_batch import distinct_clips
 
 
-def run_sweep(**params):  # type: ignore[no-untyped-def]
-    state = asyncio.run(sweep(return_state=True, **params))
+def run_sweep(**params: Any) -> SweepResult:
+    state = asyncio.run(state_of(sweep, **params))
     assert state.is_completed(), state.message
     result = state.result()
     assert isinstance(result, SweepResult)
@@ -97,7 +100,7 @@ def test_outputs_past_the_retention_period_are_removed_and_not_made_again(
     _age(root, "finn", old_output, timedelta(hours=2))
     new = local_store.import_file("finn", new_clip).id
 
-    monkeypatch.setenv("MEDIAFLOWS_OUTPUT_RETENTION_S", "3600")
+    monkeypatch.setenv("MEDIAFLOWS_STORE__OUTPUT_RETENTION_S", "3600")
     get_settings.cache_clear()
     result = run_sweep(profile="finn", operation="convert")
     assert result.removed == (old_output,)
@@ -144,8 +147,12 @@ def test_work_files_of_ended_runs_are_removed_those_of_live_runs_kept(
     runs_dir = get_settings().work_path / "runs"
     dirs = {}
     with get_client(sync_client=True) as client:
-        for name, state in [("crashed", Crashed()), ("running", Running()),
-                            ("fresh-crashed", Crashed())]:  # fmt: skip
+        states: list[tuple[str, State[Any]]] = [
+            ("crashed", Crashed()),
+            ("running", Running()),
+            ("fresh-crashed", Crashed()),
+        ]
+        for name, state in states:
             run = client.create_flow_run(probe, state=state)
             dirs[name] = runs_dir / str(run.id)
             (dirs[name] / "part").mkdir(parents=True)

@@ -27,7 +27,12 @@ def pg_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     cluster = PostgresCluster()
     url = cluster.start()
     # Crash detection as fast as Prefect allows: heartbeats every 30 s, silent 45 s → Crashed.
-    stack = Stack(tmp_path_factory.mktemp("pg-stack"), url, heartbeat_s="30", zombie_after_s="45")
+    stack = Stack(
+        tmp_path_factory.mktemp("pg-stack"),
+        url,
+        server__heartbeat_s="30",
+        server__zombie_after_s="45",
+    )
     try:
         stack.start_server()
         stack.setup_and_deploy("convert")

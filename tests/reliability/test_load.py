@@ -48,4 +48,4 @@ def test_200_submissions_in_a_burst_all_accepted_all_complete_none_lost(
         outputs.setdefault(result.source_file_id, set()).add(result.file_id)
     assert all(len(o) == 1 for o in outputs.values()) and set(outputs) == set(ids)
     stored = [f for f in local_store.list_files("burst") if f.source_file_id]
-    assert sorted(f.source_file_id for f in stored) == sorted(ids)  # exactly one output each
+    assert sorted(str(f.source_file_id) for f in stored) == sorted(ids)  # exactly one output each

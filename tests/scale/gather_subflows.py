@@ -11,6 +11,8 @@ import sys
 
 from prefect import flow, task
 
+from tasks.runtime import state_of
+
 
 class Backoffs(logging.Handler):
     count = 0
@@ -40,7 +42,7 @@ def main() -> None:
     client_log = logging.getLogger("prefect.client")
     client_log.addHandler(Backoffs())
     client_log.setLevel(logging.DEBUG)
-    state = asyncio.run(parent(int(sys.argv[1]), return_state=True))
+    state = asyncio.run(state_of(parent, n=int(sys.argv[1])))
     completed = state.result(raise_on_failure=False) if state.is_completed() else None
     print(json.dumps({"state": state.type.value, "completed": completed,
                       "backoffs": Backoffs.count}))  # fmt: skip

@@ -20,13 +20,14 @@ from pathlib import Path
 
 import pytest
 
-from deployments.server import SERVER_ENV, is_healthy
+from deployments.server import is_healthy
 from flows.batch import batch_convert
 from mediaflows.models import BatchResult
 from mediaflows.store import ProfileStore
+from tasks.runtime import SERVER_ENV, state_of
 from tests import prefect_api
 from tests.flows.test_batch import distinct_clips
-from tests.stack import _free_port
+from tests.net import free_port
 
 pytestmark = [pytest.mark.scale, pytest.mark.slow]
 
@@ -34,7 +35,7 @@ GATHER = Path(__file__).with_name("gather_subflows.py")
 
 
 def _server(home: Path, module: list[str]) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}/api"
     env = {**os.environ, **SERVER_ENV, "PREFECT_HOME": str(home), "PREFECT_UI_ENABLED": "false"}
     env.pop("PREFECT_API_URL", None)
@@ -99,7 +100,7 @@ def test_a_batch_of_500_children_all_complete_without_a_503(
     ids = [local_store.import_file("zed", p).id for p in distinct_clips(tmp_path, 500)]
     started = time.perf_counter()
     with prefect_api.ClientBackoffs() as backoffs:
-        state = asyncio.run(batch_convert(profile="zed", file_ids=ids, return_state=True))
+        state = asyncio.run(state_of(batch_convert, profile="zed", file_ids=ids))
     wall = time.perf_counter() - started
     result = state.result(raise_on_failure=False)
     assert isinstance(result, BatchResult), state.message

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
@@ -44,10 +45,11 @@ def test_input_errors_are_not_retried() -> None:
 
 def _s3_error(status: int, code: str) -> OSError:
     # What s3fs raises for an S3 error answer: an OSError caused by botocore's ClientError.
-    cause = ClientError(
-        {"Error": {"Code": code, "Message": code}, "ResponseMetadata": {"HTTPStatusCode": status}},
-        "GetObject",
-    )
+    answer: Any = {
+        "Error": {"Code": code, "Message": code},
+        "ResponseMetadata": {"HTTPStatusCode": status},
+    }
+    cause = ClientError(answer, "GetObject")
     exc = OSError(errno.EIO, code)
     exc.__cause__ = cause
     return exc

@@ -6,11 +6,13 @@ from __future__ import annotations
 import asyncio
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from flows.generate_srt import generate_srt
 from mediaflows.store import ProfileStore
+from tasks.runtime import state_of
 
 pytestmark = [pytest.mark.ui, pytest.mark.slow]
 
@@ -23,7 +25,7 @@ KEPT = Path(__file__).resolve().parents[2] / "test-artifacts" / "ui-run.png"
 def finished_run(local_store: ProfileStore, jfk: Path) -> str:
     """A completed generate_srt run (before the browser: Playwright's sync API holds a loop)."""
     source = local_store.import_file("gail", jfk)
-    state = asyncio.run(generate_srt(profile="gail", file_id=source.id, return_state=True))
+    state = asyncio.run(state_of(generate_srt, profile="gail", file_id=source.id))
     assert state.is_completed(), state.message
     return str(state.state_details.flow_run_id)
 
@@ -44,8 +46,8 @@ def page(finished_run: str):  # type: ignore[no-untyped-def]
 
 
 def test_finished_run_shows_state_and_qa_artifact(
-    page, finished_run: str, prefect_server: str, tmp_path: Path
-) -> None:  # type: ignore[no-untyped-def]
+    page: Any, finished_run: str, prefect_server: str, tmp_path: Path
+) -> None:
     run_id = finished_run
     ui = prefect_server.removesuffix("/api")
 
@@ -69,5 +71,5 @@ def test_finished_run_shows_state_and_qa_artifact(
     text = page.inner_text("body")
     assert "Completed" in text
     assert "Subtitle QA: gail/jfk.flac" in text
-    assert "done (" in text  # the progress artifact's last stage, e.g. "done (4 cues)"
+    assert "succeeded: " in text  # the progress artifact's last stage, e.g. "succeeded: 4 cues"
     assert shot.stat().st_size > 20_000  # a rendered page, not a blank one

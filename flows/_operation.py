@@ -1,0 +1,159 @@
+"""The skeleton every operation flow shares, so that a flow module holds only its own steps.
+
+``@operation_flow(spec)`` turns a body ``(job) -> Output`` into the operation's Prefect flow
+``(profile, file_id, request=None) -> <spec.result>``: typed parameters (the UI's run form shows
+the request model's fields), the progress artifact from ``queued`` to ``succeeded``/``failed``,
+the lookup of the input, the answer from the store when the output exists already (no work),
+a scratch workspace removed at the end, and the result built by the spec from the stored file.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from pathlib import Path, PurePath
+from typing import Any, Generic, TypeVar
+
+from prefect import Flow, flow
+from prefect.runtime import flow_run
+from pydantic import BaseModel
+
+from mediaflows.ids import FileId, ProfileName
+from mediaflows.media import MediaInfo
+from mediaflows.models import OperationResult, ProfileFile, StoredFile
+from mediaflows.operations import OperationSpec
+from mediaflows.settings import Settings, get_settings
+from mediaflows.stages import Stage
+from mediaflows.workspace import remove_workspace, workspace_path
+from tasks import runtime
+from tasks.media import probe_media
+from tasks.progress import RunProgress
+from tasks.store import fetch_profile_file, find_output, lookup_profile_file, read_text_output
+
+RequestT = TypeVar("RequestT", bound=BaseModel)
+ResultT = TypeVar("ResultT", bound=OperationResult)
+
+
+@dataclass(frozen=True)
+class Job(Generic[RequestT]):
+    """One run of an operation, as its body sees it."""
+
+    profile: str
+    source: ProfileFile
+    request: RequestT
+    output_id: str
+    settings: Settings
+    progress: RunProgress
+    workspace: Path
+
+    @property
+    def stem(self) -> str:
+        """The input's name without its extension (outputs are named after it)."""
+        return PurePath(self.source.name).stem or self.source.id
+
+    def fetch(self) -> Path:
+        """A local copy of the input (the file itself in a local store)."""
+        self.progress.stage(Stage.UPLOAD_RECEIVED, "fetching")
+        return fetch_profile_file(self.source, self.workspace)
+
+    def fetch_and_probe(self) -> tuple[Path, MediaInfo]:
+        """A local copy of the input, and what ffprobe finds in it (unsafe or bad media are
+        refused here, before any work)."""
+        local = self.fetch()
+        self.progress.stage(Stage.PREPARING, "probing")
+        return local, probe_media(local, self.source)
+
+
+@dataclass(frozen=True)
+class Output:
+    """What a body made: its stored main output, the text the result carries (if any), and one
+    line for the progress artifact."""
+
+    stored: StoredFile
+    content: str | None
+    summary: str
+
+
+def _run(
+    spec: OperationSpec[Any, Any, Any],
+    body: Callable[[Job[Any]], Output],
+    profile: str,
+    file_id: str,
+    request: BaseModel,
+) -> OperationResult:
+    settings = get_settings()
+    progress = RunProgress.start(f"{spec.name} {profile}/{file_id}")
+    try:
+        progress.stage(Stage.UPLOAD_RECEIVED, "looking up")
+        source = lookup_profile_file(profile, file_id)
+        output_id = spec.output_id(source, request, settings)
+        existing = find_output(profile, output_id)
+        if existing is not None:
+            content = read_text_output(existing.file) if spec.content is not None else None
+            progress.succeeded("already done (stored output)")
+            result: OperationResult = spec.result_from(existing, content, cached=True)
+            return result
+        workspace = workspace_path(str(flow_run.get_id() or output_id), settings)
+        job = Job(profile, source, request, output_id, settings, progress, workspace)
+        try:
+            output = body(job)
+        finally:
+            remove_workspace(workspace)
+    except BaseException as exc:
+        progress.failed(f"{type(exc).__name__}: {exc}")
+        raise
+    progress.succeeded(output.summary)
+    result = spec.result_from(output.stored, output.content, cached=False)
+    return result
+
+
+def retype(
+    fn: Callable[..., Any], name: str, doc: str | None, result: Any, **annotations: Any
+) -> None:
+    """Give a flow function made by a factory its name, docstring and parameter types.
+
+    Prefect builds the run form's schema and validates parameters from the signature: it must
+    name the operation's own request and result models, not the factory's ``BaseModel``."""
+    signature = inspect.signature(fn)
+    params = [
+        p.replace(annotation=annotations.get(p.name, p.annotation))
+        for p in signature.parameters.values()
+    ]
+    fn.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=params, return_annotation=result
+    )
+    fn.__annotations__ = {**{p.name: p.annotation for p in params}, "return": result}
+    fn.__name__ = fn.__qualname__ = name
+    fn.__doc__ = doc
+
+
+#: An operation's flow: async, called with (profile, file_id, request), returning its result.
+OperationFlow = Flow[..., Coroutine[Any, Any, ResultT]]
+
+
+def operation_flow(
+    spec: OperationSpec[RequestT, ResultT, Any],
+) -> Callable[[Callable[[Job[RequestT]], Output]], OperationFlow[ResultT]]:
+    """The Prefect flow of ``spec``, made from its body (whose docstring becomes the flow's).
+
+    The flow is ``async`` for Prefect's engine (an async run ends without the sync engine's ~1 s
+    heartbeat-thread join, and a batch's in-process children overlap); the body's tasks are plain
+    blocking calls, run one after another in a worker thread (:func:`tasks.runtime.run_blocking`).
+    """
+
+    def decorate(body: Callable[[Job[RequestT]], Output]) -> OperationFlow[ResultT]:
+        async def run(
+            profile: ProfileName, file_id: FileId, request: BaseModel | None = None
+        ) -> Any:
+            parsed = spec.parse_request(request)
+            return await runtime.run_blocking(_run, spec, body, profile, file_id, parsed)
+
+        retype(run, spec.name, body.__doc__, spec.result, request=spec.request | None)
+        run.__module__ = body.__module__
+        made: OperationFlow[ResultT] = flow(
+            name=spec.name, log_prints=False, validate_parameters=True, persist_result=True
+        )(run)
+        return made
+
+    return decorate

@@ -1,0 +1,307 @@
+"""The operations mediaflows runs, each declared once: an :class:`OperationSpec`.
+
+Everything that lists or dispatches operations reads :data:`OPERATIONS`: the CLI (its ``run`` and
+``batch`` commands and their options), the Python API (``submit``/``wait``), the batch flows (one
+``batch_<name>`` flow and deployment per operation), the sweep, ``mediaflows setup`` (which flows
+the crash automation watches) and ``prefect.yaml`` (generated: ``python -m deployments.generate``).
+
+Adding an operation is one spec here, one flow module ``flows/<name>.py`` whose flow is named
+``<name>`` (see ``flows/_operation.py``), and its tasks.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel
+
+from mediaflows import llm, whisper
+from mediaflows.errors import InputError
+from mediaflows.ids import output_file_id
+from mediaflows.models import (
+    ConvertDetails,
+    ConvertRequest,
+    ConvertResult,
+    FileKind,
+    FixSrtRequest,
+    GenerateSrtRequest,
+    OperationResult,
+    ProfileFile,
+    SrtDetails,
+    SrtResult,
+    StoredFile,
+    TranscribeRequest,
+    TranscribeResult,
+    TranscriptDetails,
+)
+from mediaflows.settings import Settings, get_settings
+from mediaflows.stages import Stage
+from mediaflows.tools import ffmpeg_version
+
+RequestT = TypeVar("RequestT", bound=BaseModel)
+ResultT = TypeVar("ResultT", bound=OperationResult)
+DetailsT = TypeVar("DetailsT", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class OperationSpec(Generic[RequestT, ResultT, DetailsT]):
+    """One operation: what it takes, what it makes, and how its output is found again.
+
+    Attributes:
+        name: The flow's, the deployment's and the Python API's name (``generate_srt``).
+        summary: One line for the CLI's help and the docs.
+        request: The request model (the flow's ``request`` parameter).
+        result: The result model (the flow's return value).
+        details: The typed ``details`` of the main output's metadata.
+        input_kinds: The kinds of imported file it takes (batches and the sweep pick these).
+        stages: The stages a run goes through, in order (``succeeded``/``failed`` implied).
+        output_id: The deterministic id of the main output for a source and a request: the
+            output exists once a file with this id is in the profile (how a run, a re-run and
+            the sweep know the work is done).
+        build_result: The result from the stored main output, its details and its content.
+        content: How the result's ``content`` is read from the stored main output's text
+            (None: the result has no content, nothing is read).
+        cli_flags: Request fields whose CLI option is not ``--field-name`` (field → flag).
+    """
+
+    name: str
+    summary: str
+    request: type[RequestT]
+    result: type[ResultT]
+    details: type[DetailsT]
+    input_kinds: tuple[FileKind, ...]
+    stages: tuple[Stage, ...]
+    output_id: Callable[[ProfileFile, RequestT, Settings], str]
+    build_result: Callable[[StoredFile, DetailsT, str | None, bool], ResultT]
+    content: Callable[[str], str] | None = None
+    cli_flags: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def cli_name(self) -> str:
+        """The CLI's name for it (``generate-srt``)."""
+        return self.name.replace("_", "-")
+
+    @property
+    def batch_name(self) -> str:
+        """Its batch flow's (and deployment's) name."""
+        return f"batch_{self.name}"
+
+    @property
+    def entrypoint(self) -> str:
+        """Where its flow is (``flows/<name>.py:<name>``), as prefect.yaml names it."""
+        return f"flows/{self.name}.py:{self.name}"
+
+    def parse_request(self, options: BaseModel | Mapping[str, Any] | None) -> RequestT:
+        """The request from a model or its fields (validated: bad options fail here)."""
+        if isinstance(options, self.request):
+            return options
+        if isinstance(options, BaseModel):
+            options = options.model_dump(mode="json")
+        return self.request.model_validate(dict(options or {}))
+
+    def result_from(self, stored: StoredFile, content: str | None, cached: bool) -> ResultT:
+        """The result for a stored main output (``content``: its text, when the result has
+        content)."""
+        details = self.details.model_validate(stored.file.details)
+        value = self.content(content) if self.content is not None and content is not None else None
+        return self.build_result(stored, details, value, cached)
+
+
+# ---- output ids ------------------------------------------------------------------------------
+
+
+def _convert_id(source: ProfileFile, request: ConvertRequest, settings: Settings) -> str:
+    tool = ffmpeg_version(settings.media.ffmpeg_binary)
+    return output_file_id(source.sha256, "convert", request.model_dump(mode="json"), tool)
+
+
+def _transcribe_id(source: ProfileFile, request: TranscribeRequest, settings: Settings) -> str:
+    tool = whisper.tool_version(request, settings)
+    return output_file_id(source.sha256, "transcribe", request.model_dump(mode="json"), tool)
+
+
+def generate_srt_ids(
+    source: ProfileFile, request: GenerateSrtRequest, settings: Settings | None = None
+) -> tuple[str, str, str]:
+    """The ids of generate_srt's SRT, WebVTT and JSON outputs for this source and request."""
+    tool = whisper.tool_version(request.transcribe_request(), settings)
+    options = request.model_dump(mode="json")
+    srt, vtt, json_ = (
+        output_file_id(source.sha256, "generate_srt", options, tool, variant)
+        for variant in ("srt", "vtt", "json")
+    )
+    return srt, vtt, json_
+
+
+def fix_srt_options(request: FixSrtRequest, settings: Settings | None = None) -> dict[str, Any]:
+    """fix_srt's options as they enter its output id: the request with the model resolved."""
+    settings = settings or get_settings()
+    return {
+        **request.model_dump(mode="json"),
+        "model": llm.resolve_model(request.model, settings.llm),
+    }
+
+
+def _fix_srt_id(source: ProfileFile, request: FixSrtRequest, settings: Settings) -> str:
+    options = fix_srt_options(request, settings)
+    tool = f"{options['model']}|{llm.PROMPT_VERSION}"
+    return output_file_id(source.sha256, "fix_srt", options, tool)
+
+
+# ---- results ---------------------------------------------------------------------------------
+
+
+def _convert_result(
+    stored: StoredFile, details: ConvertDetails, content: str | None, cached: bool
+) -> ConvertResult:
+    file = stored.file
+    return ConvertResult(
+        file_id=file.id,
+        media_url=stored.media_url,
+        profile=file.profile,
+        source_file_id=file.source_file_id or "",
+        mode=details.mode,
+        duration=details.duration,
+        size=file.size,
+        cached=cached,
+    )
+
+
+def _transcribe_result(
+    stored: StoredFile, details: TranscriptDetails, content: str | None, cached: bool
+) -> TranscribeResult:
+    file = stored.file
+    return TranscribeResult(
+        transcript_id=file.id,
+        profile=file.profile,
+        source_file_id=file.source_file_id or "",
+        text=content or "",
+        language=details.language,
+        duration=details.duration,
+        segments=details.segments,
+        media_url=stored.media_url,
+        cached=cached,
+    )
+
+
+def _srt_result(
+    stored: StoredFile, details: SrtDetails, content: str | None, cached: bool
+) -> SrtResult:
+    file = stored.file
+    return SrtResult(
+        file_id=file.id,
+        media_url=stored.media_url,
+        profile=file.profile,
+        source_file_id=file.source_file_id or "",
+        content=content or "",
+        language=details.language,
+        qa=details.qa,
+        vtt_file_id=details.vtt_file_id,
+        json_file_id=details.json_file_id,
+        fix=details.fix,
+        cached=cached,
+    )
+
+
+def _transcript_text(stored_json: str) -> str:
+    return str(json.loads(stored_json)["text"])
+
+
+def _as_is(text: str) -> str:
+    return text
+
+
+# ---- the registry ----------------------------------------------------------------------------
+
+CONVERT: OperationSpec[ConvertRequest, ConvertResult, ConvertDetails] = OperationSpec(
+    name="convert",
+    summary="video → web-ready MP4",
+    request=ConvertRequest,
+    result=ConvertResult,
+    details=ConvertDetails,
+    input_kinds=("video",),
+    stages=(Stage.UPLOAD_RECEIVED, Stage.PREPARING, Stage.PROCESSING, Stage.PROCESSING_RESULT),
+    output_id=_convert_id,
+    build_result=_convert_result,
+)
+
+TRANSCRIBE: OperationSpec[TranscribeRequest, TranscribeResult, TranscriptDetails] = OperationSpec(
+    name="transcribe",
+    summary="audio/video → transcript",
+    request=TranscribeRequest,
+    result=TranscribeResult,
+    details=TranscriptDetails,
+    input_kinds=("video", "audio"),
+    stages=(Stage.UPLOAD_RECEIVED, Stage.PREPARING, Stage.PROCESSING, Stage.PROCESSING_RESULT),
+    output_id=_transcribe_id,
+    build_result=_transcribe_result,
+    content=_transcript_text,
+)
+
+
+def _generate_srt_id(source: ProfileFile, request: GenerateSrtRequest, settings: Settings) -> str:
+    return generate_srt_ids(source, request, settings)[0]
+
+
+GENERATE_SRT: OperationSpec[GenerateSrtRequest, SrtResult, SrtDetails] = OperationSpec(
+    name="generate_srt",
+    summary="audio/video → subtitles (SRT, VTT, JSON)",
+    request=GenerateSrtRequest,
+    result=SrtResult,
+    details=SrtDetails,
+    input_kinds=("video", "audio"),
+    stages=(Stage.UPLOAD_RECEIVED, Stage.PREPARING, Stage.PROCESSING, Stage.PROCESSING_RESULT),
+    output_id=_generate_srt_id,
+    build_result=_srt_result,
+    content=_as_is,
+)
+
+FIX_SRT: OperationSpec[FixSrtRequest, SrtResult, SrtDetails] = OperationSpec(
+    name="fix_srt",
+    summary="SRT → the same cues with their text repaired by an LLM",
+    request=FixSrtRequest,
+    result=SrtResult,
+    details=SrtDetails,
+    input_kinds=("subtitle",),
+    stages=(
+        Stage.UPLOAD_RECEIVED,
+        Stage.PREPARING,
+        Stage.CALLING_PROVIDER,
+        Stage.PROCESSING_RESULT,
+    ),
+    output_id=_fix_srt_id,
+    build_result=_srt_result,
+    content=_as_is,
+)
+
+#: Every operation, by name, in the order the CLI and the docs list them.
+OPERATIONS: dict[str, OperationSpec[Any, Any, Any]] = {
+    spec.name: spec for spec in (CONVERT, TRANSCRIBE, GENERATE_SRT, FIX_SRT)
+}
+
+
+if TYPE_CHECKING:
+    OperationName = str
+else:
+    #: An operation's name as a parameter type: the UI's run forms offer the choices.
+    OperationName = Literal[tuple(OPERATIONS)]
+
+
+def get_operation(name: str) -> OperationSpec[Any, Any, Any]:
+    """The operation called ``name`` (``generate_srt``, or the CLI's ``generate-srt``);
+    :class:`InputError` naming the choices for any other name."""
+    spec = OPERATIONS.get(name.replace("-", "_"))
+    if spec is None:
+        raise InputError(f"unknown operation {name!r}; one of: {', '.join(OPERATIONS)}")
+    return spec
+
+
+def output_id(
+    operation: str, source: ProfileFile, request: BaseModel, settings: Settings | None = None
+) -> str:
+    """The id under which ``operation`` stores its main output for ``source`` and ``request``."""
+    spec = get_operation(operation)
+    return spec.output_id(source, spec.parse_request(request), settings or get_settings())

@@ -157,7 +157,8 @@ def test_a_truncated_file_is_refused_not_subtitled_in_part(
         state_of(BATCHES["generate_srt"], profile="dave", file_ids=[whole.id, source.id])
     )
     assert batch.is_failed()
-    result: BatchResult = batch.result(raise_on_failure=False)
+    result = batch.result(raise_on_failure=False)
+    assert isinstance(result, BatchResult), result
     assert [(c.file_id, c.status) for c in result.children] == [
         (whole.id, "completed"),
         (source.id, "failed"),

@@ -1,7 +1,8 @@
 """The ``mediaflows`` command: import files, run operations through Prefect, fetch outputs.
 
 Results are printed as JSON (one object per line); input errors exit with status 2 and a single
-line on stderr, configuration errors with 3, anything else with 1.
+line on stderr, configuration errors with 3, a batch with failed files with 4, an LLM repair whose
+answers were refused for too much of the file with 5, anything else with 1.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from mediaflows.errors import ConfigurationError, InputError, MediaflowsError
+from mediaflows.errors import ConfigurationError, InputError, LLMOutputError, MediaflowsError
 from mediaflows.ids import check_file_id, check_profile
 from mediaflows.operations import OPERATIONS, OperationSpec, get_operation
 from mediaflows.settings import get_settings
@@ -29,6 +30,7 @@ from mediaflows.store import ProfileStore
 EXIT_INPUT = 2
 EXIT_CONFIG = 3
 EXIT_BATCH_FAILED = 4  # the batch ran; some of its files failed (the result names them)
+EXIT_OUTPUT_REFUSED = 5  # the model's answers were refused for too much of the file
 
 
 def _emit(obj: BaseModel | dict[str, Any]) -> None:
@@ -359,6 +361,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigurationError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    except LLMOutputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_OUTPUT_REFUSED
     except MediaflowsError as exc:
         print(f"error: {_one_line(exc)}", file=sys.stderr)
         return 1

@@ -8,9 +8,11 @@ another thread calls :meth:`CancelScope.cancel`. Outside a scope, these do nothi
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import subprocess
 import threading
+import time
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any
@@ -34,6 +36,7 @@ class CancelScope:
         self._cancelled = threading.Event()
         self._lock = threading.Lock()
         self._procs: set[subprocess.Popen[Any]] = set()
+        self._callbacks: set[Callable[[], None]] = set()
         self._token: contextvars.Token[CancelScope | None] | None = None
 
     @property
@@ -45,9 +48,14 @@ class CancelScope:
         self._cancelled.set()
         with self._lock:
             procs = list(self._procs)
+            callbacks = list(self._callbacks)
         for proc in procs:
             if proc.poll() is None:
                 proc.kill()
+        for callback in callbacks:
+            # A callback that fails must not keep the others from running.
+            with contextlib.suppress(Exception):
+                callback()
 
     def __enter__(self) -> CancelScope:
         self._token = _current.set(self)
@@ -61,6 +69,19 @@ class CancelScope:
     ) -> None:
         if self._token is not None:
             _current.reset(self._token)
+
+    def on_cancel(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call ``callback`` when the scope is cancelled (at once if it is already); returns
+        the undo."""
+        with self._lock:
+            self._callbacks.add(callback)
+        if self.cancelled:
+            callback()
+        return lambda: self._discard_callback(callback)
+
+    def _discard_callback(self, callback: Callable[[], None]) -> None:
+        with self._lock:
+            self._callbacks.discard(callback)
 
     def _add(self, proc: subprocess.Popen[Any]) -> None:
         with self._lock:
@@ -88,3 +109,22 @@ def track(proc: subprocess.Popen[Any]) -> Callable[[], None]:
         return lambda: None
     scope._add(proc)
     return lambda: scope._discard(proc)
+
+
+def sleep(seconds: float) -> None:
+    """``time.sleep`` that ends early, raising :class:`RunCancelledError`, when the current run
+    is cancelled."""
+    scope = _current.get()
+    if scope is None:
+        time.sleep(seconds)
+    elif scope._cancelled.wait(seconds):
+        raise RunCancelledError("cancelled")
+
+
+def on_cancel(callback: Callable[[], None]) -> Callable[[], None]:
+    """Call ``callback`` (from the cancelling thread) if the current run is cancelled; returns
+    the undo (call it once the work it would stop is over)."""
+    scope = _current.get()
+    if scope is None:
+        return lambda: None
+    return scope.on_cancel(callback)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import errno
 import socket
+from typing import Any
 
 
 class MediaflowsError(Exception):
@@ -66,6 +67,28 @@ class ConfigurationError(MediaflowsError):
 class LLMRejectedError(ConfigurationError):
     """The LLM endpoint refused the request (400, 401, 403, 404, 422): wrong URL, key or model
     name, or a server without the needed features. Retrying cannot help."""
+
+
+class LLMUnreachableError(ConfigurationError):
+    """Nothing answers at the LLM endpoint's address (connection refused): almost always a wrong
+    ``MEDIAFLOWS_LLM__BASE_URL`` or a server that is not started. The run stops at once."""
+
+
+class LLMOutputError(MediaflowsError):
+    """The model's answers were refused for too much of the file (see the run's report): change
+    the model, the response format or the chunk size, not the input."""
+
+
+class ChunkRefusedError(MediaflowsError):
+    """One chunk got no valid answer: it keeps its original text (``fix``). Raised by the chunk
+    task so that the refused answer is not cached and a re-run asks again."""
+
+    def __init__(self, message: str, fix: Any) -> None:
+        super().__init__(message)
+        self.fix = fix
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (str(self), self.fix))
 
 
 class TransientError(MediaflowsError):

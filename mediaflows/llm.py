@@ -7,31 +7,55 @@ then the chunk keeps its original text. A cue rewritten beyond recognition (a mo
 instruction hidden in a cue) keeps its original text too. Times are copied from the source file,
 so the output can never drift.
 
-HTTP faults map onto the error tree: 429, 5xx, timeouts and refused connections are
-:class:`LLMUnavailableError` (transient), retried here with backoff that honours ``Retry-After``;
-400/401/403/404/422 are :class:`LLMRejectedError` (configuration), never retried.
+An answer is checked cue by cue for damage a similarity score lets through: markup tags and their
+order, lines lost, JSON or markdown debris. A retried chunk is never the identical request: the
+model is shown its refused answer and why, at a slightly higher temperature.
+
+The endpoint is probed, not trusted: a server that refuses ``json_schema`` output is asked again
+in JSON mode (remembered per endpoint and model for the process, and reported). Requests in flight
+follow the server's real parallelism (:class:`Window`): a single-slot server gets one or two at a
+time, so no request times out waiting in its queue. Each request's output is bounded by a
+``max_tokens`` derived from its input.
+
+HTTP faults map onto the error tree: 429, 5xx and timeouts are :class:`LLMUnavailableError`
+(transient), retried here with backoff that honours ``Retry-After``; 400/401/403/404/422, a 5xx
+whose body names an unsupported parameter, and a refused connection are configuration errors
+(:class:`LLMRejectedError`, :class:`LLMUnreachableError`): never retried, and the endpoint's
+circuit breaker stops the run's other requests at once.
 """
 
 from __future__ import annotations
 
 import difflib
 import email.utils
+import functools
 import hashlib
 import json
+import logging
+import math
 import random
 import re
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:  # imported where used: ~1 s that every flow-run process would pay otherwise
     import openai
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from mediaflows.errors import InputError, LLMRejectedError, LLMUnavailableError
+from mediaflows import cancel
+from mediaflows.errors import (
+    ChunkRefusedError,
+    ConfigurationError,
+    InputError,
+    LLMOutputError,
+    LLMRejectedError,
+    LLMUnavailableError,
+    LLMUnreachableError,
+)
 from mediaflows.models import FixReport
 from mediaflows.settings import LLMSettings, get_settings
 from mediaflows.subtitles import (
@@ -43,8 +67,11 @@ from mediaflows.subtitles import (
     write_srt,
 )
 
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
 #: Part of every cache key and output id: bump it when the prompt or validation changes.
-PROMPT_VERSION = "fix-srt-v1"
+PROMPT_VERSION = "fix-srt-v2"
 
 SYSTEM_PROMPT = """You repair subtitles.
 The user message is JSON. "cues" is a list of subtitle cues, each {"id": number, "text": string}.
@@ -110,6 +137,7 @@ class ChunkFix(_Record):
     problems: tuple[str, ...] = Field(default=(), description="Why answers were refused.")
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    response_format: str = Field(default="", description="The output mode the server took.")
 
 
 class InvalidAnswerError(ValueError):
@@ -123,6 +151,8 @@ class Completion:
     content: str
     prompt_tokens: int
     completion_tokens: int
+    finish_reason: str = "stop"
+    response_format: str = ""
 
 
 # ---- models, chunks, prompts -----------------------------------------------------------------
@@ -251,20 +281,82 @@ def similarity(before: str, after: str) -> float:
     return difflib.SequenceMatcher(None, before, after, autojunk=False).ratio()
 
 
+#: Markup a cue may carry: HTML-like tags (<i>, </font>) and ASS override blocks ({\an8}).
+_TAG = re.compile(r"<[^<>]{1,60}>|\{\\[^{}]{0,60}\}")
+#: Characters that only end up in a cue as debris of the JSON or markdown around it.
+_DEBRIS = ("{", "}", "[", "]", "`", '"id"', '"text"')
+
+
+def _words(text: str) -> int:
+    return len(_TAG.sub(" ", text).split())
+
+
+def rewrap(text: str, lines: int) -> str:
+    """``text`` on at most ``lines`` lines of balanced length, never splitting a word."""
+    words = text.split()
+    if lines <= 1 or len(words) < lines:
+        return " ".join(words)
+    total = len(" ".join(words))
+    out: list[list[str]] = []
+    line: list[str] = []
+    pos = 0
+    for word in words:
+        boundary = total * (len(out) + 1) / lines
+        if line and len(out) < lines - 1 and pos + len(word) / 2 > boundary:
+            out.append(line)
+            line = []
+        line.append(word)
+        pos += len(word) + 1
+    out.append(line)
+    return "\n".join(" ".join(words_of_line) for words_of_line in out)
+
+
+def check_cue(original: str, answer: str, min_similarity: float) -> tuple[str, str | None]:
+    """The text to keep for one cue, and why the answer was refused (None: accepted).
+
+    Refused (the original kept): markup tags changed, added, dropped or reordered; JSON or
+    markdown debris; words lost (a dropped line); a rewrite rather than a repair (similarity
+    below ``min_similarity``). A changed line count alone is not damage: the answer is
+    re-wrapped onto the original's number of lines.
+    """
+    text = answer.replace("\r\n", "\n").strip()
+    if text == original:
+        return original, None
+    if _TAG.findall(text) != _TAG.findall(original):
+        return original, "markup changed"
+    for debris in _DEBRIS:
+        if text.count(debris) > original.count(debris):
+            return original, f"debris {debris!r} in the answer"
+    before, after = _words(original), _words(text)
+    if before >= 4 and after < 0.75 * before:
+        return original, f"{before - after} of {before} words lost"
+    lines, answered = original.count("\n") + 1, text.count("\n") + 1
+    if answered != lines:
+        if lines == 1:
+            text = " ".join(part.strip() for part in text.split("\n") if part.strip())
+        elif _TAG.search(text):  # tags may span lines: no safe re-wrap
+            return original, f"{lines} lines became {answered}"
+        else:
+            text = rewrap(text, lines)
+    if similarity(original, text) < min_similarity:
+        return original, "rewritten, not repaired"
+    return text, None
+
+
 def accept_answer(
     chunk: SrtChunk, texts: dict[int, str], min_similarity: float
-) -> tuple[tuple[CueText, ...], tuple[int, ...]]:
-    """The text to keep per cue, and the cues whose answer was refused as a rewrite: a repair
-    keeps most of a cue, so one that does not is kept as it was."""
+) -> tuple[tuple[CueText, ...], tuple[int, ...], tuple[str, ...]]:
+    """The text to keep per cue, the cues whose answer was refused, and why (one line each)."""
     kept: list[CueText] = []
     rejected: list[int] = []
+    reasons: list[str] = []
     for cue in chunk.cues:
-        text = texts[cue.id].replace("\r\n", "\n").strip()
-        if text != cue.text and similarity(cue.text, text) < min_similarity:
+        text, problem = check_cue(cue.text, texts[cue.id], min_similarity)
+        if problem is not None:
             rejected.append(cue.id)
-            text = cue.text
+            reasons.append(f"cue {cue.id}: {problem}: kept")
         kept.append(CueText(id=cue.id, text=text))
-    return tuple(kept), tuple(rejected)
+    return tuple(kept), tuple(rejected), tuple(reasons)
 
 
 # ---- the endpoint ----------------------------------------------------------------------------
@@ -314,6 +406,40 @@ def _redact(text: str, settings: LLMSettings) -> str:
     return text.replace(secret, "***") if secret else text
 
 
+#: A 4xx/5xx body that names a parameter the server does not take: a configuration error.
+_UNSUPPORTED = re.compile(
+    r"not supported|unsupported|should be|unknown (?:parameter|field|argument)|"
+    r"extra (?:inputs|fields)|not permitted|invalid (?:value|parameter)",
+    re.IGNORECASE,
+)
+#: ... and one that is about the structured-output mode: asked again in JSON mode.
+_FORMAT = re.compile(r"response_format|json_schema|json_object|grammar", re.IGNORECASE)
+
+
+def _body(exc: openai.APIStatusError, settings: LLMSettings) -> str:
+    return _redact(str(getattr(exc, "message", "") or exc), settings)[:300]
+
+
+def _refuses_schema(exc: openai.OpenAIError) -> bool:
+    """The server refused the ``json_schema`` output mode (llama.cpp: HTTP 500, "Input should
+    be 'text' or 'json_object'")."""
+    import openai
+
+    if not isinstance(exc, openai.APIStatusError) or exc.status_code in (401, 403, 404, 429):
+        return False
+    text = f"{getattr(exc, 'message', '')} {getattr(exc, 'body', '')}"
+    return bool(_FORMAT.search(text))
+
+
+def _refused_connection(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ConnectionRefusedError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def _map_error(exc: openai.OpenAIError, settings: LLMSettings, model: str) -> Exception:
     import openai
 
@@ -321,9 +447,18 @@ def _map_error(exc: openai.OpenAIError, settings: LLMSettings, model: str) -> Ex
     if isinstance(exc, openai.APITimeoutError):
         return LLMUnavailableError(f"{where}: no answer within {settings.timeout_s:g} s")
     if isinstance(exc, openai.APIConnectionError):
+        if _refused_connection(exc):
+            return LLMUnreachableError(
+                f"{where}: connection refused: nothing listens there "
+                "(is MEDIAFLOWS_LLM__BASE_URL right, and the server started?)"
+            )
         return LLMUnavailableError(f"{where}: cannot connect ({type(exc.__cause__).__name__})")
     if isinstance(exc, openai.APIStatusError):
         status = exc.status_code
+        if status >= 500 and _UNSUPPORTED.search(_body(exc, settings)):
+            return LLMRejectedError(
+                f"{where}: the server cannot take this request ({status}): {_body(exc, settings)}"
+            )
         if status == 429 or status >= 500 or status in (408, 409):
             return LLMUnavailableError(f"{where}: busy or failing ({status})",
                                        retry_after=_retry_after(exc.response))  # fmt: skip
@@ -332,60 +467,248 @@ def _map_error(exc: openai.OpenAIError, settings: LLMSettings, model: str) -> Ex
             return LLMRejectedError(
                 f"{where}: the API key was refused ({status}); set MEDIAFLOWS_LLM__API_KEY"
             )
-        detail = _redact(str(getattr(exc, "message", "") or exc), settings)[:300]
         hint = " (is the model name right? MEDIAFLOWS_LLM__MODELS)" if status == 404 else ""
-        return LLMRejectedError(f"{where}: request refused ({status}){hint}: {detail}")
+        body = _body(exc, settings)
+        return LLMRejectedError(f"{where}: request refused ({status}){hint}: {body}")
     return LLMRejectedError(f"{where}: {type(exc).__name__}: {_redact(str(exc), settings)[:300]}")
+
+
+# ---- what the endpoint can do, learnt per process ------------------------------------------
+
+#: (base URL, model) → the structured-output mode the server took.
+_formats: dict[tuple[str, str], str] = {}
+#: (base URL, model) → (until when, the configuration error): the circuit breaker.
+_tripped: dict[tuple[str, str], tuple[float, ConfigurationError]] = {}
+_endpoint_lock = threading.Lock()
+#: How long a tripped breaker fails requests to its endpoint without sending them.
+BREAKER_S = 30.0
+
+
+def forget_endpoints() -> None:
+    """Forget what was learnt about endpoints (output modes, open breakers, windows)."""
+    with _endpoint_lock:
+        _formats.clear()
+        _tripped.clear()
+        _windows.clear()
+
+
+def response_format(settings: LLMSettings, model: str) -> str:
+    """The structured-output mode requests to this endpoint and model use now."""
+    with _endpoint_lock:
+        return _formats.get((settings.base_url, model), settings.response_format)
+
+
+def _trip(settings: LLMSettings, model: str, error: ConfigurationError) -> None:
+    with _endpoint_lock:
+        _tripped[(settings.base_url, model)] = (time.monotonic() + BREAKER_S, error)
+
+
+def _check_breaker(settings: LLMSettings, model: str) -> None:
+    with _endpoint_lock:
+        tripped = _tripped.get((settings.base_url, model))
+    if tripped is not None and tripped[0] > time.monotonic():
+        error = tripped[1]
+        raise type(error)(f"{error} (circuit open: not sent)")
+
+
+class Window:
+    """How many requests one endpoint gets at once, fitted to its real parallelism.
+
+    A server that queues (llama.cpp with one slot, Ollama with ``OLLAMA_NUM_PARALLEL=1``) answers
+    n requests in flight in about n times the time of one: their time in its queue counts against
+    the client's timeout, and too many in flight time out while the server still computes them.
+    Each answer tells how many requests the server served at once while it waited
+    (``in flight × fastest latency ÷ this latency``, per input character); the window follows
+    that estimate plus one (to notice more capacity), within ``1..limit``. A timeout halves it.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.size = min(2, limit)
+        self.in_flight = 0
+        self._fastest: float | None = None  # seconds per input character, alone on the server
+        self._latency: float | None = None  # recent seconds per request (moving average)
+        self._lock = threading.Lock()
+
+    def started(self) -> int:
+        with self._lock:
+            self.in_flight += 1
+            return self.in_flight
+
+    def finished(self, in_flight: int, seconds: float, chars: int, ok: bool) -> None:
+        with self._lock:
+            self.in_flight -= 1
+            if not ok:
+                self.size = max(1, self.size // 2)
+                return
+            self._latency = (
+                seconds if self._latency is None else 0.7 * self._latency + 0.3 * seconds
+            )
+            per_char = seconds / max(chars, 1)
+            if self._fastest is None or per_char < self._fastest:
+                self._fastest = per_char
+            served = in_flight * self._fastest / per_char  # requests the server ran at once
+            self.size = max(1, min(self.limit, math.floor(served + 0.5) + 1))
+
+    def timeout(self, base: float, in_flight: int) -> float:
+        """The timeout of a request sent with ``in_flight`` in flight: ``base`` for its own
+        answer, plus a recent request's time for each one a queueing server may serve first
+        (time in the queue is no sign of a dead server)."""
+        with self._lock:
+            latency = base if self._latency is None else self._latency
+        return base + max(in_flight - 1, 0) * latency
+
+
+_windows: dict[tuple[str, str], Window] = {}
+
+
+def window(settings: LLMSettings, model: str, limit: int) -> Window:
+    """The request window of this endpoint and model in this process."""
+    with _endpoint_lock:
+        key = (settings.base_url, model)
+        found = _windows.get(key)
+        if found is None or found.limit != limit:
+            found = _windows[key] = Window(limit)
+        return found
+
+
+def max_tokens_for(chunk: SrtChunk) -> int:
+    """A bound on the answer's length: the chunk's own text as JSON, twice over for scripts that
+    take more tokens a character, plus room for the JSON around it. A model that rambles (a small
+    model repeating itself for thousands of tokens) is cut there, not after minutes."""
+    text = json.dumps([c.model_dump() for c in chunk.cues], ensure_ascii=False)
+    ascii_chars = sum(1 for ch in text if ord(ch) < 128)
+    return 256 + ascii_chars // 2 + 2 * (len(text) - ascii_chars)
+
+
+def _cancellable(call: Callable[[], T]) -> T:
+    """``call()`` (a blocking HTTP request) in a daemon thread, waited for until the run is
+    cancelled: then :class:`~mediaflows.cancel.RunCancelledError` is raised at once and the
+    request is left behind (a socket blocked in another thread cannot be interrupted from
+    Python); its thread never keeps a stopping process alive, and the server sees the
+    connection close when the process ends."""
+    outcome: list[Any] = []
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            outcome.append(call())
+        except BaseException as exc:
+            outcome.append(exc)
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name="mediaflows-llm-request", daemon=True).start()
+    while not done.wait(0.1):
+        cancel.check()
+    if isinstance(outcome[0], BaseException):
+        raise outcome[0]
+    result: T = outcome[0]
+    return result
+
+
+def _response_format_param(mode: str) -> Any:
+    if mode == "json_schema":
+        return {
+            "type": "json_schema",
+            "json_schema": {"name": "subtitle_cues", "schema": CUES_SCHEMA, "strict": True},
+        }
+    return {"type": "json_object"}
 
 
 def complete(
     messages: list[dict[str, str]],
     model: str,
     settings: LLMSettings | None = None,
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Callable[[float], None] = cancel.sleep,
+    max_tokens: int | None = None,
+    temperature: float | None = None,
+    timeout_s: float | None = None,
 ) -> Completion:
     """One chat completion with structured JSON output.
 
     429/5xx/timeouts are tried ``settings.http_attempts`` times in all, waiting what the server's
     ``Retry-After`` asks (at most ``max_retry_after_s``) or else 0.5, 1, 2 … s with jitter; the
-    last failure is raised as :class:`LLMUnavailableError` for the caller's own retries.
+    last failure is raised as :class:`LLMUnavailableError` for the caller's own retries. A server
+    that refuses ``json_schema`` is asked again at once in JSON mode (remembered). A
+    configuration error trips the endpoint's breaker: the run's other requests fail at once.
+    A cancelled run stops waiting for the request in flight at once.
     """
     import openai
 
     settings = settings or get_settings().llm
-    if settings.response_format == "json_schema":
-        response_format: Any = {
-            "type": "json_schema",
-            "json_schema": {"name": "subtitle_cues", "schema": CUES_SCHEMA, "strict": True},
-        }
-    else:
-        response_format = {"type": "json_object"}
     client = _client(settings)
-    for attempt in range(1, settings.http_attempts + 1):
+    attempt = 1
+    while True:
+        cancel.check()
+        _check_breaker(settings, model)
+        mode = response_format(settings, model)
+        timeout = timeout_s or settings.timeout_s
+        options: dict[str, Any] = {}
+        if max_tokens is not None:
+            options["max_tokens"] = max_tokens
+        request = functools.partial(
+            client.with_options(timeout=timeout).chat.completions.create,
+            model=model,
+            messages=messages,
+            response_format=_response_format_param(mode),
+            temperature=settings.temperature if temperature is None else temperature,
+            **options,
+        )
         try:
-            answer = client.chat.completions.create(
-                model=model,
-                messages=messages,  # type: ignore[arg-type]
-                response_format=response_format,
-                temperature=settings.temperature,
-            )
+            answer = _cancellable(request)
         except openai.OpenAIError as exc:
-            error = _map_error(exc, settings, model)
-            if not isinstance(error, LLMUnavailableError) or attempt == settings.http_attempts:
+            failure: openai.OpenAIError | None = exc
+        else:
+            failure = None
+        if failure is not None:
+            if mode == "json_schema" and _refuses_schema(failure):
+                with _endpoint_lock:
+                    _formats[(settings.base_url, model)] = "json_object"
+                log.warning(
+                    "LLM endpoint %s refused json_schema output (%s); using JSON mode",
+                    settings.base_url, _redact(str(failure), settings)[:200],
+                )  # fmt: skip
+                continue
+            error = _map_error(failure, settings, model)
+            if isinstance(error, ConfigurationError):
+                _trip(settings, model, error)
+                raise error from None
+            if not isinstance(error, LLMUnavailableError) or attempt >= settings.http_attempts:
                 raise error from None
             wait = error.retry_after
             if wait is None:
                 wait = 0.5 * 2 ** (attempt - 1) * (1 + 0.25 * random.random())
             sleep(min(wait, settings.max_retry_after_s))
+            attempt += 1
             continue
         usage = answer.usage
-        content = answer.choices[0].message.content if answer.choices else None
+        choice = answer.choices[0] if answer.choices else None
+        content = choice.message.content if choice is not None else None
         return Completion(
             content=content or "",
             prompt_tokens=usage.prompt_tokens if usage else 0,
             completion_tokens=usage.completion_tokens if usage else 0,
+            finish_reason=str(choice.finish_reason) if choice is not None else "",
+            response_format=mode,
         )
-    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _follow_up(
+    messages: list[dict[str, str]], answer: str, problem: str, chunk: SrtChunk
+) -> list[dict[str, str]]:
+    """The conversation for a retry: the refused answer and why, so that the request differs
+    from the last one (an identical request at temperature 0 gets the identical answer)."""
+    ids = [c.id for c in chunk.cues]
+    return [
+        *messages,
+        {"role": "assistant", "content": answer[:4000]},
+        {
+            "role": "user",
+            "content": f"That answer was refused: {problem}. Answer again with JSON only, "
+            f"one entry for each of the ids {ids}, each with its corrected text.",
+        },
+    ]
 
 
 def fix_chunk(
@@ -394,34 +717,62 @@ def fix_chunk(
     sys_msg: str | None = None,
     glossary: Sequence[str] = (),
     settings: LLMSettings | None = None,
+    limit: int | None = None,
 ) -> ChunkFix:
     """Ask the model to repair one chunk, and validate its answer.
 
-    An invalid answer is asked again, up to ``settings.chunk_attempts`` times; then the chunk
-    keeps its original text (``fallback``). Endpoint faults propagate (see :func:`complete`).
+    An invalid answer is asked again, up to ``settings.chunk_attempts`` times, each time with the
+    refused answer and its fault shown and the temperature raised by 0.2; then the chunk keeps
+    its original text and :class:`ChunkRefusedError` (carrying that fallback) is raised, so that
+    the refusal is not cached. Endpoint faults propagate (see :func:`complete`). ``limit``: the
+    most requests in flight to the endpoint (the run's ``llm`` limit), fitted by
+    :class:`Window`.
     """
     settings = settings or get_settings().llm
-    messages = build_messages(chunk, sys_msg, glossary)
+    first = build_messages(chunk, sys_msg, glossary)
+    messages = first
     problems: list[str] = []
     prompt_tokens = completion_tokens = 0
+    bound = max_tokens_for(chunk)
+    chars = sum(len(c.text) for c in chunk.cues)
+    slots = window(settings, model, limit or 1)
+    mode = ""
     for attempt in range(1, settings.chunk_attempts + 1):
-        answer = complete(messages, model, settings)
+        temperature = min(settings.temperature + 0.2 * (attempt - 1), 1.0)
+        in_flight = slots.started()
+        started, ok = time.monotonic(), False
+        try:
+            answer = complete(messages, model, settings, max_tokens=bound,
+                              temperature=temperature,
+                              timeout_s=slots.timeout(settings.timeout_s, in_flight))  # fmt: skip
+            ok = True
+        finally:
+            slots.finished(in_flight, time.monotonic() - started, chars, ok)
+        mode = answer.response_format
         prompt_tokens += answer.prompt_tokens
         completion_tokens += answer.completion_tokens
         try:
+            if answer.finish_reason == "length":
+                raise InvalidAnswerError(f"answer cut at max_tokens ({bound})")
             texts = parse_answer(answer.content, chunk)
         except InvalidAnswerError as exc:
             problems.append(f"attempt {attempt}: {exc}")
+            messages = _follow_up(first, answer.content, str(exc), chunk)
             continue
-        kept, rejected = accept_answer(chunk, texts, settings.min_similarity)
-        if rejected:
-            problems.append(f"cues {list(rejected)[:10]} rewritten, not repaired: kept")
+        kept, rejected, reasons = accept_answer(chunk, texts, settings.min_similarity)
+        problems += reasons
         return ChunkFix(index=chunk.index, texts=kept, fallback=False, attempts=attempt,
                         rejected=rejected, problems=tuple(problems), prompt_tokens=prompt_tokens,
-                        completion_tokens=completion_tokens)  # fmt: skip
-    return ChunkFix(index=chunk.index, texts=chunk.cues, fallback=True,
-                    attempts=settings.chunk_attempts, problems=tuple(problems),
-                    prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)  # fmt: skip
+                        completion_tokens=completion_tokens, response_format=mode)  # fmt: skip
+    fix = ChunkFix(index=chunk.index, texts=chunk.cues, fallback=True,
+                   attempts=settings.chunk_attempts, problems=tuple(problems),
+                   prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
+                   response_format=mode)  # fmt: skip
+    raise ChunkRefusedError(
+        f"chunk {chunk.index} (cues {chunk.cues[0].id}–{chunk.cues[-1].id}) kept its text: "
+        f"no valid answer in {settings.chunk_attempts} attempts ({'; '.join(problems)})",
+        fix,
+    )
 
 
 # ---- putting the file back together ----------------------------------------------------------
@@ -433,11 +784,17 @@ def apply_fixes(cues: Sequence[TimedCue], fixes: Sequence[ChunkFix]) -> list[Tim
     return [c.model_copy(update={"text": texts.get(c.id, c.text)}) for c in cues]
 
 
-def render_fixed(parsed: ParsedSrt, fixes: Sequence[ChunkFix]) -> RenderedSubtitles:
-    """The repaired file: SRT text written from the source's times, and its QA report."""
+def render_fixed(
+    parsed: ParsedSrt, fixes: Sequence[ChunkFix], normalise: bool = False
+) -> RenderedSubtitles:
+    """The repaired file: SRT text written from the source's times (with the source's BOM and
+    line ends unless ``normalise``), and its QA report."""
     fixed = apply_fixes(parsed.cues, fixes)
     cues = timed_to_cues(fixed)
-    return RenderedSubtitles(cues=tuple(cues), srt=write_srt(fixed), qa=qa_report(cues))
+    srt = write_srt(fixed)
+    return RenderedSubtitles(
+        cues=tuple(cues), srt=srt if normalise else parsed.conventions(srt), qa=qa_report(cues)
+    )
 
 
 def summarize(
@@ -454,6 +811,13 @@ def summarize(
         chunks=len(fixes),
         fallback_chunks=tuple(sorted(f.index for f in fixes if f.fallback)),
         rejected_cues=tuple(sorted(i for f in fixes for i in f.rejected)),
+        problems=tuple(
+            f"chunk {f.index}: {p}"
+            for f in sorted(fixes, key=lambda f: f.index)
+            for p in f.problems
+        ),
+        retries=sum(f.attempts - 1 for f in fixes),
+        response_format=next((f.response_format for f in fixes if f.response_format), ""),
         prompt_tokens=sum(f.prompt_tokens for f in fixes),
         completion_tokens=sum(f.completion_tokens for f in fixes),
     )
@@ -464,3 +828,22 @@ def changed_cues(
 ) -> list[tuple[TimedCue, TimedCue]]:
     """The (before, after) pairs whose text differs."""
     return [(b, a) for b, a in zip(before, after, strict=True) if b.text != a.text]
+
+
+def check_outcome(report: FixReport, max_fallback_share: float) -> None:
+    """Raise :class:`LLMOutputError` when the run repaired nothing while answers were refused,
+    or when more than ``max_fallback_share`` of the chunks kept their text: the output would
+    look like a repair and be none."""
+    if not report.chunks:
+        return
+    share = len(report.fallback_chunks) / report.chunks
+    nothing = report.changed == 0 and (report.fallback_chunks or report.rejected_cues)
+    if share > max_fallback_share or nothing:
+        first = report.problems[0] if report.problems else ""
+        raise LLMOutputError(
+            f"model {report.model!r}: {len(report.fallback_chunks)} of {report.chunks} chunks got "
+            f"no valid answer and {len(report.rejected_cues)} cues were refused; nothing stored. "
+            f"First problem: {first}. Try another model (MEDIAFLOWS_LLM__MODELS), "
+            "MEDIAFLOWS_LLM__RESPONSE_FORMAT=json_object, or fewer cues per request "
+            "(MEDIAFLOWS_LLM__CHUNK_CUES)."
+        )

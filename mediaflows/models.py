@@ -235,6 +235,10 @@ class FixSrtRequest(_Frozen):
         max_length=500,
         description="Names and terms spelled exactly as given.",
     )
+    normalise: bool = Field(
+        default=False,
+        description="Write LF line ends and no byte-order mark (default: as the source has them).",
+    )
 
 
 class FixReport(_Frozen):
@@ -247,7 +251,16 @@ class FixReport(_Frozen):
     kept: int
     chunks: int
     fallback_chunks: tuple[int, ...] = Field(description="Chunks (0-based) that kept their text.")
-    rejected_cues: tuple[int, ...] = ()
+    rejected_cues: tuple[int, ...] = Field(
+        default=(), description="Cues whose answer was refused (damage or a rewrite): kept."
+    )
+    problems: tuple[str, ...] = Field(
+        default=(), description="Every refused answer and fallback, with its reason."
+    )
+    retries: int = Field(default=0, description="Requests beyond the first, over all chunks.")
+    response_format: str = Field(
+        default="", description="The output mode the endpoint took (json_schema, json_object)."
+    )
     prompt_tokens: int
     completion_tokens: int
 

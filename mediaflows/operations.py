@@ -137,11 +137,19 @@ def generate_srt_ids(
 
 
 def fix_srt_options(request: FixSrtRequest, settings: Settings | None = None) -> dict[str, Any]:
-    """fix_srt's options as they enter its output id: the request with the model resolved."""
+    """fix_srt's options as they enter its output id: the request with the model resolved, and
+    every setting that changes the answer (the endpoint, its output mode, the chunking, the
+    sampling, the acceptance threshold). The API key never does."""
     settings = settings or get_settings()
+    endpoint = settings.llm.model_dump(
+        mode="json",
+        include={"base_url", "response_format", "chunk_cues", "context_cues", "temperature",
+                 "min_similarity", "chunk_attempts"},
+    )  # fmt: skip
     return {
         **request.model_dump(mode="json"),
         "model": llm.resolve_model(request.model, settings.llm),
+        "endpoint": endpoint,
     }
 
 
@@ -154,56 +162,29 @@ def _fix_srt_id(source: ProfileFile, request: FixSrtRequest, settings: Settings)
 # ---- results ---------------------------------------------------------------------------------
 
 
-def _convert_result(
-    stored: StoredFile, details: ConvertDetails, content: str | None, cached: bool
-) -> ConvertResult:
-    file = stored.file
-    return ConvertResult(
-        file_id=file.id,
-        media_url=stored.media_url,
-        profile=file.profile,
-        source_file_id=file.source_file_id or "",
-        mode=details.mode,
-        duration=details.duration,
-        size=file.size,
-        cached=cached,
-    )
+def result_builder(
+    result: type[ResultT], id_field: str, content_field: str | None = None
+) -> Callable[[StoredFile, Any, str | None, bool], ResultT]:
+    """How an operation's result is built from its stored main output: the file's id under
+    ``id_field``, the content under ``content_field``, and from the stored details every field
+    the result model has (``language``, ``qa`` …)."""
 
+    def build(stored: StoredFile, details: Any, content: str | None, cached: bool) -> ResultT:
+        file = stored.file
+        data = {
+            **details.model_dump(),
+            "size": file.size,
+            id_field: file.id,
+            "media_url": stored.media_url,
+            "profile": file.profile,
+            "source_file_id": file.source_file_id or "",
+            "cached": cached,
+        }
+        if content_field is not None:
+            data[content_field] = content or ""
+        return result.model_validate({k: v for k, v in data.items() if k in result.model_fields})
 
-def _transcribe_result(
-    stored: StoredFile, details: TranscriptDetails, content: str | None, cached: bool
-) -> TranscribeResult:
-    file = stored.file
-    return TranscribeResult(
-        transcript_id=file.id,
-        profile=file.profile,
-        source_file_id=file.source_file_id or "",
-        text=content or "",
-        language=details.language,
-        duration=details.duration,
-        segments=details.segments,
-        media_url=stored.media_url,
-        cached=cached,
-    )
-
-
-def _srt_result(
-    stored: StoredFile, details: SrtDetails, content: str | None, cached: bool
-) -> SrtResult:
-    file = stored.file
-    return SrtResult(
-        file_id=file.id,
-        media_url=stored.media_url,
-        profile=file.profile,
-        source_file_id=file.source_file_id or "",
-        content=content or "",
-        language=details.language,
-        qa=details.qa,
-        vtt_file_id=details.vtt_file_id,
-        json_file_id=details.json_file_id,
-        fix=details.fix,
-        cached=cached,
-    )
+    return build
 
 
 def _transcript_text(stored_json: str) -> str:
@@ -225,7 +206,7 @@ CONVERT: OperationSpec[ConvertRequest, ConvertResult, ConvertDetails] = Operatio
     input_kinds=("video",),
     stages=(Stage.UPLOAD_RECEIVED, Stage.PREPARING, Stage.PROCESSING, Stage.PROCESSING_RESULT),
     output_id=_convert_id,
-    build_result=_convert_result,
+    build_result=result_builder(ConvertResult, "file_id"),
 )
 
 TRANSCRIBE: OperationSpec[TranscribeRequest, TranscribeResult, TranscriptDetails] = OperationSpec(
@@ -237,7 +218,7 @@ TRANSCRIBE: OperationSpec[TranscribeRequest, TranscribeResult, TranscriptDetails
     input_kinds=("video", "audio"),
     stages=(Stage.UPLOAD_RECEIVED, Stage.PREPARING, Stage.PROCESSING, Stage.PROCESSING_RESULT),
     output_id=_transcribe_id,
-    build_result=_transcribe_result,
+    build_result=result_builder(TranscribeResult, "transcript_id", "text"),
     content=_transcript_text,
 )
 
@@ -255,7 +236,7 @@ GENERATE_SRT: OperationSpec[GenerateSrtRequest, SrtResult, SrtDetails] = Operati
     input_kinds=("video", "audio"),
     stages=(Stage.UPLOAD_RECEIVED, Stage.PREPARING, Stage.PROCESSING, Stage.PROCESSING_RESULT),
     output_id=_generate_srt_id,
-    build_result=_srt_result,
+    build_result=result_builder(SrtResult, "file_id", "content"),
     content=_as_is,
 )
 
@@ -273,7 +254,7 @@ FIX_SRT: OperationSpec[FixSrtRequest, SrtResult, SrtDetails] = OperationSpec(
         Stage.PROCESSING_RESULT,
     ),
     output_id=_fix_srt_id,
-    build_result=_srt_result,
+    build_result=result_builder(SrtResult, "file_id", "content"),
     content=_as_is,
 )
 

@@ -164,7 +164,16 @@ class LLMSettings(_Group):
         description="A corrected cue less similar than this to the original (difflib ratio) "
         "is refused: a repair, not a rewrite.",
     )
-    temperature: float = Field(default=0.0, ge=0, le=2)
+    temperature: float = Field(
+        default=0.0, ge=0, le=2, description="Sampling temperature of the first try of a chunk."
+    )
+    max_fallback_share: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="A run in which more chunks than this share got no valid answer (or that "
+        "changed nothing while answers were refused) fails, storing nothing.",
+    )
 
 
 class ServerSettings(_Group):

@@ -76,6 +76,15 @@ class ParsedSrt(_Record):
 
     cues: tuple[TimedCue, ...]
     encoding: str
+    bom: bool = Field(default=False, description="The file began with a byte-order mark.")
+    crlf: bool = Field(default=False, description="Its lines ended CR LF (Windows).")
+
+    def conventions(self, srt: str) -> str:
+        """``srt`` (LF line ends, no BOM) written the way this file was: its BOM and CR LF line
+        ends back (players and editors on Windows expect them)."""
+        if self.crlf:
+            srt = srt.replace("\n", "\r\n")
+        return "\ufeff" + srt if self.bom else srt
 
 
 #: SRT files larger than this are refused (a feature film has ~200 kB of subtitles).
@@ -387,6 +396,8 @@ def read_srt(data: bytes, name: str = "subtitles.srt") -> ParsedSrt:
     if len(data) > MAX_SRT_BYTES:
         raise InputError(f"{name}: {len(data)} bytes; larger than an SRT file can be")
     text, encoding = decode_text(data, name)
+    bom = any(data.startswith(mark) for mark, _ in _BOMS)
+    crlf = "\r\n" in text[:4096]
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     try:
         subs = pysubs2.SSAFile.from_string(text, format_="srt", keep_html_tags=True)
@@ -398,7 +409,7 @@ def read_srt(data: bytes, name: str = "subtitles.srt") -> ParsedSrt:
     )
     if not cues:
         raise InputError(f"{name}: no SubRip cues found")
-    return ParsedSrt(cues=cues, encoding=encoding)
+    return ParsedSrt(cues=cues, encoding=encoding, bom=bom, crlf=crlf)
 
 
 def write_srt(cues: Sequence[TimedCue]) -> str:

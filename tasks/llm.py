@@ -18,13 +18,16 @@ LLM_TAG = "llm"
 
 def _chunk_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
     # Same cue text + context + model + endpoint + instructions → same answer, in any run: a
-    # re-run after a failure asks the model only for the chunks that did not finish.
+    # re-run after a failure asks the model only for the chunks that did not finish. A chunk
+    # that got no valid answer fails (ChunkRefusedError) and so is never cached.
+    settings = get_settings().llm
     return llm.chunk_cache_key(
         parameters["chunk"],
         parameters["model"],
         parameters["sys_msg"],
         parameters["glossary"],
-        get_settings().llm.base_url,
+        f"{settings.base_url}|{settings.response_format}|{settings.temperature}|"
+        f"{settings.min_similarity}",
     )
 
 
@@ -36,9 +39,11 @@ def _chunk_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
     **RETRYING,
 )
 def fix_chunk(
-    chunk: SrtChunk, model: str, sys_msg: str | None, glossary: tuple[str, ...]
+    chunk: SrtChunk, model: str, sys_msg: str | None, glossary: tuple[str, ...], limit: int
 ) -> ChunkFix:
-    """Repair one chunk of cues (their text only), validated; the original text when the model
-    gives no valid answer. 429/5xx/timeouts are retried inside (honouring Retry-After), then
-    here with backoff; a refused request (400/401/404) fails at once."""
-    return llm.fix_chunk(chunk, model, sys_msg, glossary)
+    """Repair one chunk of cues (their text only), validated. No valid answer: fails with
+    ChunkRefusedError carrying the original text (not cached, not retried). 429/5xx/timeouts
+    are retried inside (honouring Retry-After), then here with backoff; a refused request
+    (400/401/404, a refused connection) fails at once. ``limit``: the `llm` limit, within which
+    the requests in flight follow the endpoint's real parallelism."""
+    return llm.fix_chunk(chunk, model, sys_msg, glossary, limit=limit)

@@ -248,7 +248,7 @@ def publish_fix_report(
     counts = (
         f"{report.changed} changed, {report.kept} kept of {report.cues} cues; "
         f"{len(report.fallback_chunks)} of {report.chunks} chunks kept their text; "
-        f"{len(report.rejected_cues)} answers refused as rewrites; "
+        f"{len(report.rejected_cues)} cue answers refused; "
         f"tokens: {report.prompt_tokens} prompt, {report.completion_tokens} completion"
     )
     lines = [
@@ -264,10 +264,15 @@ def publish_fix_report(
         f"| chunks | {report.chunks} |",
         f"| fallback chunks | {len(report.fallback_chunks)} "
         f"{list(report.fallback_chunks)[:20] if report.fallback_chunks else ''} |",
-        f"| refused rewrites (cues) | {len(report.rejected_cues)} |",
+        f"| refused answers (cues) | {len(report.rejected_cues)} |",
+        f"| retried requests | {report.retries} |",
+        f"| output mode | `{report.response_format or '-'}` |",
         f"| prompt tokens | {report.prompt_tokens} |",
         f"| completion tokens | {report.completion_tokens} |",
     ]
+    if report.problems:
+        lines += ["", "#### Refused answers and fallbacks", ""]
+        lines += [f"- {p.replace('|', '/')}" for p in report.problems[:200]]
     try:
         runtime.create_table_artifact(
             rows or [{"cue": "", "start": "", "before": "(no change)", "after": ""}],

@@ -66,8 +66,9 @@ def immediate_sqlite_writes() -> None:
     help), the server answers 503 and the client backs off ~2 s. Measured: every second ``gpu``
     slot acquisition took ~2 s; 40 gathered subflows gave 116 back-offs (0 with this).
     ``IMMEDIATE`` takes the write lock up front, so writers queue for milliseconds instead.
-    PostgreSQL-backed servers are left alone. CHECK: ``tests/scale/test_fan_out.py`` (marker
-    ``scale``) counts the back-offs with and without it.
+    PostgreSQL-backed servers are left alone. CHECK: start a plain ``prefect server start``
+    (SQLite) and run ``PREFECT_API_URL=… python tests/scale/gather_subflows.py 40``: it prints the
+    client's back-offs (0 here with this; ``tests/scale/test_fan_out.py`` asserts that).
     """
     from prefect.server.database.configurations import AioSqliteConfiguration
 

@@ -36,6 +36,6 @@ def read_profile_srt(file: ProfileFile) -> ParsedSrt:
 
 
 @task(name="merge_fixes", cache_policy=NONE)
-def merge_fixes(parsed: ParsedSrt, fixes: list[ChunkFix]) -> RenderedSubtitles:
+def merge_fixes(parsed: ParsedSrt, fixes: list[ChunkFix], normalise: bool) -> RenderedSubtitles:
     """The repaired SRT: the source's cues and times with the accepted text, and its QA."""
-    return llm.render_fixed(parsed, fixes)
+    return llm.render_fixed(parsed, fixes, normalise)

@@ -191,3 +191,38 @@ def test_sigterm_mid_convert_kills_ffmpeg_and_removes_work_files(
 
     run = prefect_api.flow_run(UUID(workspace.name))  # the work directory is named after it
     assert run.state is not None and run.state.is_final(), run.state
+
+
+def test_sigterm_mid_fix_srt_stops_sending_and_ends_requests_in_flight(
+    env: dict[str, str], llm_server: LLMServer, tmp_path: Path
+) -> None:
+    """A single-slot server, 2 s a request: SIGTERM while chunks are in flight. The command
+    exits 143 within seconds, the requests in flight are closed (the server sees their clients
+    go) and no chunk is sent after the signal."""
+    import signal
+    import time
+
+    from tests.srt_samples import long_srt
+
+    llm_env = {k: v for k, v in os.environ.items() if k.startswith("MEDIAFLOWS_LLM__")}
+    env = {**env, **llm_env, "MEDIAFLOWS_LLM__TIMEOUT_S": "30"}
+    path = tmp_path / "long.srt"
+    path.write_bytes(long_srt(200))
+    imported = json.loads(cli(env, "import", "--profile", "carol", str(path)).stdout)
+    llm_server.set_mode("ok", latency_s=2, serial=True)
+    proc = subprocess.Popen(
+        [MEDIAFLOWS, "run", "fix-srt", "--profile", "carol", imported["file_id"]],
+        env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while len(llm_server.requests) < 2:  # chunks in flight
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    signalled, sent = time.monotonic(), len(llm_server.requests)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err[-3000:]
+    assert time.monotonic() - signalled < 10
+    time.sleep(1)
+    assert len(llm_server.requests) == sent  # nothing new after the signal
+    assert llm_server.abandoned >= 1  # the requests in flight were closed, not waited for

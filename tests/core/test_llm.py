@@ -14,6 +14,7 @@ from mediaflows.errors import (
     InputError,
     LLMRejectedError,
     LLMUnavailableError,
+    LLMUnreachableError,
     is_transient,
 )
 from mediaflows.llm import CueText, SrtChunk
@@ -116,8 +117,9 @@ def test_valid_answer_in_any_order_or_fenced() -> None:
 
 
 def test_rewrites_are_refused_cue_by_cue() -> None:
-    kept, rejected = llm.accept_answer(CHUNK, {7: "the cat", 8: "OK"}, min_similarity=0.5)
+    kept, rejected, reasons = llm.accept_answer(CHUNK, {7: "the cat", 8: "OK"}, min_similarity=0.5)
     assert [c.text for c in kept] == ["the cat", "a dog"] and rejected == (8,)
+    assert reasons == ("cue 8: rewritten, not repaired: kept",)
 
 
 # ---- the HTTP client against the loopback server ---------------------------------------------
@@ -155,20 +157,25 @@ def test_5xx_and_timeouts_are_retried_then_transient(llm_server: LLMServer, mode
     assert len(llm_server.requests) == 2
 
 
-@pytest.mark.parametrize("mode,words", [("400", "json_schema is not supported"),
-                                        ("401", "API key was refused"),
-                                        ("404", "is the model name right")])  # fmt: skip
+@pytest.mark.parametrize("mode,words,sent", [("400", "json_schema is not supported", 2),
+                                             ("401", "API key was refused", 1),
+                                             ("404", "is the model name right", 1)])  # fmt: skip
 def test_refusals_fail_at_once_with_a_clear_message(
-    llm_server: LLMServer, mode: str, words: str
+    llm_server: LLMServer, mode: str, words: str, sent: int
 ) -> None:
+    """400 naming json_schema: asked once more in JSON mode (refused again: the same 400)."""
     llm_server.set_mode(mode)
     settings = get_settings().llm
     start = time.monotonic()
     with pytest.raises(LLMRejectedError, match=words) as info:
         llm.complete(MESSAGES, settings.models[0], settings)
     assert not is_transient(info.value) and time.monotonic() - start < 1
-    assert len(llm_server.requests) == 1
+    assert len(llm_server.requests) == sent
     assert LLM_TEST_KEY not in str(info.value)
+    # The breaker is open: the next request for this endpoint and model is not sent.
+    with pytest.raises(LLMRejectedError, match="circuit open"):
+        llm.complete(MESSAGES, settings.models[0], settings)
+    assert len(llm_server.requests) == sent
 
 
 def test_unconfigured_model_is_an_input_error(llm_server: LLMServer) -> None:
@@ -179,11 +186,14 @@ def test_unconfigured_model_is_an_input_error(llm_server: LLMServer) -> None:
         llm.resolve_model("gpt-17", settings)
 
 
-def test_connection_refused_is_transient(llm_server: LLMServer) -> None:
+def test_connection_refused_fails_at_once_as_configuration(llm_server: LLMServer) -> None:
+    """A wrong port: nothing listens. Retrying cannot help; the run must stop in seconds."""
     from tests.net import free_port
 
     settings = get_settings().llm.model_copy(
-        update={"base_url": f"http://127.0.0.1:{free_port()}/v1", "http_attempts": 1}
+        update={"base_url": f"http://127.0.0.1:{free_port()}/v1", "http_attempts": 4}
     )
-    with pytest.raises(LLMUnavailableError, match="cannot connect"):
+    start = time.monotonic()
+    with pytest.raises(LLMUnreachableError, match="connection refused") as info:
         llm.complete(MESSAGES, "m", settings)
+    assert not is_transient(info.value) and time.monotonic() - start < 1

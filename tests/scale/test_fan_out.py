@@ -56,12 +56,6 @@ def _server(home: Path, module: list[str]) -> Iterator[str]:
 
 
 @pytest.fixture
-def plain_server(tmp_path: Path) -> Iterator[str]:
-    """Prefect's own `prefect server start`, as installed (SQLite)."""
-    yield from _server(tmp_path, ["prefect", "server"])
-
-
-@pytest.fixture
 def mediaflows_server(tmp_path: Path) -> Iterator[str]:
     """The server mediaflows starts (deployments.prefect_server: SQLite writes IMMEDIATE)."""
     yield from _server(tmp_path, ["deployments.prefect_server"])
@@ -74,14 +68,6 @@ def _gather(api_url: str, n: int) -> dict[str, object]:
     return json.loads(done.stdout.strip().splitlines()[-1]) if done.stdout.strip() else {
         "state": f"exit {done.returncode}", "stderr": done.stderr[-2000:]
     }  # fmt: skip
-
-
-def test_40_gathered_subflows_flood_a_plain_prefect_server(plain_server: str) -> None:
-    """The reproduction: 40 subflows at once on raw Prefect back off on 503s (SQLite busy), or
-    the parent run does not complete."""
-    outcome = _gather(plain_server, 40)
-    print(f"plain prefect server, 40 gathered: {outcome}")
-    assert outcome.get("state") != "COMPLETED" or int(outcome["backoffs"]) > 0  # type: ignore[call-overload]
 
 
 def test_40_gathered_subflows_on_the_mediaflows_server_never_back_off(

@@ -519,12 +519,15 @@ class Window:
     the client's timeout, and too many in flight time out while the server still computes them.
     Each answer tells how many requests the server served at once while it waited
     (``in flight × fastest latency ÷ this latency``, per input character); the window follows
-    that estimate plus one (to notice more capacity), within ``1..limit``. A timeout halves it.
+    that estimate plus one (to notice more capacity), within ``1..limit``, starting at ``limit``.
+    A timeout halves it.
     """
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
-        self.size = min(2, limit)
+        # The first requests go out at the full limit: on a queueing server the queue-aware
+        # timeouts (below) keep them alive, and the first answers shrink the window.
+        self.size = limit
         self.in_flight = 0
         self._fastest: float | None = None  # seconds per input character, alone on the server
         self._latency: float | None = None  # recent seconds per request (moving average)

@@ -316,7 +316,8 @@ def test_a_wrong_port_fails_the_run_in_seconds(
         state.result()
     runs = prefect_api.task_runs(state.state_details.flow_run_id, expect=3, failed=1)
     chunks = [r for r in runs if r.task_key.startswith("fix_chunk")]
-    assert len(chunks) <= 3 and all(r.run_count == 1 for r in chunks)  # then nothing more sent
+    limit = get_settings().orchestration.llm_limit  # those in flight at the refusal, no more
+    assert len(chunks) <= limit < 10 and all(r.run_count == 1 for r in chunks)
     assert [f.id for f in local_store.list_files("dave")] == [file_id]
 
 

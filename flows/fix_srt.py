@@ -9,7 +9,7 @@ from prefect.futures import PrefectFuture
 from prefect.logging import get_run_logger
 
 from flows._operation import Job, Output, operation_flow
-from mediaflows import cancel, llm
+from mediaflows import cancel, endpoint, llm
 from mediaflows.errors import ChunkRefusedError, ConfigurationError
 from mediaflows.llm import ChunkFix, SrtChunk
 from mediaflows.models import FixSrtRequest
@@ -82,7 +82,7 @@ def _fix_chunks(
     progress: RunProgress,
 ) -> list[ChunkFix]:
     """Every chunk's fix, at most ``limit`` requests in flight from this run, fewer when the
-    endpoint serves fewer at once (:class:`mediaflows.llm.Window`); the server's ``llm`` limit
+    endpoint serves fewer at once (:class:`mediaflows.endpoint.Window`); the server's ``llm`` limit
     bounds all runs together. A chunk without a valid answer keeps its text. A failed chunk
     does not stop the others (they finish and are cached, then its error is raised), except a
     configuration error (a refused request or connection): then nothing more is sent.
@@ -91,7 +91,7 @@ def _fix_chunks(
     running: list[PrefectFuture[Any]] = []
     fixes: dict[int, ChunkFix] = {}
     failed: list[BaseException] = []
-    window = llm.window(get_settings().llm, model, limit)
+    window = endpoint.window(get_settings().llm, model, limit)
     # Runs in one process (a batch's children) share the slots here first: a chunk the server
     # turns away waits out its Retry-After even when a slot comes free at once.
     slots = runtime.process_slots(LLM_TAG, limit)

@@ -9,7 +9,7 @@ import time
 import pytest
 import srt as srt_lib
 
-from mediaflows import llm
+from mediaflows import endpoint, llm
 from mediaflows.errors import (
     InputError,
     LLMRejectedError,
@@ -125,11 +125,12 @@ def test_rewrites_are_refused_cue_by_cue() -> None:
 # ---- the HTTP client against the loopback server ---------------------------------------------
 
 MESSAGES = llm.build_messages(CHUNK)
+SCHEMA = ("subtitle_cues", llm.CUES_SCHEMA)
 
 
 def test_completion_is_structured_json(llm_server: LLMServer) -> None:
     settings = get_settings().llm
-    answer = llm.complete(MESSAGES, settings.models[0], settings)
+    answer = endpoint.complete(MESSAGES, settings.models[0], SCHEMA, settings)
     assert llm.parse_answer(answer.content, CHUNK) == {7: "the cat", 8: "a dog"}
     assert answer.prompt_tokens > 0 and answer.completion_tokens > 0
     body = json.loads(llm_server.requests[0].body)
@@ -140,7 +141,7 @@ def test_completion_is_structured_json(llm_server: LLMServer) -> None:
 def test_429_waits_what_retry_after_says(llm_server: LLMServer) -> None:
     llm_server.set_mode("429", times=2, retry_after=1.2)
     settings = get_settings().llm
-    answer = llm.complete(MESSAGES, settings.models[0], settings)
+    answer = endpoint.complete(MESSAGES, settings.models[0], SCHEMA, settings)
     assert llm.parse_answer(answer.content, CHUNK)[7] == "the cat"
     at = [r.at for r in llm_server.requests]
     assert [r.outcome for r in llm_server.requests] == ["429", "429", "ok"]
@@ -152,7 +153,7 @@ def test_5xx_and_timeouts_are_retried_then_transient(llm_server: LLMServer, mode
     llm_server.set_mode(mode, hang_s=3)
     settings = get_settings().llm.model_copy(update={"http_attempts": 2, "timeout_s": 0.5})
     with pytest.raises(LLMUnavailableError) as info:
-        llm.complete(MESSAGES, settings.models[0], settings)
+        endpoint.complete(MESSAGES, settings.models[0], SCHEMA, settings)
     assert is_transient(info.value)
     assert len(llm_server.requests) == 2
 
@@ -168,13 +169,13 @@ def test_refusals_fail_at_once_with_a_clear_message(
     settings = get_settings().llm
     start = time.monotonic()
     with pytest.raises(LLMRejectedError, match=words) as info:
-        llm.complete(MESSAGES, settings.models[0], settings)
+        endpoint.complete(MESSAGES, settings.models[0], SCHEMA, settings)
     assert not is_transient(info.value) and time.monotonic() - start < 1
     assert len(llm_server.requests) == sent
     assert LLM_TEST_KEY not in str(info.value)
     # The breaker is open: the next request for this endpoint and model is not sent.
     with pytest.raises(LLMRejectedError, match="circuit open"):
-        llm.complete(MESSAGES, settings.models[0], settings)
+        endpoint.complete(MESSAGES, settings.models[0], SCHEMA, settings)
     assert len(llm_server.requests) == sent
 
 
@@ -195,5 +196,5 @@ def test_connection_refused_fails_at_once_as_configuration(llm_server: LLMServer
     )
     start = time.monotonic()
     with pytest.raises(LLMUnreachableError, match="connection refused") as info:
-        llm.complete(MESSAGES, "m", settings)
+        endpoint.complete(MESSAGES, "m", SCHEMA, settings)
     assert not is_transient(info.value) and time.monotonic() - start < 1

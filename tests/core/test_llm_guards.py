@@ -12,8 +12,9 @@ from datetime import UTC, datetime
 import pytest
 
 from mediaflows import cancel, llm
+from mediaflows.endpoint import Window
 from mediaflows.errors import ChunkRefusedError, LLMOutputError
-from mediaflows.llm import CueText, SrtChunk, Window
+from mediaflows.llm import CueText, SrtChunk
 from mediaflows.models import FixReport, FixSrtRequest, ProfileFile
 from mediaflows.operations import FIX_SRT
 from mediaflows.settings import Settings, get_settings

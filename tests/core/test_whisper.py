@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -122,3 +123,41 @@ def test_windowed_transcription_keeps_words_and_time(long_speech: Path) -> None:
     assert all(a.start <= b.start for a, b in itertools.pairwise(words))
     assert result.duration == pytest.approx(len(audio_io.decode_audio(long_speech, "l")) / 16000)
     assert progress == sorted(progress) and progress[-1] == 1.0
+
+
+# ---- the bundled models ------------------------------------------------------------------------
+
+GERMAN = "Guten Morgen. Heute ist ein schöner Tag, und wir gehen zusammen in den Park."
+
+
+def test_the_default_model_is_multilingual_unless_the_request_is_english(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("MEDIAFLOWS_WHISPER__MODEL")
+    get_settings.cache_clear()
+    try:
+        assert whisper.model_name(TranscribeRequest(language="en")) == "tiny.en"
+        assert whisper.model_name(TranscribeRequest()) == "base"  # detection needs it
+        assert whisper.model_name(TranscribeRequest(language="de")) == "base"
+        assert whisper.model_name(TranscribeRequest(language="en", task="translate")) == "base"
+        assert whisper.model_name(TranscribeRequest(model="small")) == "small"
+        assert whisper.model_id(TranscribeRequest()) == "bundled:base"
+    finally:
+        get_settings.cache_clear()
+
+
+def test_the_base_model_is_joined_once_and_hears_german(tmp_path: Path) -> None:
+    from tests.media_factory import ffmpeg
+
+    first = whisper.base_model()
+    weights = Path(first) / "model.bin"
+    stamp = weights.stat().st_mtime_ns
+    assert whisper.base_model() == first and weights.stat().st_mtime_ns == stamp  # not again
+    wav = tmp_path / "de.wav"
+    subprocess.run(["espeak-ng", "-v", "de", "-s", "140", "-w", str(wav), GERMAN], check=True)
+    flac = tmp_path / "de.flac"
+    ffmpeg("-i", str(wav), str(flac))
+    samples = audio_io.decode_audio(flac, "de.flac")
+    result = whisper.transcribe(samples, TranscribeRequest(model="base", language="de"))
+    assert result.language == "de"
+    assert wer(GERMAN, result.text) <= 0.4, result.text

@@ -194,7 +194,7 @@ def test_sigterm_mid_convert_kills_ffmpeg_and_removes_work_files(
 
 
 def test_sigterm_mid_fix_srt_stops_sending_and_ends_requests_in_flight(
-    env: dict[str, str], llm_server: LLMServer, tmp_path: Path
+    session_env: dict[str, str], llm_server: LLMServer, tmp_path: Path
 ) -> None:
     """A single-slot server, 2 s a request: SIGTERM while chunks are in flight. The command
     exits 143 within seconds, the requests in flight are closed (the server sees their clients
@@ -205,7 +205,8 @@ def test_sigterm_mid_fix_srt_stops_sending_and_ends_requests_in_flight(
     from tests.srt_samples import long_srt
 
     llm_env = {k: v for k, v in os.environ.items() if k.startswith("MEDIAFLOWS_LLM__")}
-    env = {**env, **llm_env, "MEDIAFLOWS_LLM__TIMEOUT_S": "30"}
+    env = {**session_env, **llm_env, "MEDIAFLOWS_LLM__TIMEOUT_S": "30"}
+    env["MEDIAFLOWS_STORE__URL"] = str(tmp_path / "store")  # the store is not the subject
     path = tmp_path / "long.srt"
     path.write_bytes(long_srt(200))
     imported = json.loads(cli(env, "import", "--profile", "carol", str(path)).stdout)

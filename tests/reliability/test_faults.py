@@ -68,14 +68,16 @@ def _wait_for(predicate, timeout: float, what: str) -> None:  # type: ignore[no-
         time.sleep(0.5)
 
 
-def test_worker_killed_mid_batch_50_files_each_get_exactly_one_output(
+def test_worker_killed_mid_batch_each_file_gets_exactly_one_output(
     pg_stack: Stack, tmp_path: Path
 ) -> None:
     """Two workers; kill -9 one of them (and the flow runs it started) while it runs children:
     the server marks those runs Crashed (no heartbeat), the batch submits those files again, the
-    other worker runs them, and every one of the 50 inputs has exactly one output."""
+    other worker runs them, and every one of the 24 inputs has exactly one output (24: both
+    workers busy with 4 children each and more queued when the kill comes; it was 50, 7 minutes
+    of the suite's 18)."""
     started = time.monotonic()
-    ids = [pg_stack.store.import_file("kay", clip).id for clip in distinct_clips(tmp_path, 50)]
+    ids = [pg_stack.store.import_file("kay", clip).id for clip in distinct_clips(tmp_path, 24)]
     doomed, survivor = pg_stack.start_worker(limit=4), pg_stack.start_worker(limit=4)
     # Transcoded at x264's "slower": each child's run stays Running a little longer.
     batch = _batch(pg_stack, "kay", ids, "--mode", "distributed", "--in-flight", "8",
@@ -104,7 +106,7 @@ def test_worker_killed_mid_batch_50_files_each_get_exactly_one_output(
     assert killed >= 3, "the worker and at least two of its flow runs"
 
     result = _result(batch, timeout=600)
-    assert (result.total, result.succeeded, result.failed) == (50, 50, 0), result
+    assert (result.total, result.succeeded, result.failed) == (24, 24, 0), result
     resubmitted = [c for c in result.children if c.attempts > 1]
     crashed = [r for r in pg_stack.flow_runs("convert") if r.state and r.state.is_crashed()]
     print(f"children seen on each worker before the kill: "

@@ -67,6 +67,7 @@ def generate_srt(job: Job[GenerateSrtRequest]) -> Output:
         "subtitle",
         {
             "language": transcription.language,
+            "language_probability": round(transcription.language_probability, 4),
             "duration": transcription.duration,
             "qa": subs.qa.model_dump(mode="json"),
             "vtt_file_id": vtt_id if subs.vtt is not None else None,

@@ -38,6 +38,7 @@ def transcribe(job: Job[TranscribeRequest]) -> Output:
         tools={"whisper": whisper.tool_version(job.request, job.settings)},
         details={
             "language": transcription.language,
+            "language_probability": round(transcription.language_probability, 4),
             "duration": transcription.duration,
             "segments": len(transcription.segments),
             "dropped_segments": transcription.dropped,

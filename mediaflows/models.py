@@ -149,6 +149,9 @@ class TranscriptDetails(_Frozen):
     """What ``transcribe`` records about its transcript."""
 
     language: str
+    language_probability: float = Field(
+        default=0.0, ge=0, le=1, description="The model's confidence in the language (1: forced)."
+    )
     duration: float = Field(ge=0)
     segments: int = Field(ge=0)
     dropped_segments: int = Field(default=0, ge=0)
@@ -160,6 +163,9 @@ class TranscribeResult(OperationResult):
     transcript_id: FileId
     text: str
     language: str
+    language_probability: float = Field(
+        default=0.0, description="The model's confidence in the detected language (1: forced)."
+    )
     duration: float
     segments: int
 
@@ -270,6 +276,7 @@ class SrtDetails(_Frozen):
     """What ``generate_srt`` and ``fix_srt`` record about their SRT."""
 
     language: str = ""
+    language_probability: float = Field(default=0.0, ge=0, le=1)
     duration: float | None = None
     qa: QAReport
     vtt_file_id: FileId | None = None
@@ -284,6 +291,10 @@ class SrtResult(OperationResult):
     file_id: FileId
     content: str
     language: str
+    language_probability: float = Field(
+        default=0.0,
+        description="The model's confidence in the detected language (generate_srt; 1: forced).",
+    )
     qa: QAReport
     vtt_file_id: FileId | None = None
     json_file_id: FileId | None = None

@@ -174,3 +174,23 @@ def test_qa_artifact_and_progress_on_the_run(local_store: ProfileStore, jfk: Pat
     assert {"progress", "table"} <= kinds
     progress = next(a for a in artifacts if a.type == "progress")
     assert progress.data == 100.0 and "cues" in progress.description
+
+
+def test_the_detected_language_and_its_probability_are_in_the_result(
+    local_store: ProfileStore, tmp_path: Path
+) -> None:
+    """German speech, the bundled multilingual model, no language given: detected and said so."""
+    import subprocess
+
+    from tests.core.test_whisper import GERMAN
+
+    wav = tmp_path / "guten-morgen.wav"
+    subprocess.run(["espeak-ng", "-v", "de", "-s", "140", "-w", str(wav), GERMAN], check=True)
+    source = local_store.import_file("dave", wav)
+    state = _run(generate_srt, "dave", source.id, GenerateSrtRequest(model="base"))
+    result: SrtResult = state.result()
+    assert result.language == "de" and 0.5 < result.language_probability < 1.0
+    assert wer(GERMAN, " ".join(c.content for c in parse(result.content))) <= 0.4
+    stored = local_store.get("dave", result.file_id)
+    assert stored.details["language_probability"] == result.language_probability
+    assert stored.tools["whisper"].endswith("bundled:base")

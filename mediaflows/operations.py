@@ -195,6 +195,16 @@ def _as_is(text: str) -> str:
     return text
 
 
+#: The stages of an operation whose work runs here (ffmpeg, the local model) …
+LOCAL_WORK = (Stage.UPLOAD_RECEIVED, Stage.PREPARING, Stage.PROCESSING, Stage.PROCESSING_RESULT)
+#: … and of one whose work an external service does (an LLM endpoint).
+PROVIDER_WORK = (
+    Stage.UPLOAD_RECEIVED,
+    Stage.PREPARING,
+    Stage.CALLING_PROVIDER,
+    Stage.PROCESSING_RESULT,
+)
+
 # ---- the registry ----------------------------------------------------------------------------
 
 CONVERT: OperationSpec[ConvertRequest, ConvertResult, ConvertDetails] = OperationSpec(
@@ -204,7 +214,7 @@ CONVERT: OperationSpec[ConvertRequest, ConvertResult, ConvertDetails] = Operatio
     result=ConvertResult,
     details=ConvertDetails,
     input_kinds=("video",),
-    stages=(Stage.UPLOAD_RECEIVED, Stage.PREPARING, Stage.PROCESSING, Stage.PROCESSING_RESULT),
+    stages=LOCAL_WORK,
     output_id=_convert_id,
     build_result=result_builder(ConvertResult, "file_id"),
 )
@@ -216,7 +226,7 @@ TRANSCRIBE: OperationSpec[TranscribeRequest, TranscribeResult, TranscriptDetails
     result=TranscribeResult,
     details=TranscriptDetails,
     input_kinds=("video", "audio"),
-    stages=(Stage.UPLOAD_RECEIVED, Stage.PREPARING, Stage.PROCESSING, Stage.PROCESSING_RESULT),
+    stages=LOCAL_WORK,
     output_id=_transcribe_id,
     build_result=result_builder(TranscribeResult, "transcript_id", "text"),
     content=_transcript_text,
@@ -234,7 +244,7 @@ GENERATE_SRT: OperationSpec[GenerateSrtRequest, SrtResult, SrtDetails] = Operati
     result=SrtResult,
     details=SrtDetails,
     input_kinds=("video", "audio"),
-    stages=(Stage.UPLOAD_RECEIVED, Stage.PREPARING, Stage.PROCESSING, Stage.PROCESSING_RESULT),
+    stages=LOCAL_WORK,
     output_id=_generate_srt_id,
     build_result=result_builder(SrtResult, "file_id", "content"),
     content=_as_is,
@@ -247,12 +257,7 @@ FIX_SRT: OperationSpec[FixSrtRequest, SrtResult, SrtDetails] = OperationSpec(
     result=SrtResult,
     details=SrtDetails,
     input_kinds=("subtitle",),
-    stages=(
-        Stage.UPLOAD_RECEIVED,
-        Stage.PREPARING,
-        Stage.CALLING_PROVIDER,
-        Stage.PROCESSING_RESULT,
-    ),
+    stages=PROVIDER_WORK,
     output_id=_fix_srt_id,
     build_result=result_builder(SrtResult, "file_id", "content"),
     content=_as_is,

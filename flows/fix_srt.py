@@ -3,22 +3,18 @@ repaired by an LLM (any OpenAI-compatible endpoint), stored in the profile."""
 
 from __future__ import annotations
 
-from typing import Any
+from functools import partial
 
-from prefect.futures import PrefectFuture
 from prefect.logging import get_run_logger
 
+from flows._llm import ask_all
 from flows._operation import Job, Output, operation_flow
-from mediaflows import cancel, endpoint, llm
-from mediaflows.errors import ChunkRefusedError, ConfigurationError
-from mediaflows.llm import ChunkFix, SrtChunk
+from mediaflows import llm
 from mediaflows.models import FixSrtRequest
 from mediaflows.operations import FIX_SRT, fix_srt_options
-from mediaflows.settings import get_settings
 from mediaflows.stages import Stage
-from tasks import runtime
-from tasks.llm import LLM_TAG, fix_chunk
-from tasks.progress import RunProgress, publish_fix_report
+from tasks.llm import fix_chunk
+from tasks.progress import publish_fix_report
 from tasks.store import store_text_output
 from tasks.subtitles import merge_fixes, read_profile_srt
 
@@ -44,7 +40,13 @@ def fix_srt(job: Job[FixSrtRequest]) -> Output:
     job.progress.stage(Stage.PREPARING, "planning chunks")
     chunks = llm.plan_chunks(parsed.cues, settings.llm.chunk_cues, settings.llm.context_cues)
     job.progress.stage(Stage.CALLING_PROVIDER, f"repairing 0/{len(chunks)} chunks")
-    fixes = _fix_chunks(chunks, model, job.request, settings.orchestration.llm_limit, job.progress)
+    request, limit = job.request, settings.orchestration.llm_limit
+    answers = ask_all(
+        [(c.index, partial(fix_chunk.submit, c, model, request.sys_msg, request.glossary, limit))
+         for c in chunks],
+        model, limit, job.progress, "repairing",
+    )  # fmt: skip
+    fixes = [answers[c.index] for c in chunks]
     job.progress.stage(Stage.PROCESSING_RESULT, "storing")
     fixed = merge_fixes(parsed, fixes, job.request.normalise)
     report = llm.summarize(parsed, fixed, fixes, model)
@@ -72,53 +74,3 @@ def fix_srt(job: Job[FixSrtRequest]) -> Output:
             "kept their text"
         )
     return Output(stored, fixed.srt, summary)
-
-
-def _fix_chunks(
-    chunks: list[SrtChunk],
-    model: str,
-    request: FixSrtRequest,
-    limit: int,
-    progress: RunProgress,
-) -> list[ChunkFix]:
-    """Every chunk's fix, at most ``limit`` requests in flight from this run, fewer when the
-    endpoint serves fewer at once (:class:`mediaflows.endpoint.Window`); the server's ``llm`` limit
-    bounds all runs together. A chunk without a valid answer keeps its text. A failed chunk
-    does not stop the others (they finish and are cached, then its error is raised), except a
-    configuration error (a refused request or connection): then nothing more is sent.
-    """
-    queue = list(chunks)
-    running: list[PrefectFuture[Any]] = []
-    fixes: dict[int, ChunkFix] = {}
-    failed: list[BaseException] = []
-    window = endpoint.window(get_settings().llm, model, limit)
-    # Runs in one process (a batch's children) share the slots here first: a chunk the server
-    # turns away waits out its Retry-After even when a slot comes free at once.
-    slots = runtime.process_slots(LLM_TAG, limit)
-    while queue or running:
-        cancel.check()
-        while queue and len(running) < min(limit, window.size):
-            if not slots.acquire(blocking=not running):
-                break  # all taken: take the next when one of ours (or anyone's) finishes
-            chunk = queue.pop(0)
-            future = fix_chunk.submit(chunk, model, request.sys_msg, request.glossary, limit)
-            runtime.on_done(future, slots.release)
-            running.append(future)
-        for future in runtime.wait_first(running):
-            running.remove(future)
-            value = future.result(raise_on_failure=False)
-            if isinstance(value, ChunkFix):
-                fixes[value.index] = value
-            elif isinstance(value, ChunkRefusedError):
-                fixes[value.fix.index] = value.fix
-            else:
-                failed.append(value)
-                if isinstance(value, ConfigurationError):
-                    queue.clear()  # the circuit breaker: nothing more is sent
-        finished = len(fixes) + len(failed)
-        progress.stage(Stage.CALLING_PROVIDER, f"repairing {finished}/{len(chunks)} chunks",
-                       finished / max(len(chunks), 1))  # fmt: skip
-    if failed:
-        first = next((e for e in failed if isinstance(e, ConfigurationError)), failed[0])
-        raise first  # the run fails with the chunk's error class
-    return [fixes[c.index] for c in chunks]

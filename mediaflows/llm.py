@@ -23,7 +23,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:  # imported where used: ~1 s that every flow-run process would pay otherwise
@@ -125,6 +125,10 @@ class InvalidAnswerError(ValueError):
     """The model's answer does not fit the chunk (bad JSON, other ids, other count, empty cue)."""
 
 
+#: A judged answer: the text to keep per cue, the cues whose answer was refused, and why.
+Accepted = tuple[tuple[CueText, ...], tuple[int, ...], tuple[str, ...]]
+
+
 # ---- models, chunks, prompts -----------------------------------------------------------------
 
 
@@ -184,10 +188,17 @@ def build_messages(
 
 
 def chunk_cache_key(
-    chunk: SrtChunk, model: str, sys_msg: str | None, glossary: Sequence[str], base_url: str
+    chunk: SrtChunk,
+    model: str,
+    sys_msg: str | None,
+    glossary: Sequence[str],
+    base_url: str,
+    prompt: str = PROMPT_VERSION,
+    **task: str | None,
 ) -> str:
     """What a chunk's answer depends on: its text and context, the model and endpoint, the
-    instructions, the glossary and the prompt version (never the times, never the key)."""
+    instructions, the glossary, the prompt version and the ``task`` (a translation's languages);
+    never the times, never the key."""
     payload = json.dumps(
         {
             "cues": [c.model_dump() for c in chunk.cues],
@@ -197,12 +208,13 @@ def chunk_cache_key(
             "base_url": base_url,
             "sys_msg": sys_msg,
             "glossary": list(glossary),
-            "prompt": PROMPT_VERSION,
+            "prompt": prompt,
+            **({"task": task} if task else {}),
         },
         sort_keys=True,
         ensure_ascii=False,
     )
-    return f"{PROMPT_VERSION}-{hashlib.sha256(payload.encode()).hexdigest()}"
+    return f"{prompt}-{hashlib.sha256(payload.encode()).hexdigest()}"
 
 
 # ---- validating answers ----------------------------------------------------------------------
@@ -252,13 +264,13 @@ def similarity(before: str, after: str) -> float:
 
 
 #: Markup a cue may carry: HTML-like tags (<i>, </font>) and ASS override blocks ({\an8}).
-_TAG = re.compile(r"<[^<>]{1,60}>|\{\\[^{}]{0,60}\}")
+TAG = re.compile(r"<[^<>]{1,60}>|\{\\[^{}]{0,60}\}")
 #: Characters that only end up in a cue as debris of the JSON or markdown around it.
-_DEBRIS = ("{", "}", "[", "]", "`", '"id"', '"text"')
+DEBRIS = ("{", "}", "[", "]", "`", '"id"', '"text"')
 
 
 def _words(text: str) -> int:
-    return len(_TAG.sub(" ", text).split())
+    return len(TAG.sub(" ", text).split())
 
 
 def rewrap(text: str, lines: int) -> str:
@@ -292,9 +304,9 @@ def check_cue(original: str, answer: str, min_similarity: float) -> tuple[str, s
     text = answer.replace("\r\n", "\n").strip()
     if text == original:
         return original, None
-    if _TAG.findall(text) != _TAG.findall(original):
+    if TAG.findall(text) != TAG.findall(original):
         return original, "markup changed"
-    for debris in _DEBRIS:
+    for debris in DEBRIS:
         if text.count(debris) > original.count(debris):
             return original, f"debris {debris!r} in the answer"
     before, after = _words(original), _words(text)
@@ -304,7 +316,7 @@ def check_cue(original: str, answer: str, min_similarity: float) -> tuple[str, s
     if answered != lines:
         if lines == 1:
             text = " ".join(part.strip() for part in text.split("\n") if part.strip())
-        elif _TAG.search(text):  # tags may span lines: no safe re-wrap
+        elif TAG.search(text):  # tags may span lines: no safe re-wrap
             return original, f"{lines} lines became {answered}"
         else:
             text = rewrap(text, lines)
@@ -313,9 +325,7 @@ def check_cue(original: str, answer: str, min_similarity: float) -> tuple[str, s
     return text, None
 
 
-def accept_answer(
-    chunk: SrtChunk, texts: dict[int, str], min_similarity: float
-) -> tuple[tuple[CueText, ...], tuple[int, ...], tuple[str, ...]]:
+def accept_answer(chunk: SrtChunk, texts: dict[int, str], min_similarity: float) -> Accepted:
     """The text to keep per cue, the cues whose answer was refused, and why (one line each)."""
     kept: list[CueText] = []
     rejected: list[int] = []
@@ -350,9 +360,15 @@ def _follow_up(
         {
             "role": "user",
             "content": f"That answer was refused: {problem}. Answer again with JSON only, "
-            f"one entry for each of the ids {ids}, each with its corrected text.",
+            f"one entry for each of the ids {ids}, each with its text.",
         },
     ]
+
+
+#: How a chunk's validated answer is judged cue by cue: the text to keep per cue, the cues
+#: whose answer was refused, and why (:func:`accept_answer` for a repair). It may raise
+#: :class:`InvalidAnswerError` to have the whole chunk asked again.
+Acceptor = Callable[[SrtChunk, dict[int, str]], Accepted]
 
 
 def fix_chunk(
@@ -363,21 +379,41 @@ def fix_chunk(
     settings: LLMSettings | None = None,
     limit: int | None = None,
 ) -> ChunkFix:
-    """Ask the model to repair one chunk, and validate its answer.
+    """Ask the model to repair one chunk, and validate its answer (see :func:`ask_chunk`)."""
+    settings = settings or get_settings().llm
+    threshold = settings.min_similarity
+
+    def accept(c: SrtChunk, texts: dict[int, str]) -> Accepted:
+        return accept_answer(c, texts, threshold)
+
+    messages = build_messages(chunk, sys_msg, glossary)
+    return ask_chunk(chunk, model, messages, accept, settings, limit)
+
+
+def ask_chunk(
+    chunk: SrtChunk,
+    model: str,
+    messages: list[dict[str, str]],
+    accept: Acceptor,
+    settings: LLMSettings | None = None,
+    limit: int | None = None,
+    max_tokens: int | None = None,
+) -> ChunkFix:
+    """Send one chunk's ``messages``, and validate the answer: the same cue ids, each with
+    text (:func:`parse_answer`), then ``accept`` judges each cue.
 
     An invalid answer is asked again, up to ``settings.chunk_attempts`` times, each time with the
     refused answer and its fault shown and the temperature raised by 0.2; then the chunk keeps
     its original text and :class:`ChunkRefusedError` (carrying that fallback) is raised, so that
-    the refusal is not cached. Endpoint faults propagate (see :func:`complete`). ``limit``: the
-    most requests in flight to the endpoint (the run's ``llm`` limit), fitted by
-    :class:`Window`.
+    the refusal is not cached. Endpoint faults propagate (see :func:`endpoint.complete`).
+    ``limit``: the most requests in flight to the endpoint (the run's ``llm`` limit), fitted by
+    :class:`endpoint.Window`.
     """
     settings = settings or get_settings().llm
-    first = build_messages(chunk, sys_msg, glossary)
-    messages = first
+    first = messages
     problems: list[str] = []
     prompt_tokens = completion_tokens = 0
-    bound = max_tokens_for(chunk)
+    bound = max_tokens or max_tokens_for(chunk)
     chars = sum(len(c.text) for c in chunk.cues)
     slots = endpoint.window(settings, model, limit or 1)
     mode = ""
@@ -405,11 +441,11 @@ def fix_chunk(
             if answer.finish_reason == "length":
                 raise InvalidAnswerError(f"answer cut at max_tokens ({bound})")
             texts = parse_answer(answer.content, chunk)
+            kept, rejected, reasons = accept(chunk, texts)
         except InvalidAnswerError as exc:
             problems.append(f"attempt {attempt}: {exc}")
             messages = _follow_up(first, answer.content, str(exc), chunk)
             continue
-        kept, rejected, reasons = accept_answer(chunk, texts, settings.min_similarity)
         problems += reasons
         return ChunkFix(index=chunk.index, texts=kept, fallback=False, attempts=attempt,
                         rejected=rejected, problems=tuple(problems), prompt_tokens=prompt_tokens,

@@ -9,9 +9,9 @@ Records that only one part of mediaflows uses live next to that code (``media.Me
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from mediaflows.ids import FileId, ProfileName
 
@@ -180,9 +180,9 @@ class TranscribeResult(OperationResult):
 class CueRules(_Frozen):
     """Readability rules for subtitle cues (defaults follow common broadcast guidelines)."""
 
-    max_line_chars: int = Field(default=42, ge=16, le=80)
+    max_line_chars: int = Field(default=42, ge=10, le=80)
     max_lines: int = Field(default=2, ge=1, le=3)
-    max_cps: float = Field(default=20.0, gt=5, le=40, description="Characters per second.")
+    max_cps: float = Field(default=20.0, ge=3, le=40, description="Characters per second.")
     min_duration: float = Field(default=0.83, ge=0.3, le=3)
     max_duration: float = Field(default=7.0, ge=2, le=15)
     min_gap: float = Field(default=0.08, ge=0, le=1, description="Seconds between two cues.")
@@ -197,11 +197,67 @@ class GenerateSrtRequest(TranscribeRequest):
     rules: CueRules = Field(default_factory=CueRules)
     vtt: bool = Field(default=False, description="Also store a WebVTT file.")
     json_output: bool = Field(default=False, description="Also store segments + words as JSON.")
+    target_languages: tuple[str, ...] = Field(
+        default=(),
+        max_length=20,
+        description="Also translate the subtitles into these languages (BCP-47: de, pt-BR, "
+        "zh-Hans), one SRT each, by a child translate_srt run.",
+    )
+    translation: Literal["llm", "whisper"] = Field(
+        default="llm",
+        description="llm: translate_srt (any target); whisper: the model's own translate task "
+        "(English only, a multilingual model).",
+    )
+    translation_model: str | None = Field(
+        default=None,
+        max_length=200,
+        description="The LLM for translations (one of MEDIAFLOWS_LLM__MODELS).",
+    )
+    bilingual: bool = Field(
+        default=False, description="Translations show the original line above the translation."
+    )
+
+    #: The fields that only shape the translations, not the source-language subtitles.
+    TRANSLATION_FIELDS: ClassVar[frozenset[str]] = frozenset(
+        {"target_languages", "translation", "translation_model", "bilingual"}
+    )
+
+    @field_validator("target_languages")
+    @classmethod
+    def _known_languages(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return _language_tags(value)
+
+    @model_validator(mode="after")
+    def _whisper_translates_to_english(self) -> GenerateSrtRequest:
+        if self.translation == "whisper" and self.target_languages not in ((), ("en",)):
+            raise ValueError("translation 'whisper' makes English only: target_languages ['en']")
+        if self.language and any(t.split("-")[0] == self.language for t in self.target_languages):
+            raise ValueError(f"a target language is the spoken language {self.language!r}")
+        return self
 
     def transcribe_request(self) -> TranscribeRequest:
         """The transcription part alone (what the cached model run depends on)."""
         fields = TranscribeRequest.model_fields
         return TranscribeRequest(**{k: v for k, v in self.model_dump().items() if k in fields})
+
+    def subtitle_options(self) -> dict[str, Any]:
+        """The options the source-language subtitles depend on (their output ids): the
+        translation fields left out, so that adding a language later finds them again."""
+        return self.model_dump(mode="json", exclude=set(self.TRANSLATION_FIELDS))
+
+
+def _language_tags(tags: tuple[str, ...]) -> tuple[str, ...]:
+    """Each tag parsed and written canonically (de-at → de-AT); a tag given twice refused."""
+    from mediaflows.errors import InputError
+    from mediaflows.languages import parse_language
+
+    try:
+        parsed = tuple(parse_language(t).tag for t in tags)
+    except InputError as exc:
+        raise ValueError(str(exc)) from None
+    if len(set(parsed)) != len(parsed):
+        raise ValueError(f"a language is listed twice: {list(tags)}")
+    return parsed
 
 
 class QAReport(_Frozen):
@@ -283,6 +339,13 @@ class SrtDetails(_Frozen):
     json_file_id: FileId | None = None
     dropped_segments: int = 0
     fix: FixReport | None = None
+    srt_file_id: FileId | None = Field(
+        default=None,
+        description="Set on generate_srt's translation manifest: the source-language SRT.",
+    )
+    translations: tuple[TranslationRef, ...] = Field(
+        default=(), description="The translations made with the SRT (generate_srt --to)."
+    )
 
 
 class SrtResult(OperationResult):
@@ -299,6 +362,147 @@ class SrtResult(OperationResult):
     vtt_file_id: FileId | None = None
     json_file_id: FileId | None = None
     fix: FixReport | None = Field(default=None, description="What fix_srt changed (fix_srt only).")
+    translations: tuple[Translation, ...] = Field(
+        default=(), description="One per target language (generate_srt with target_languages)."
+    )
+    manifest_id: FileId | None = Field(
+        default=None,
+        description="With translations: the stored manifest that lists the SRT and them.",
+    )
+
+    @property
+    def output_id(self) -> str:
+        return self.manifest_id or self.file_id
+
+
+# ---- translation -----------------------------------------------------------------------------
+
+
+class TranslateSrtRequest(_Frozen):
+    """Which languages to translate an SRT into, and how. Cue count and times never change.
+
+    The endpoint and its API key come from settings (``MEDIAFLOWS_LLM__*``), never from here.
+    """
+
+    target_languages: tuple[str, ...] = Field(
+        min_length=1,
+        max_length=20,
+        description="BCP-47 codes (de, fr, pt-BR, zh-Hans): one SRT each.",
+    )
+    source_language: str | None = Field(
+        default=None, description="The SRT's language; None: guessed from its text."
+    )
+    model: str | None = Field(
+        default=None, max_length=200, description="One of MEDIAFLOWS_LLM__MODELS; None: the first."
+    )
+    sys_msg: str | None = Field(
+        default=None,
+        max_length=4000,
+        description="Extra instructions for the model (register, audience, formality).",
+    )
+    glossary: tuple[str, ...] = Field(
+        default=(),
+        max_length=500,
+        description='Terms kept as they are ("Prefect") or translated as given '
+        '("pull request=Pull-Request").',
+    )
+    bilingual: bool = Field(
+        default=False, description="Each cue shows the original line above the translation."
+    )
+    normalise: bool = Field(
+        default=False,
+        description="Write LF line ends and no byte-order mark (default: as the source has them).",
+    )
+
+    @field_validator("target_languages")
+    @classmethod
+    def _known_languages(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return _language_tags(value)
+
+    @field_validator("source_language")
+    @classmethod
+    def _known_source(cls, value: str | None) -> str | None:
+        return None if value is None else _language_tags((value,))[0]
+
+    @field_validator("glossary")
+    @classmethod
+    def _glossary_entries(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for entry in value:
+            term, _, translation = entry.partition("=")
+            if not term.strip() or ("=" in entry and not translation.strip()):
+                raise ValueError(f"glossary entry {entry!r}: TERM or TERM=TRANSLATION")
+        return tuple(e.strip() for e in value)
+
+    @model_validator(mode="after")
+    def _source_is_no_target(self) -> TranslateSrtRequest:
+        if self.source_language is not None and self.source_language in self.target_languages:
+            raise ValueError(f"{self.source_language!r} is the source language, not a target")
+        return self
+
+    def for_language(self, language: str) -> dict[str, Any]:
+        """The options one language's SRT depends on (its output id): every field but the
+        other targets, so that adding a language later finds the others again."""
+        return {**self.model_dump(mode="json", exclude={"target_languages"}), "language": language}
+
+
+class TranslationReport(_Frozen):
+    """What translate_srt did for one language."""
+
+    language: str
+    model: str
+    source_language: str = Field(description="Given, or guessed from the text ('' unknown).")
+    cues: int
+    translated: int
+    untranslated: tuple[int, ...] = Field(
+        default=(), description="Cues left in the source language (refused or failed answers)."
+    )
+    chunks: int
+    fallback_chunks: tuple[int, ...] = Field(
+        default=(), description="Chunks (0-based) that got no valid answer: their source text."
+    )
+    problems: tuple[str, ...] = Field(default=(), description="Every refused answer, and why.")
+    retries: int = 0
+    too_fast: tuple[int, ...] = Field(
+        default=(),
+        description="Cues read faster than the language's limit: timing is locked, the text "
+        "is longer in this language.",
+    )
+    response_format: str = ""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+class TranslationRef(_Frozen):
+    """One stored translation, as a manifest records it."""
+
+    language: str
+    file_id: FileId
+    qa: QAReport
+    report: TranslationReport | None = Field(
+        default=None, description="None when Whisper translated (generate_srt, English)."
+    )
+
+
+class Translation(TranslationRef):
+    """One stored translation, with its text and a fresh URL."""
+
+    media_url: str
+    content: str
+
+
+class TranslateSrtDetails(_Frozen):
+    """What translate_srt records in its manifest (``<name>.translations.json``)."""
+
+    source_language: str
+    translations: tuple[TranslationRef, ...]
+
+
+class TranslateSrtResult(OperationResult):
+    """One stored SRT per target language, and the manifest listing them."""
+
+    file_id: FileId = Field(description="The manifest.")
+    source_language: str
+    translations: tuple[Translation, ...]
 
     @property
     def output_id(self) -> str:
@@ -355,3 +559,7 @@ class SweepResult(_Frozen):
     removed: tuple[str, ...] = Field(
         default=(), description="Outputs older than the retention period, removed."
     )
+
+
+SrtDetails.model_rebuild()
+SrtResult.model_rebuild()

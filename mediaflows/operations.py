@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel
 
-from mediaflows import llm, whisper
+from mediaflows import llm, translation, whisper
 from mediaflows.errors import InputError
 from mediaflows.ids import output_file_id
 from mediaflows.models import (
@@ -36,6 +36,11 @@ from mediaflows.models import (
     TranscribeRequest,
     TranscribeResult,
     TranscriptDetails,
+    TranslateSrtDetails,
+    TranslateSrtRequest,
+    TranslateSrtResult,
+    Translation,
+    TranslationRef,
 )
 from mediaflows.settings import Settings, get_settings
 from mediaflows.stages import Stage
@@ -126,9 +131,10 @@ def _transcribe_id(source: ProfileFile, request: TranscribeRequest, settings: Se
 def generate_srt_ids(
     source: ProfileFile, request: GenerateSrtRequest, settings: Settings | None = None
 ) -> tuple[str, str, str]:
-    """The ids of generate_srt's SRT, WebVTT and JSON outputs for this source and request."""
+    """The ids of generate_srt's SRT, WebVTT and JSON outputs for this source and request (the
+    same whatever languages the request also translates into)."""
     tool = whisper.tool_version(request.transcribe_request(), settings)
-    options = request.model_dump(mode="json")
+    options = request.subtitle_options()
     srt, vtt, json_ = (
         output_file_id(source.sha256, "generate_srt", options, tool, variant)
         for variant in ("srt", "vtt", "json")
@@ -136,27 +142,72 @@ def generate_srt_ids(
     return srt, vtt, json_
 
 
-def fix_srt_options(request: FixSrtRequest, settings: Settings | None = None) -> dict[str, Any]:
-    """fix_srt's options as they enter its output id: the request with the model resolved, and
-    every setting that changes the answer (the endpoint, its output mode, the chunking, the
-    sampling, the acceptance threshold). The API key never does."""
+def generate_srt_translation_ids(
+    source: ProfileFile, request: GenerateSrtRequest, settings: Settings | None = None
+) -> tuple[str, str]:
+    """The ids of generate_srt's manifest (the SRT and its translations) and of the English SRT
+    Whisper's own translate task makes (``translation="whisper"``)."""
+    settings = settings or get_settings()
+    tool = whisper.tool_version(request.transcribe_request(), settings)
+    options: dict[str, Any] = request.model_dump(mode="json")
+    if request.translation == "llm":
+        options["llm"] = llm_options(request.translation_model, settings)
+    manifest = output_file_id(source.sha256, "generate_srt", options, tool, "manifest")
+    english = output_file_id(source.sha256, "generate_srt", request.subtitle_options(), tool,
+                             "whisper-en")  # fmt: skip
+    return manifest, english
+
+
+def llm_options(selector: str | None, settings: Settings | None = None) -> dict[str, Any]:
+    """The model a request picks, resolved, and every setting that changes the LLM's answer (the
+    endpoint, its output mode, the chunking, the sampling, the acceptance threshold): they enter
+    the output ids of the operations an LLM does. The API key never does."""
     settings = settings or get_settings()
     endpoint = settings.llm.model_dump(
         mode="json",
         include={"base_url", "response_format", "chunk_cues", "context_cues", "temperature",
                  "min_similarity", "chunk_attempts"},
     )  # fmt: skip
-    return {
-        **request.model_dump(mode="json"),
-        "model": llm.resolve_model(request.model, settings.llm),
-        "endpoint": endpoint,
-    }
+    return {"model": llm.resolve_model(selector, settings.llm), "endpoint": endpoint}
+
+
+def fix_srt_options(request: FixSrtRequest, settings: Settings | None = None) -> dict[str, Any]:
+    """fix_srt's options as they enter its output id: the request and :func:`llm_options`."""
+    return {**request.model_dump(mode="json"), **llm_options(request.model, settings)}
 
 
 def _fix_srt_id(source: ProfileFile, request: FixSrtRequest, settings: Settings) -> str:
     options = fix_srt_options(request, settings)
     tool = f"{options['model']}|{llm.PROMPT_VERSION}"
     return output_file_id(source.sha256, "fix_srt", options, tool)
+
+
+def translate_srt_ids(
+    source: ProfileFile, request: TranslateSrtRequest, settings: Settings | None = None
+) -> tuple[str, dict[str, str]]:
+    """The ids of translate_srt's manifest and of each language's SRT. A language's SRT id does
+    not depend on the other targets: a run with one more language finds the others stored."""
+    llm_part = llm_options(request.model, settings)
+    tool = f"{llm_part['model']}|{translation.PROMPT_VERSION}"
+    manifest = output_file_id(
+        source.sha256, "translate_srt", {**request.model_dump(mode="json"), **llm_part}, tool,
+        "manifest",
+    )  # fmt: skip
+    per_language = {
+        language: output_file_id(
+            source.sha256,
+            "translate_srt",
+            {**request.for_language(language), **llm_part},
+            tool,
+            language,
+        )
+        for language in request.target_languages
+    }
+    return manifest, per_language
+
+
+def _translate_srt_id(source: ProfileFile, request: TranslateSrtRequest, settings: Settings) -> str:
+    return translate_srt_ids(source, request, settings)[0]
 
 
 # ---- results ---------------------------------------------------------------------------------
@@ -185,6 +236,66 @@ def result_builder(
         return result.model_validate({k: v for k, v in data.items() if k in result.model_fields})
 
     return build
+
+
+def _media_urls(profile: str, file_ids: list[str]) -> dict[str, str]:
+    """Fresh URLs of other stored files (the translations a manifest lists)."""
+    from mediaflows.store import ProfileStore
+
+    store = ProfileStore.from_settings()
+    return {i: store.media_url(store.get(profile, i)) for i in file_ids}
+
+
+def translations_of(
+    profile: str, refs: tuple[TranslationRef, ...], texts: Mapping[str, str]
+) -> tuple[Translation, ...]:
+    """The translations a manifest lists, with their text and fresh URLs."""
+    urls = _media_urls(profile, [r.file_id for r in refs])
+    return tuple(
+        Translation(**r.model_dump(), media_url=urls[r.file_id], content=texts.get(r.language, ""))
+        for r in refs
+    )
+
+
+def manifest_text(translations: Mapping[str, str], srt: str | None = None) -> str:
+    """A manifest's content: each translation's SRT by language (and the source SRT)."""
+    return json.dumps({"srt": srt, "translations": dict(translations)}, ensure_ascii=False)
+
+
+def _translate_result(
+    stored: StoredFile, details: TranslateSrtDetails, content: str | None, cached: bool
+) -> TranslateSrtResult:
+    texts = json.loads(content)["translations"] if content else {}
+    return TranslateSrtResult(
+        profile=stored.file.profile,
+        source_file_id=stored.file.source_file_id or "",
+        media_url=stored.media_url,
+        cached=cached,
+        file_id=stored.file.id,
+        source_language=details.source_language,
+        translations=translations_of(stored.file.profile, details.translations, texts),
+    )
+
+
+def _srt_result(
+    stored: StoredFile, details: SrtDetails, content: str | None, cached: bool
+) -> SrtResult:
+    """An SRT result; from generate_srt's manifest when the request had target languages (the
+    result is then the source SRT's, with the translations)."""
+    plain = result_builder(SrtResult, "file_id", "content")
+    if details.srt_file_id is None:
+        return plain(stored, details, content, cached)
+    data = json.loads(content) if content else {"srt": "", "translations": {}}
+    profile = stored.file.profile
+    result = plain(stored, details.model_copy(update={"translations": ()}), data["srt"], cached)
+    return result.model_copy(
+        update={
+            "file_id": details.srt_file_id,
+            "media_url": _media_urls(profile, [details.srt_file_id])[details.srt_file_id],
+            "manifest_id": stored.file.id,
+            "translations": translations_of(profile, details.translations, data["translations"]),
+        }
+    )
 
 
 def _transcript_text(stored_json: str) -> str:
@@ -234,6 +345,8 @@ TRANSCRIBE: OperationSpec[TranscribeRequest, TranscribeResult, TranscriptDetails
 
 
 def _generate_srt_id(source: ProfileFile, request: GenerateSrtRequest, settings: Settings) -> str:
+    if request.target_languages:  # the manifest, stored last: the SRT and every translation
+        return generate_srt_translation_ids(source, request, settings)[0]
     return generate_srt_ids(source, request, settings)[0]
 
 
@@ -246,8 +359,9 @@ GENERATE_SRT: OperationSpec[GenerateSrtRequest, SrtResult, SrtDetails] = Operati
     input_kinds=("video", "audio"),
     stages=LOCAL_WORK,
     output_id=_generate_srt_id,
-    build_result=result_builder(SrtResult, "file_id", "content"),
+    build_result=_srt_result,
     content=_as_is,
+    cli_flags={"target_languages": "to"},
 )
 
 FIX_SRT: OperationSpec[FixSrtRequest, SrtResult, SrtDetails] = OperationSpec(
@@ -263,9 +377,25 @@ FIX_SRT: OperationSpec[FixSrtRequest, SrtResult, SrtDetails] = OperationSpec(
     content=_as_is,
 )
 
+TRANSLATE_SRT: OperationSpec[TranslateSrtRequest, TranslateSrtResult, TranslateSrtDetails] = (
+    OperationSpec(
+        name="translate_srt",
+        summary="SRT → one SRT per target language, the same cues and times, by an LLM",
+        request=TranslateSrtRequest,
+        result=TranslateSrtResult,
+        details=TranslateSrtDetails,
+        input_kinds=("subtitle",),
+        stages=PROVIDER_WORK,
+        output_id=_translate_srt_id,
+        build_result=_translate_result,
+        content=_as_is,
+        cli_flags={"target_languages": "to"},
+    )
+)
+
 #: Every operation, by name, in the order the CLI and the docs list them.
 OPERATIONS: dict[str, OperationSpec[Any, Any, Any]] = {
-    spec.name: spec for spec in (CONVERT, TRANSCRIBE, GENERATE_SRT, FIX_SRT)
+    spec.name: spec for spec in (CONVERT, TRANSCRIBE, GENERATE_SRT, FIX_SRT, TRANSLATE_SRT)
 }
 
 

@@ -8,7 +8,7 @@ from typing import Any
 from prefect import task
 from prefect.context import TaskRunContext
 
-from mediaflows import llm
+from mediaflows import llm, translation
 from mediaflows.llm import ChunkFix, SrtChunk
 from mediaflows.settings import get_settings
 from tasks._retry import RETRYING
@@ -47,3 +47,39 @@ def fix_chunk(
     (400/401/404, a refused connection) fails at once. ``limit``: the `llm` limit, within which
     the requests in flight follow the endpoint's real parallelism."""
     return llm.fix_chunk(chunk, model, sys_msg, glossary, limit=limit)
+
+
+def _translation_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
+    # Per chunk and language: a run with one more language asks only for that language.
+    settings = get_settings().llm
+    return translation.chunk_cache_key(
+        parameters["chunk"],
+        parameters["model"],
+        parameters["target"],
+        parameters["source"],
+        parameters["sys_msg"],
+        parameters["glossary"],
+        f"{settings.base_url}|{settings.response_format}|{settings.temperature}",
+    )
+
+
+@task(
+    name="translate_chunk",
+    tags=[LLM_TAG],
+    cache_key_fn=_translation_key,
+    persist_result=True,
+    task_run_name="translate_chunk-{target}-{chunk.index}",
+    **RETRYING,
+)
+def translate_chunk(
+    chunk: SrtChunk,
+    model: str,
+    target: str,
+    source: str | None,
+    sys_msg: str | None,
+    glossary: tuple[str, ...],
+    limit: int,
+) -> ChunkFix:
+    """Translate one chunk of cues (their text only) into ``target``, validated; refusals,
+    faults and retries as :func:`fix_chunk`."""
+    return translation.translate_chunk(chunk, model, target, source, sys_msg, glossary, limit=limit)

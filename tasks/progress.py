@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from mediaflows.batches import BatchPlan
-from mediaflows.models import BatchResult, FixReport, QAReport
+from mediaflows.models import BatchResult, FixReport, QAReport, TranslationRef
 from mediaflows.stages import Stage, describe
 from mediaflows.subtitles import Cue, TimedCue
 from tasks import runtime
@@ -281,3 +281,38 @@ def publish_fix_report(
         runtime.create_markdown_artifact("\n".join(lines), description=f"fix_srt counts: {title}")
     except Exception as exc:
         log.warning("could not create fix_srt artifacts: %s", exc)
+
+
+def publish_translation_report(refs: Sequence[TranslationRef], title: str) -> None:
+    """translate_srt's outcome per language (cues translated, left untranslated, read too fast
+    for the language's limit, line rules broken) as a markdown artifact (best effort)."""
+    lines = [
+        f"### translate_srt: {title}",
+        "",
+        "| language | cues | translated | untranslated | too fast to read | line rules broken "
+        "| retries | tokens (prompt / completion) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    problems: list[str] = []
+    for ref in refs:
+        report, qa = ref.report, ref.qa
+        broken = qa.violations.get("line_length", 0) + qa.violations.get("line_count", 0)
+        if report is None:  # Whisper's own translation
+            fast = qa.violations.get("reading_speed", 0)
+            lines.append(
+                f"| {ref.language} | {qa.cues} | (Whisper) | - | {fast} | {broken} | - | - |"
+            )
+            continue
+        lines.append(
+            f"| {ref.language} | {report.cues} | {report.translated} | "
+            f"{len(report.untranslated)} {list(report.untranslated)[:10] or ''} | "
+            f"{len(report.too_fast)} {list(report.too_fast)[:10] or ''} | {broken} | "
+            f"{report.retries} | {report.prompt_tokens} / {report.completion_tokens} |"
+        )
+        problems += [f"- {ref.language}, {p.replace('|', '/')}" for p in report.problems[:100]]
+    if problems:
+        lines += ["", "#### Refused answers, untranslated cues, glossary misses", "", *problems]
+    try:
+        runtime.create_markdown_artifact("\n".join(lines), description=f"translations: {title}")
+    except Exception as exc:
+        log.warning("could not create the translation artifact: %s", exc)

@@ -47,11 +47,11 @@ def translate_srt(job: Job[TranslateSrtRequest]) -> Output:
     parsed = read_profile_srt(job.source)
     job.progress.stage(Stage.PREPARING, "planning chunks")
     source = translation.source_language(parsed, request.source_language)
-    for target in request.target_languages:
-        if source is not None and same_language(source, target):
+    for lang in request.target_languages:
+        if source is not None and same_language(source, lang):
             how = "given" if request.source_language else "guessed from its text"
             raise InputError(
-                f"{job.source.name} is in {target} ({how}): not a target language"
+                f"{job.source.name} is in {lang} ({how}): not a target language"
                 + ("" if request.source_language else "; pass source_language if it is not")
             )
     stored = {lang: find_output(job.profile, ids[lang]) for lang in request.target_languages}

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from mediaflows.errors import InputError
+from mediaflows.subtitles import MARKUP, visible_len
 
 if TYPE_CHECKING:
     from mediaflows.models import CueRules
@@ -56,8 +57,6 @@ _LINE_RULES = {"zh": (16, 9.0), "ja": (13, 4.0), "ko": (16, 12.0), "th": (35, 15
 #: Script subtags (BCP-47) and the script they mean.
 _SCRIPT_TAGS = {"Hans": "Han", "Hant": "Han", "Latn": "Latin", "Cyrl": "Cyrillic",
                 "Arab": "Arabic"}  # fmt: skip
-#: Markup inside a cue: HTML-like tags and ASS override blocks.
-_MARKUP = re.compile(r"<[^<>]*>|\{\\[^{}]*\}")
 _TAG = re.compile(r"^([a-z]{2,3})(?:-([A-Z][a-z]{3}))?(?:-([A-Z]{2}|[0-9]{3}))?$")
 
 #: A few very common words per Latin-script language: enough to tell one from another in a
@@ -153,7 +152,7 @@ def _script_of(ch: str) -> str | None:
 def script_shares(text: str) -> dict[str, float]:
     """Which share of the letters is in each script (markup and digits ignored)."""
     counts: dict[str, int] = {}
-    for ch in _MARKUP.sub("", text):
+    for ch in MARKUP.sub("", text):
         script = _script_of(ch)
         if script is not None:
             counts[script] = counts.get(script, 0) + 1
@@ -204,7 +203,7 @@ def not_in_language(text: str, original: str, target: Language) -> str | None:
     if _in_script(shares, target.script) < 0.5:
         found = max(shares, key=lambda s: shares[s])
         return f"not in {target.name} ({found} script)"
-    plain = _MARKUP.sub("", text).split()
+    plain = MARKUP.sub("", text).split()
     if len(plain) >= 3 and " ".join(plain).casefold() == " ".join(original.split()).casefold():
         return "left untranslated"
     if target.script == "Latin":
@@ -218,7 +217,7 @@ def implausible_length(text: str, original: str, target: Language) -> str | None
     """Why ``text`` is too short or too long to be a translation of ``original`` (None: it is
     plausible). Catches an answer that obeys an instruction instead of translating ("OK").
     Bounds are loose: scripts without spaces take 3-10 times fewer characters."""
-    src, dst = _visible_len(original), _visible_len(text)
+    src, dst = visible_len(original), visible_len(text)
     if src < 12:
         return None
     shares = script_shares(original)
@@ -246,23 +245,23 @@ def wrap(text: str, language: Language, max_lines: int | None = None) -> str:
     spaces break between characters, after punctuation when it is near the balanced point.
     Markup tags move with the word they touch; a leading ``{\\an8}`` stays first."""
     rules = language.rules
-    flat = " ".join(part.strip() for part in text.split("\n") if part.strip())
+    parts = [part.strip() for part in text.split("\n") if part.strip()]
+    flat = parts[0] if parts else ""
+    for part in parts[1:]:  # scripts without spaces join lines without one (unless Latin meets)
+        glue = "" if language.unspaced and not (flat[-1].isascii() and part[0].isascii()) else " "
+        flat += glue + part
     # A tag with spaces inside (<font color="x">) is one token: no line break inside it.
-    flat = _MARKUP.sub(lambda m: m.group(0).replace(" ", "\x00"), flat)
-    if _visible_len(flat) <= rules.max_line_chars:
+    flat = MARKUP.sub(lambda m: m.group(0).replace(" ", "\x00"), flat)
+    if visible_len(flat) <= rules.max_line_chars:
         return flat.replace("\x00", " ")
     lines = max_lines or rules.max_lines
     while True:
         wrapped = (
             _wrap_unspaced(flat, lines) if language.unspaced else _wrap_words(flat.split(), lines)
         )  # fmt: skip
-        if all(_visible_len(line) <= rules.max_line_chars for line in wrapped) or lines >= 4:
+        if all(visible_len(line) <= rules.max_line_chars for line in wrapped) or lines >= 4:
             return "\n".join(wrapped).replace("\x00", " ")
         lines += 1  # too long for the rules: more lines (counted in the QA), not a cut word
-
-
-def _visible_len(text: str) -> int:
-    return len(_MARKUP.sub("", text))
 
 
 def _wrap_words(words: list[str], lines: int) -> list[str]:
@@ -274,7 +273,7 @@ def _wrap_words(words: list[str], lines: int) -> list[str]:
     for cut in range(1, len(words)):
         head = " ".join(words[:cut])
         tail = _wrap_words(words[cut:], lines - 1)
-        score = max(_visible_len(head), *(_visible_len(t) for t in tail))
+        score = max(visible_len(head), *(visible_len(t) for t in tail))
         if score < best_score:
             best, best_score = [head, *tail], score
     return best or [" ".join(words)]
@@ -291,7 +290,7 @@ def _wrap_unspaced(text: str, lines: int) -> list[str]:
     units = _UNIT.findall(text)
     out: list[str] = []
     while units and len(out) < lines - 1:
-        sizes = [_visible_len(u) for u in units]
+        sizes = [visible_len(u) for u in units]
         remaining = lines - len(out)
         target = sum(sizes) / remaining
         best, best_score, at = 1, float("inf"), 0

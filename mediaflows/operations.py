@@ -285,7 +285,7 @@ def _srt_result(
     plain = result_builder(SrtResult, "file_id", "content")
     if details.srt_file_id is None:
         return plain(stored, details, content, cached)
-    data = json.loads(content) if content else {"srt": "", "translations": {}}
+    data: dict[str, Any] = json.loads(content) if content else {"srt": "", "translations": {}}
     profile = stored.file.profile
     result = plain(stored, details.model_copy(update={"translations": ()}), data["srt"], cached)
     return result.model_copy(
@@ -361,7 +361,7 @@ GENERATE_SRT: OperationSpec[GenerateSrtRequest, SrtResult, SrtDetails] = Operati
     output_id=_generate_srt_id,
     build_result=_srt_result,
     content=_as_is,
-    cli_flags={"target_languages": "to"},
+    cli_flags={"target_languages": "--to"},
 )
 
 FIX_SRT: OperationSpec[FixSrtRequest, SrtResult, SrtDetails] = OperationSpec(
@@ -389,7 +389,7 @@ TRANSLATE_SRT: OperationSpec[TranslateSrtRequest, TranslateSrtResult, TranslateS
         output_id=_translate_srt_id,
         build_result=_translate_result,
         content=_as_is,
-        cli_flags={"target_languages": "to"},
+        cli_flags={"target_languages": "--to"},
     )
 )
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import codecs
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +24,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from mediaflows.errors import InputError
 from mediaflows.models import CueRules, QAReport
 from mediaflows.whisper import Transcription, Word
+
+#: Markup a viewer does not read: HTML-like tags (<i>, </font>) and ASS override blocks ({\an8}).
+MARKUP = re.compile(r"<[^<>]*>|\{\\[^{}]*\}")
+
+
+def visible_len(line: str) -> int:
+    """A line's length as a viewer sees it (markup not counted)."""
+    return len(MARKUP.sub("", line))
 
 
 class _Record(BaseModel):
@@ -43,8 +52,8 @@ class Cue(_Record):
 
     @property
     def chars(self) -> int:
-        """Characters a viewer reads (line breaks not counted)."""
-        return sum(len(line) for line in self.lines)
+        """Characters a viewer reads (line breaks and markup not counted)."""
+        return sum(visible_len(line) for line in self.lines)
 
     @property
     def duration(self) -> float:
@@ -279,7 +288,7 @@ def qa_report(cues: list[Cue], rules: CueRules | None = None) -> QAReport:
         cps = cue.chars / cue.duration if cue.duration > 0 else float("inf")
         speeds.append(cps)
         failed = {
-            "line_length": any(len(line) > rules.max_line_chars for line in cue.lines),
+            "line_length": any(visible_len(line) > rules.max_line_chars for line in cue.lines),
             "line_count": len(cue.lines) > rules.max_lines,
             "reading_speed": cps > rules.max_cps + 1e-6,
             "min_duration": cue.duration < rules.min_duration - 1e-6,
@@ -295,7 +304,7 @@ def qa_report(cues: list[Cue], rules: CueRules | None = None) -> QAReport:
         violations={rule: len(idx) for rule, idx in checks.items()},
         mean_cps=round(sum(speeds) / len(speeds), 2) if speeds else 0.0,
         max_cps=round(max(speeds), 2) if speeds else 0.0,
-        max_line_chars=max((len(line) for c in cues for line in c.lines), default=0),
+        max_line_chars=max((visible_len(line) for c in cues for line in c.lines), default=0),
         examples={rule: idx[:5] for rule, idx in checks.items() if idx},
     )
 

@@ -14,6 +14,7 @@ source text and is counted as untranslated.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -110,7 +111,12 @@ def check_cue(
     for debris in llm.DEBRIS:
         if text.count(debris) > original.count(debris):
             return original, f"debris {debris!r} in the answer", None
-    wrong = not_in_language(text, original, target) or implausible_length(text, original, target)
+    # Glossary terms are written as given (often kept in the source's script): not judged.
+    judged, source = text, original
+    for term, wanted in glossary.items():
+        judged = re.sub(re.escape(wanted), " ", judged, flags=re.IGNORECASE)
+        source = re.sub(re.escape(term), " ", source, flags=re.IGNORECASE)
+    wrong = not_in_language(judged, source, target) or implausible_length(text, original, target)
     if wrong is not None:
         return original, wrong, None
     missed = [
@@ -130,7 +136,8 @@ def accept_translation(
     chunk: SrtChunk, texts: dict[int, str], target: Language, glossary: Mapping[str, str]
 ) -> Accepted:
     """The text to keep per cue, the cues left in the source language, and why. A chunk whose
-    answer is mostly not in the target language is asked again (:class:`InvalidAnswerError`)."""
+    answer is half or more not in the target language is asked again
+    (:class:`InvalidAnswerError`)."""
     kept: list[CueText] = []
     refused: list[int] = []
     reasons: list[str] = []
@@ -142,7 +149,7 @@ def accept_translation(
         elif remark is not None:
             reasons.append(f"cue {cue.id}: {remark}")
         kept.append(CueText(id=cue.id, text=text))
-    if len(chunk.cues) >= 2 and len(refused) * 2 > len(chunk.cues):
+    if len(chunk.cues) >= 2 and len(refused) * 2 >= len(chunk.cues):
         first = next(r for r in reasons if "untranslated" in r)
         raise InvalidAnswerError(
             f"{len(refused)} of {len(chunk.cues)} cues are not a {target.name} translation "

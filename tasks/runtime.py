@@ -181,6 +181,18 @@ async def state_of(flow: Flow[..., Any], **parameters: Any) -> State[Any]:
     return state
 
 
+def run_subflow(flow: Flow[..., Any], **parameters: Any) -> Any:
+    """Run ``flow`` as a child run of the flow run whose body calls this (in its worker thread,
+    see :func:`run_blocking`: the run's context came with the thread) and return its result, or
+    raise its error. The child is its own run in the UI, linked to the parent. CHECK:
+    ``tests/flows/test_generate_srt.py`` (the child run's parent task run)."""
+    state = asyncio.run(state_of(flow, **parameters))
+    value = result_of(state)
+    if isinstance(value, BaseException):
+        raise value
+    return value
+
+
 def is_termination(exc: BaseException) -> bool:
     """True for the exception Prefect raises in place of SIGTERM while a flow runs (its engine
     swaps in its own handler)."""

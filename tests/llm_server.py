@@ -78,7 +78,7 @@ _RAMBLE = "Hmm, let me look at these cues once more, just to be completely sure 
 
 
 def _table(pairs: str) -> dict[str, str]:
-    return dict(pair.split(":") for pair in pairs.split())  # type: ignore[misc]
+    return dict(pair.split(":", 1) for pair in pairs.split())
 
 
 #: What the fake model translates, word by word (lower case; unknown words stay as they are).

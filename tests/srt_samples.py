@@ -59,3 +59,18 @@ def _tc(ms: int) -> str:
 def timecodes(text: str) -> list[str]:
     """The timecode lines of an SRT, in order, as written."""
     return _TIMECODE.findall(text)
+
+
+# Sentences the test server's translation table knows every word of: markup, two speakers, a
+# glossary term, an injection, a cue too long for one line in German, cues short in time.
+TRANSLATION_CUES = [
+    ("00:00:01,000", "00:00:03,200", "<i>I did not receive the letter.</i>"),
+    ("00:00:03,300", "00:00:05,000", "{\\an8}That is weird,\nbecause I sent it."),
+    ("00:00:05,100", "00:00:07,400", "- Where is Prefect?\n- It is in the kitchen."),
+    ("00:00:07,500", "00:00:09,500", INJECTION_LINE),
+    ("00:00:09,600", "00:00:13,900",
+     "We need separate rooms\nbecause the house is very small."),
+    ("00:00:14,000", "00:00:14,900", "See you tomorrow."),
+    ("00:00:15,000", "00:00:17,000", "Prefect runs every flow."),
+    ("00:00:17,100", "00:00:18,000", "Thank you."),
+]  # fmt: skip

@@ -13,7 +13,7 @@ import pytest
 from mediaflows import media
 from tests.conftest import LLM_TEST_KEY
 from tests.llm_server import LLMServer
-from tests.srt_samples import messy_srt
+from tests.srt_samples import TRANSLATION_CUES, messy_srt
 
 MEDIAFLOWS = str(Path(sys.executable).with_name("mediaflows"))
 
@@ -227,3 +227,37 @@ def test_sigterm_mid_fix_srt_stops_sending_and_ends_requests_in_flight(
     time.sleep(1)
     assert len(llm_server.requests) == sent  # nothing new after the signal
     assert llm_server.abandoned >= 1  # the requests in flight were closed, not waited for
+
+
+def test_translate_srt_from_the_command_line(
+    env: dict[str, str], llm_server: LLMServer, tmp_path: Path
+) -> None:
+    llm_env = {k: v for k, v in os.environ.items() if k.startswith("MEDIAFLOWS_LLM__")}
+    env = {**env, **llm_env}
+    path = tmp_path / "talk.srt"
+    path.write_bytes(messy_srt(TRANSLATION_CUES))
+    imported = json.loads(cli(env, "import", "--profile", "carol", str(path)).stdout)
+    done = cli(env, "run", "translate-srt", "--profile", "carol", imported["file_id"], "--to",
+               "de", "--to", "fr", "--bilingual", "--glossary", "Prefect", "--json")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert [(t["language"], bool(t["file_id"])) for t in result["translations"]] == [
+        ("de", True),
+        ("fr", True),
+    ]
+    assert (
+        "<i>I did not receive the letter.</i>\r\n<i>Ich habe nicht bekommen den Brief.</i>"
+        in (result["translations"][0]["content"])
+    )
+    for args, message in [
+        (["--to", "xx"], "unknown language 'xx'"),
+        ([], "target_languages"),
+        (["--to", "de", "--source-language", "de"], "is the source language"),
+    ]:
+        requests = len(llm_server.requests)
+        done = cli(env, "run", "translate-srt", "--profile", "carol", imported["file_id"], *args,
+                   "--json")  # fmt: skip
+        assert done.returncode == 2, done.stderr
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and message in lines[0], done.stderr
+        assert len(llm_server.requests) == requests

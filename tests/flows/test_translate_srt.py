@@ -1,0 +1,259 @@
+"""translate_srt end to end: real HTTP to the loopback OpenAI-compatible server (its fixed
+translation table), a real Prefect server, the profile store on disk."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from flows.translate_srt import translate_srt
+from mediaflows.errors import InputError, LLMOutputError
+from mediaflows.languages import parse_language
+from mediaflows.models import TranslateSrtRequest, TranslateSrtResult
+from mediaflows.store import ProfileStore
+from mediaflows.subtitles import read_srt
+from tasks.runtime import state_of
+from tests import prefect_api
+from tests.llm_server import INJECTION, LLMServer, translate
+from tests.srt_samples import TRANSLATION_CUES, long_srt, messy_srt, timecodes
+
+
+def _run(profile: str, file_id: str, request: TranslateSrtRequest) -> Any:
+    return asyncio.run(state_of(translate_srt, profile=profile, file_id=file_id, request=request))
+
+
+def _import(store: ProfileStore, tmp_path: Path, data: bytes, name: str = "talk.srt") -> str:
+    path = tmp_path / name
+    path.write_bytes(data)
+    return store.import_file("dave", path).id
+
+
+def _texts(content: str) -> list[str]:
+    return [c.text for c in read_srt(content.encode()).cues]
+
+
+def _flat(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _source() -> bytes:
+    return messy_srt(TRANSLATION_CUES)  # a BOM and CRLF, as found in the wild
+
+
+def _source_timecodes() -> list[str]:
+    return timecodes(_source().decode("utf-8-sig").replace("\r\n", "\n"))
+
+
+def _targets(server: LLMServer) -> list[str]:
+    """The target language of each request the server got."""
+    found = []
+    for record in server.requests:
+        user = next(m for m in record.messages if m["role"] == "user")
+        found.append(json.loads(user["content"])["target_language"])
+    return found
+
+
+def test_two_languages_in_one_run_keep_every_cue_and_timecode(
+    llm_server: LLMServer, local_store: ProfileStore, tmp_path: Path
+) -> None:
+    file_id = _import(local_store, tmp_path, _source())
+    request = TranslateSrtRequest(target_languages=("de", "zh-Hans"), glossary=("Prefect",))
+    state = _run("dave", file_id, request)
+    assert state.is_completed(), state.message
+    result: TranslateSrtResult = state.result()
+    assert [t.language for t in result.translations] == ["de", "zh-Hans"]
+    assert result.source_language == "en"  # guessed from the text
+    for tr in result.translations:
+        language = parse_language(tr.language)
+        # Same cues, same times (BOM and CRLF kept, as in the source).
+        assert tr.content.startswith("\ufeff") and "\r\n" in tr.content
+        plain = tr.content.lstrip("\ufeff").replace("\r\n", "\n")
+        assert timecodes(plain) == _source_timecodes()
+        texts = _texts(plain)
+        assert len(texts) == len(TRANSLATION_CUES)
+        # Each cue is the table's translation (glossary honoured), re-wrapped to the rules.
+        for text, (_, _, original) in zip(texts, TRANSLATION_CUES, strict=True):
+            expected = translate(original, tr.language, {"Prefect": "Prefect"})
+            if tr.language == "zh-Hans":
+                assert text.replace("\n", "") == expected.replace("\n", ""), text
+            else:
+                assert _flat(text) == _flat(expected), text
+            assert all(len(line) <= language.rules.max_line_chars for line in
+                       [ln for ln in text.replace("{\\an8}", "").split("\n")]), text  # fmt: skip
+        assert tr.qa.violations["line_length"] == 0 and tr.qa.violations["line_count"] == 0
+        assert "Prefect" in plain and "Präfekt" not in plain and "长官" not in plain
+        assert texts[0].startswith("<i>") and texts[0].endswith("</i>")  # markup kept
+        assert texts[1].startswith("{\\an8}")
+        assert texts[2].split("\n")[1].startswith("-")  # two speakers, one line each
+        report = tr.report
+        assert report is not None and report.untranslated == () and report.translated == 8
+        # Timing is locked: cues read faster than the language allows are counted, not hidden.
+        fast = [
+            c.index
+            for c in __import__("mediaflows.subtitles", fromlist=["x"]).timed_to_cues(
+                read_srt(plain.encode()).cues
+            )
+            if c.chars / c.duration > language.rules.max_cps
+        ]
+        assert list(report.too_fast) == fast
+        # Stored as a subtitle file of the profile, derived from the source.
+        stored = local_store.get("dave", tr.file_id)
+        assert stored.kind == "subtitle" and stored.source_file_id == file_id
+        assert (
+            stored.name == f"talk.{tr.language}.srt" and local_store.read_text(stored) == tr.content
+        )
+    # German wraps the long cue onto two balanced lines; the model saw no timecode.
+    assert "\n" in _texts(result.translations[0].content.lstrip("\ufeff"))[4]
+    assert len(llm_server.requests) == 2 and sorted(_targets(llm_server)) == ["de", "zh-Hans"]
+    assert all("-->" not in r.body and "00:00:0" not in r.body for r in llm_server.requests)
+    # The manifest lists both; the same request again answers from the store.
+    manifest = local_store.get("dave", result.file_id)
+    assert manifest.name == "talk.translations.json"
+    assert json.loads(local_store.read_text(manifest))["translations"]["de"] == (
+        result.translations[0].content
+    )
+    again = _run("dave", file_id, request).result()
+    assert again.cached and again.translations == result.translations
+    assert len(llm_server.requests) == 2
+    runs = prefect_api.task_runs(state.state_details.flow_run_id, expect=2)
+    assert len([r for r in runs if r.task_key.startswith("translate_chunk")]) == 2
+
+
+def test_a_language_added_later_translates_only_that_language(
+    llm_server: LLMServer, local_store: ProfileStore, tmp_path: Path
+) -> None:
+    file_id = _import(local_store, tmp_path, _source())
+    first = _run("dave", file_id, TranslateSrtRequest(target_languages=("de",))).result()
+    assert _targets(llm_server) == ["de"]
+    both = _run("dave", file_id, TranslateSrtRequest(target_languages=("de", "fr"))).result()
+    assert _targets(llm_server) == ["de", "fr"]  # one more request: French only
+    assert not both.cached and both.translations[0].file_id == first.translations[0].file_id
+    assert [t.language for t in both.translations] == ["de", "fr"]
+    assert "Je ai pas reçu la lettre." in both.translations[1].content
+
+
+def test_bilingual_shows_the_original_above_the_translation(
+    llm_server: LLMServer, local_store: ProfileStore, tmp_path: Path
+) -> None:
+    file_id = _import(local_store, tmp_path, _source())
+    request = TranslateSrtRequest(target_languages=("fr",), bilingual=True, normalise=True)
+    result = _run("dave", file_id, request).result()
+    content = result.translations[0].content
+    assert not content.startswith("\ufeff") and "\r\n" not in content  # normalised
+    assert timecodes(content) == _source_timecodes()
+    for text, (_, _, original) in zip(_texts(content), TRANSLATION_CUES, strict=True):
+        assert text.startswith(original + "\n"), text
+        assert _flat(text[len(original) + 1 :]) == _flat(translate(original, "fr"))
+    # The QA report measures the translation alone against French rules (2 lines).
+    assert result.translations[0].qa.violations["line_count"] == 0
+
+
+def test_a_chunk_that_never_validates_keeps_its_source_text_and_is_reported(
+    llm_server: LLMServer, local_store: ProfileStore, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    monkeypatch.setenv("MEDIAFLOWS_LLM__CHUNK_CUES", "2")
+    from mediaflows.settings import get_settings
+
+    get_settings.cache_clear()
+    llm_server.set_mode("wrong_count", match="See you")  # chunk 2: cues 5-6
+    file_id = _import(local_store, tmp_path, _source())
+    result = _run("dave", file_id, TranslateSrtRequest(target_languages=("de",))).result()
+    report = result.translations[0].report
+    assert report.fallback_chunks == (2,) and report.untranslated == (5, 6)
+    assert report.translated == 6 and any("no valid answer" not in p for p in report.problems)
+    texts = _texts(result.translations[0].content.lstrip("\ufeff").replace("\r\n", "\n"))
+    assert texts[5] == "See you tomorrow." and texts[0].startswith("<i>Ich")  # never a gap
+    assert timecodes(result.translations[0].content.replace("\r\n", "\n")) == _source_timecodes()
+
+
+def test_an_injected_instruction_changes_nothing_but_its_own_chunk(
+    llm_server: LLMServer, local_store: ProfileStore, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """An obedient model answers "OK" for every cue of the chunk with the injection: too short to
+    be a translation, refused, asked again, then that chunk keeps its source text."""
+    monkeypatch.setenv("MEDIAFLOWS_LLM__CHUNK_CUES", "2")
+    from mediaflows.settings import get_settings
+
+    get_settings.cache_clear()
+    llm_server.set_mode("inject")
+    file_id = _import(local_store, tmp_path, _source())
+    result = _run("dave", file_id, TranslateSrtRequest(target_languages=("de",))).result()
+    report = result.translations[0].report
+    assert report.fallback_chunks == (1,) and report.untranslated == (3, 4)
+    assert any("too short for a translation" in p for p in report.problems)
+    texts = _texts(result.translations[0].content.lstrip("\ufeff").replace("\r\n", "\n"))
+    assert INJECTION in texts[3].lower() and "OK" not in texts[:3] + texts[4:]
+    assert texts[4].startswith("Wir brauchen")
+
+
+@pytest.mark.parametrize("mode", ["untranslated", "wrong_language"])
+def test_an_answer_in_the_wrong_language_is_asked_again(
+    llm_server: LLMServer, local_store: ProfileStore, tmp_path: Path, mode: str
+) -> None:
+    llm_server.set_mode(mode, times=1)
+    file_id = _import(local_store, tmp_path, _source())
+    result = _run("dave", file_id, TranslateSrtRequest(target_languages=("de",))).result()
+    assert [r.outcome for r in llm_server.requests] == [mode, "ok"]
+    report = result.translations[0].report
+    assert report.retries == 1 and report.untranslated == ()
+    assert "not a German translation" in report.problems[0]
+    assert "Ich habe nicht bekommen den Brief." in result.translations[0].content
+
+
+def test_a_glossary_term_the_model_ignores_is_reported(
+    llm_server: LLMServer, local_store: ProfileStore, tmp_path: Path
+) -> None:
+    llm_server.set_mode("no_glossary")
+    file_id = _import(local_store, tmp_path, _source())
+    request = TranslateSrtRequest(target_languages=("de",), glossary=("Prefect",))
+    result = _run("dave", file_id, request).result()
+    report = result.translations[0].report
+    assert "Präfekt" in result.translations[0].content  # the answer is kept …
+    missed = [p for p in report.problems if "glossary term 'Prefect'" in p]
+    assert len(missed) == 2  # … and each cue that misses the term is reported
+
+
+def test_most_chunks_failing_stores_nothing(
+    llm_server: LLMServer, local_store: ProfileStore, tmp_path: Path
+) -> None:
+    llm_server.set_mode("untranslated")
+    file_id = _import(local_store, tmp_path, _source())
+    state = _run("dave", file_id, TranslateSrtRequest(target_languages=("de", "fr")))
+    assert state.is_failed()
+    with pytest.raises(LLMOutputError, match="nothing stored"):
+        state.result()
+    assert [f.name for f in local_store.list_files("dave")] == ["talk.srt"]
+
+
+def test_an_srt_already_in_the_target_language_is_refused(
+    llm_server: LLMServer, local_store: ProfileStore, tmp_path: Path
+) -> None:
+    file_id = _import(local_store, tmp_path, long_srt(30).replace(b"says", b"is the"))
+    state = _run("dave", file_id, TranslateSrtRequest(target_languages=("en",)))
+    assert state.is_failed()
+    with pytest.raises(InputError, match=r"is in en \(guessed from its text\): not a target"):
+        state.result()
+    assert llm_server.requests == []
+
+
+@pytest.mark.parametrize(
+    "fields,message",
+    [
+        ({"target_languages": []}, "at least 1 item"),
+        ({"target_languages": ["xx"]}, "unknown language 'xx'"),
+        ({"target_languages": ["de_DE!"]}, "not a language code"),
+        ({"target_languages": ["de", "de"]}, "listed twice"),
+        ({"target_languages": ["de"], "source_language": "de"}, "is the source language"),
+        ({"target_languages": ["de"], "glossary": ["term="]}, "TERM=TRANSLATION"),
+    ],
+)
+def test_bad_requests_are_refused_before_any_run(fields: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        TranslateSrtRequest.model_validate(fields)

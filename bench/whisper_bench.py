@@ -41,15 +41,17 @@ def make_speech_clip(directory: Path, seconds: float) -> Path:
     return out
 
 
-def direct(path: Path) -> float:
-    """faster-whisper alone: the same bundled model, device, options; wall seconds."""
+def direct(path: Path, model_name: str | None = None) -> float:
+    """faster-whisper alone: the same bundled model (or ``model_name``: ``base``), device,
+    options; wall seconds."""
     from faster_whisper import WhisperModel
 
     from mediaflows import whisper
     from mediaflows.settings import get_settings
 
     device, compute = whisper.resolve_device(get_settings().whisper)
-    model = WhisperModel(whisper.default_model(), device=device, compute_type=compute)
+    path_of = whisper.default_model() if model_name is None else whisper.model_path(model_name)
+    model = WhisperModel(path_of, device=device, compute_type=compute)
     start = time.perf_counter()
     segments, _ = model.transcribe(
         str(path), beam_size=5, vad_filter=True, word_timestamps=True,
@@ -109,6 +111,9 @@ def main(argv: list[str] | None = None) -> None:
         print(f"direct faster-whisper: {d:.2f} s  ({args.seconds / d:.1f}x realtime)")
         print(f"generate_srt flow:     {f:.2f} s  ({args.seconds / f:.1f}x realtime)")
         print(f"flow / direct:         {f / d:.3f}x  (goal <= 1.10)")
+        base = min(direct(clip, "base") for _ in range(args.repeat))
+        print(f"multilingual base (direct): {base:.2f} s  ({args.seconds / base:.1f}x realtime; "
+              f"{base / d:.2f}x tiny.en's time)")  # fmt: skip
         if args.long:
             long_clip = make_speech_clip(Path(tmp), args.long)
             flow_rss, flow_wall = peak_rss_child(long_clip, "flow")

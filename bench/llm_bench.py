@@ -1,8 +1,10 @@
-"""fix_srt on a 600-cue SRT against the loopback OpenAI-compatible server with a fixed latency.
+"""fix_srt, or translate_srt (``--to de,fr``), on a 600-cue SRT against the loopback
+OpenAI-compatible server with a fixed latency.
 
-Prints: wall time ÷ ideal, where ideal = ceil(chunks ÷ llm limit) × latency (every request
-takes ``latency`` and ``limit`` run at once); goal ≤ 1.2. With ``--serial`` the server answers
-one request at a time (a single-slot llama.cpp or Ollama): ideal = chunks × latency, goal ≤ 1.15
+Prints: wall time ÷ ideal, where ideal = ceil(requests ÷ llm limit) × latency (every request
+takes ``latency`` and ``limit`` run at once; requests = chunks × target languages); goal ≤ 1.2.
+With ``--serial`` the server answers one request at a time (a single-slot llama.cpp or Ollama):
+ideal = requests × latency, goal ≤ 1.15
 with the default settings (no request may time out in the server's queue). Each timed run uses a
 fresh store and a fresh model name, so that every chunk really goes to the server.
 """
@@ -28,7 +30,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--latency", type=float, default=1.0, help="seconds per request")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--serial", action="store_true", help="a single-slot server")
+    parser.add_argument("--to", default="", help="translate_srt into these languages (de,fr)")
     args = parser.parse_args(argv)
+    targets = tuple(t for t in args.to.split(",") if t)
 
     from tests.llm_server import RunningServer
     from tests.srt_samples import long_srt
@@ -44,6 +48,8 @@ def main(argv: list[str] | None = None) -> None:
         )
         from deployments.setup import ensure_concurrency_limits
         from flows.fix_srt import fix_srt
+        from flows.translate_srt import translate_srt
+        from mediaflows.models import TranslateSrtRequest
         from mediaflows.settings import get_settings
         from mediaflows.store import ProfileStore
 
@@ -62,34 +68,47 @@ def main(argv: list[str] | None = None) -> None:
             server.reset()
             server.set_mode("ok", latency_s=args.latency if n else 0.0, serial=args.serial)
             start, wall_start = time.perf_counter(), time.time()
-            result = asyncio.run(fix_srt(profile="bench", file_id=file.id))
-            elapsed = time.perf_counter() - start
+            if targets:
+                request = TranslateSrtRequest(target_languages=targets)
+                done = asyncio.run(translate_srt(profile="bench", file_id=file.id, request=request))
+                elapsed = time.perf_counter() - start
+                assert not done.cached and len(done.translations) == len(targets)
+                reports = [t.report for t in done.translations if t.report is not None]
+                assert all(r.cues == args.cues and not r.untranslated for r in reports)
+                retries = sum(r.retries for r in reports)
+            else:
+                result = asyncio.run(fix_srt(profile="bench", file_id=file.id))
+                elapsed = time.perf_counter() - start
+                assert not result.cached and result.fix is not None
+                assert result.fix.cues == args.cues and result.fix.changed > 0
+                retries = result.fix.retries
             starts = sorted(r.at - wall_start for r in server.requests)
             if starts:
                 rounded = [round(t, 2) for t in starts]
                 print(f"  run {n}: first request at {starts[0]:.2f} s, last at "
                       f"{starts[-1]:.2f} s, done at {elapsed:.2f} s; starts {rounded}")  # fmt: skip
-            assert not result.cached and result.fix is not None
-            assert result.fix.cues == args.cues and result.fix.changed > 0
             assert server.max_in_flight <= args.limit
             assert server.abandoned == 0, f"{server.abandoned} requests abandoned"
             print(f"  run {n}: {len(server.requests)} requests, at most {server.max_in_flight} "
-                  f"in flight, {result.fix.retries} retries")  # fmt: skip
+                  f"in flight, {retries} retries")  # fmt: skip
             return elapsed
 
         run(0)  # warm-up (no latency): imports, server connection, task registration
         chunks = math.ceil(args.cues / args.chunk)
-        rounds = chunks if args.serial else math.ceil(chunks / args.limit)
+        requests = chunks * max(len(targets), 1)
+        rounds = requests if args.serial else math.ceil(requests / args.limit)
         ideal = rounds * args.latency
         goal = 1.15 if args.serial else 1.2
         walls = [run(n) for n in range(1, args.repeat + 1)]
         wall = median(walls)
         kind = "a single-slot server" if args.serial else "a parallel server"
-        print(f"{args.cues} cues, {chunks} chunks of {args.chunk}, llm limit {args.limit}, "
-              f"{args.latency:g} s per request, {kind}")  # fmt: skip
-        print(f"ideal ({'chunks' if args.serial else 'ceil(chunks / limit)'} x latency): "
+        operation = f"translate_srt to {','.join(targets)}" if targets else "fix_srt"
+        print(f"{operation}: {args.cues} cues, {chunks} chunks of {args.chunk}, "
+              f"{requests} requests, llm limit {args.limit}, {args.latency:g} s per request, "
+              f"{kind}")  # fmt: skip
+        print(f"ideal ({'requests' if args.serial else 'ceil(requests / limit)'} x latency): "
               f"{ideal:.2f} s")  # fmt: skip
-        print(f"fix_srt flow: {wall:.2f} s (median of {args.repeat}: "
+        print(f"flow: {wall:.2f} s (median of {args.repeat}: "
               f"{', '.join(f'{w:.2f}' for w in walls)})")  # fmt: skip
         print(f"wall / ideal: {wall / ideal:.3f}x  (goal <= {goal})")
 

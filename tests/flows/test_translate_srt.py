@@ -257,3 +257,21 @@ def test_an_srt_already_in_the_target_language_is_refused(
 def test_bad_requests_are_refused_before_any_run(fields: dict[str, Any], message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         TranslateSrtRequest.model_validate(fields)
+
+
+def test_a_batch_translates_many_srts(
+    llm_server: LLMServer, local_store: ProfileStore, tmp_path: Path
+) -> None:
+    from flows.batch import BATCHES
+    from mediaflows.models import BatchResult
+
+    ids = [_import(local_store, tmp_path, _source(), "a.srt"),
+           _import(local_store, tmp_path, long_srt(12), "b.srt")]  # fmt: skip
+    request = TranslateSrtRequest(target_languages=("fr",))
+    state = asyncio.run(state_of(BATCHES["translate_srt"], profile="dave", file_ids=ids,
+                                 request=request))  # fmt: skip
+    result: BatchResult = state.result()
+    assert [(c.file_id, c.status) for c in result.children] == [(i, "completed") for i in ids]
+    names = sorted(f.name for f in local_store.list_files("dave") if f.operation)
+    assert names == ["a.fr.srt", "a.translations.json", "b.fr.srt", "b.translations.json"]
+    assert sorted(_targets(llm_server)) == ["fr", "fr"]

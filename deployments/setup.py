@@ -18,8 +18,9 @@ DOCKER_POOL = "mediaflows-docker"
 
 
 def ensure_concurrency_limits(settings: Settings | None = None) -> dict[str, int]:
-    """Create or update the ``gpu`` tag limit (model runs at once, across all workers) and the
-    ``llm`` tag limit (LLM requests at once).
+    """Create or update the ``gpu`` tag limit (model runs at once, across all workers), the
+    ``llm`` tag limit (LLM requests at once) and the ``asr`` tag limit (requests to speech
+    endpoints at once).
 
     Safe to run any number of times: the server upserts by tag.
     """
@@ -29,6 +30,7 @@ def ensure_concurrency_limits(settings: Settings | None = None) -> dict[str, int
     limits = {
         "gpu": settings.orchestration.gpu_limit,
         "llm": settings.orchestration.llm_limit,
+        "asr": settings.orchestration.asr_limit,
     }
     with get_client(sync_client=True) as client:
         for tag, value in limits.items():

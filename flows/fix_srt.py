@@ -7,8 +7,8 @@ from functools import partial
 
 from prefect.logging import get_run_logger
 
-from flows._llm import ask_all
 from flows._operation import Job, Output, operation_flow
+from flows._requests import ask_all
 from mediaflows import llm
 from mediaflows.models import FixSrtRequest
 from mediaflows.operations import FIX_SRT, fix_srt_options

@@ -7,10 +7,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from flows._asr import transcribe_audio
 from flows._operation import Job, Output, operation_flow
 from mediaflows import translation, whisper
 from mediaflows.errors import InputError
 from mediaflows.languages import LANGUAGES
+from mediaflows.media import MediaInfo
 from mediaflows.models import (
     FileKind,
     GenerateSrtRequest,
@@ -32,7 +34,6 @@ from tasks import runtime
 from tasks.progress import publish_qa_report, publish_translation_report
 from tasks.store import store_text_output
 from tasks.subtitles import build_subtitles
-from tasks.whisper import GPU_TAG, transcribe_media
 
 
 @operation_flow(GENERATE_SRT)
@@ -56,11 +57,7 @@ def generate_srt(job: Job[GenerateSrtRequest]) -> Output:
                 f"translation 'whisper' needs a multilingual model, not {model!r} (model: base)"
             )
     local, info = job.fetch_and_probe()
-    job.progress.stage(Stage.PROCESSING, "transcribing 0%")
-    with runtime.local_slot(GPU_TAG, job.settings.orchestration.gpu_limit):
-        transcription = transcribe_media(
-            local, job.source, transcribe_request, job.progress, expected_s=info.audio_duration
-        )
+    transcription = transcribe_audio(job, local, info, transcribe_request)
     spoken = transcription.language
     if request.translation == "llm" and spoken in {
         t.split("-")[0] for t in request.target_languages
@@ -105,13 +102,14 @@ def generate_srt(job: Job[GenerateSrtRequest]) -> Output:
         vtt_file_id=vtt_id if subs.vtt is not None else None,
         json_file_id=json_id if subs.json_text is not None else None,
         dropped_segments=transcription.dropped,
+        asr=transcription.asr,
     )
     srt = store(srt_id, subs.srt, "srt", "subtitle", details.model_dump(mode="json"))
     publish_qa_report(subs.qa, f"{job.profile}/{job.source.name}")
     if not request.target_languages:
         return Output(srt, subs.srt, f"{subs.qa.cues} cues")
     if request.translation == "whisper":
-        refs, texts = _whisper_english(job, local, info.audio_duration, transcription, store)
+        refs, texts = _whisper_english(job, local, info, transcription, store)
     else:
         job.progress.stage(Stage.PROCESSING_RESULT, "translating (child runs)", 0.6)
         from flows.translate_srt import translate_srt  # a flow: imported where it runs
@@ -151,7 +149,7 @@ def generate_srt(job: Job[GenerateSrtRequest]) -> Output:
 def _whisper_english(
     job: Job[GenerateSrtRequest],
     local: Path,
-    expected_s: float | None,
+    info: MediaInfo,
     spoken: Transcription,
     store: Callable[..., StoredFile],
 ) -> tuple[list[TranslationRef], dict[str, str]]:
@@ -161,11 +159,7 @@ def _whisper_english(
     english_request = request.transcribe_request().model_copy(update={"task": "translate"})
     if spoken.language == "en":
         raise InputError(f"{job.source.name}: the speech is in English already")
-    job.progress.stage(Stage.PROCESSING, "translating to English 0%")
-    with runtime.local_slot(GPU_TAG, job.settings.orchestration.gpu_limit):
-        english = transcribe_media(
-            local, job.source, english_request, job.progress, expected_s=expected_s
-        )
+    english = transcribe_audio(job, local, info, english_request)
     subs = build_subtitles(english, request.rules, False, False)
     _, english_id = generate_srt_translation_ids(job.source, request, job.settings)
     stored = store(english_id, subs.srt, "en.srt", "subtitle",

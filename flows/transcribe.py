@@ -2,28 +2,25 @@
 
 from __future__ import annotations
 
+from flows._asr import transcribe_audio
 from flows._operation import Job, Output, operation_flow
 from mediaflows import whisper
 from mediaflows.models import TranscribeRequest
 from mediaflows.operations import TRANSCRIBE
 from mediaflows.stages import Stage
-from tasks import runtime
 from tasks.store import store_text_output
 from tasks.subtitles import transcript_json
-from tasks.whisper import GPU_TAG, transcribe_media
 
 
 @operation_flow(TRANSCRIBE)
 def transcribe(job: Job[TranscribeRequest]) -> Output:
     """Transcribe a profile audio or video file and store the transcript (text, segments and
     words as JSON) in the profile. The same input, options and model are never run twice; a
-    file whose audio ends early (truncated) is refused, not transcribed in part."""
+    file whose audio ends early (truncated) is refused, not transcribed in part. With a
+    `provider`, a configured OpenAI-compatible endpoint does the recognition (pieces within the
+    `asr` limit)."""
     local, info = job.fetch_and_probe()
-    job.progress.stage(Stage.PROCESSING, "transcribing 0%")
-    with runtime.local_slot(GPU_TAG, job.settings.orchestration.gpu_limit):
-        transcription = transcribe_media(
-            local, job.source, job.request, job.progress, expected_s=info.audio_duration
-        )
+    transcription = transcribe_audio(job, local, info, job.request)
     job.progress.stage(Stage.PROCESSING_RESULT, "storing")
     content = transcript_json(transcription)
     stored = store_text_output(
@@ -42,6 +39,7 @@ def transcribe(job: Job[TranscribeRequest]) -> Output:
             "duration": transcription.duration,
             "segments": len(transcription.segments),
             "dropped_segments": transcription.dropped,
+            "asr": transcription.asr.model_dump(mode="json"),
         },
     )
     return Output(stored, content, f"{len(transcription.segments)} segments")

@@ -7,8 +7,8 @@ from functools import partial
 
 from prefect.logging import get_run_logger
 
-from flows._llm import ask_all
 from flows._operation import Job, Output, operation_flow
+from flows._requests import ask_all
 from mediaflows import llm, translation
 from mediaflows.errors import InputError
 from mediaflows.languages import parse_language, same_language

@@ -76,7 +76,7 @@ def _client(settings: LLMSettings) -> openai.OpenAI:
         return _clients[key]
 
 
-def _retry_after(response: Any) -> float | None:
+def retry_after_of(response: Any) -> float | None:
     headers = getattr(response, "headers", None)
     if headers is None:
         return None
@@ -125,7 +125,7 @@ def _refuses_schema(exc: openai.OpenAIError) -> bool:
     return bool(_FORMAT.search(text))
 
 
-def _refused_connection(exc: BaseException) -> bool:
+def refused_connection(exc: BaseException) -> bool:
     seen: BaseException | None = exc
     while seen is not None:
         if isinstance(seen, ConnectionRefusedError):
@@ -141,7 +141,7 @@ def _map_error(exc: openai.OpenAIError, settings: LLMSettings, model: str) -> Ex
     if isinstance(exc, openai.APITimeoutError):
         return LLMUnavailableError(f"{where}: no answer within {settings.timeout_s:g} s")
     if isinstance(exc, openai.APIConnectionError):
-        if _refused_connection(exc):
+        if refused_connection(exc):
             return LLMUnreachableError(
                 f"{where}: connection refused: nothing listens there "
                 "(is MEDIAFLOWS_LLM__BASE_URL right, and the server started?)"
@@ -155,7 +155,7 @@ def _map_error(exc: openai.OpenAIError, settings: LLMSettings, model: str) -> Ex
             )
         if status == 429 or status >= 500 or status in (408, 409):
             return LLMUnavailableError(f"{where}: busy or failing ({status})",
-                                       retry_after=_retry_after(exc.response))  # fmt: skip
+                                       retry_after=retry_after_of(exc.response))  # fmt: skip
         if status in (401, 403):
             # The server's own words may quote the key (partly masked): leave them out.
             return LLMRejectedError(
@@ -269,7 +269,7 @@ def window(settings: LLMSettings, model: str, limit: int) -> Window:
         return found
 
 
-def _cancellable(call: Callable[[], T]) -> T:
+def cancellable(call: Callable[[], T]) -> T:
     """``call()`` (a blocking HTTP request) in a daemon thread, waited for until the run is
     cancelled: then :class:`~mediaflows.cancel.RunCancelledError` is raised at once and the
     request is left behind (a socket blocked in another thread cannot be interrupted from
@@ -346,7 +346,7 @@ def complete(
             **options,
         )
         try:
-            answer = _cancellable(request)
+            answer = cancellable(request)
         except openai.OpenAIError as exc:
             failure: openai.OpenAIError | None = exc
         else:

@@ -74,6 +74,15 @@ class LLMUnreachableError(ConfigurationError):
     ``MEDIAFLOWS_LLM__BASE_URL`` or a server that is not started. The run stops at once."""
 
 
+class ASRRejectedError(ConfigurationError):
+    """The speech endpoint refused the request (400, 401, 403, 404, 413): wrong URL, key or
+    model name, or an upload limit set above the endpoint's. Retrying cannot help."""
+
+
+class ASRUnreachableError(ConfigurationError):
+    """Nothing answers at the speech endpoint's address (connection refused)."""
+
+
 class LLMOutputError(MediaflowsError):
     """The model's answers were refused for too much of the file (see the run's report): change
     the model, the response format or the chunk size, not the input."""
@@ -95,8 +104,8 @@ class TransientError(MediaflowsError):
     """A temporary fault (network, S3 5xx, timeout); tasks retry these with backoff."""
 
 
-class LLMUnavailableError(TransientError):
-    """The LLM endpoint is busy or down (429, 5xx, timeout, refused connection).
+class UnavailableError(TransientError):
+    """An external service is busy or down (429, 5xx, timeout, reset connection).
 
     ``retry_after`` is the server's ``Retry-After`` in seconds, when it sent one.
     """
@@ -104,6 +113,17 @@ class LLMUnavailableError(TransientError):
     def __init__(self, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (str(self), self.retry_after))
+
+
+class LLMUnavailableError(UnavailableError):
+    """The LLM endpoint is busy or down (429, 5xx, timeout, reset connection)."""
+
+
+class ASRUnavailableError(UnavailableError):
+    """The speech endpoint is busy or down (429, 5xx, timeout, reset connection)."""
 
 
 class StoreUnavailableError(TransientError):

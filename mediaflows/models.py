@@ -143,6 +143,37 @@ class TranscribeRequest(_Frozen):
         description="`tiny.en` or `base` (bundled, offline), another name, or a local path; "
         "None: MEDIAFLOWS_WHISPER__MODEL, else tiny.en for English and base otherwise.",
     )
+    provider: str = Field(
+        default="local",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
+        description="Where speech is recognised: `local` (the model in the worker) or the name "
+        "of an endpoint of MEDIAFLOWS_ASR__ENDPOINTS (its model then; `model` is ignored).",
+        json_schema_extra=lambda schema: _provider_choices(schema),
+    )
+
+
+def _provider_choices(schema: dict[str, Any]) -> None:
+    """The run form offers the configured endpoints' names (read when the schema is made)."""
+    from mediaflows.settings import get_settings
+
+    try:
+        names = list(get_settings().asr.endpoints)
+    except Exception:  # a bad setting fails the run with its own error, not the schema
+        names = []
+    schema["enum"] = ["local", *names]
+
+
+class ProviderUsage(_Frozen):
+    """Where speech was recognised, and what was sent there (what a hosted API bills)."""
+
+    provider: str = Field(default="local", description="`local`, or the endpoint's name.")
+    provider_model: str = Field(default="", description="The endpoint's model ('' locally).")
+    audio_sent_s: float = Field(default=0.0, ge=0, description="Seconds of audio uploaded.")
+    pieces: int = Field(default=0, ge=0, description="Requests it took (pieces of audio).")
+    words_estimated: bool = Field(
+        default=False,
+        description="The endpoint gave segment times only: word times were estimated in each.",
+    )
 
 
 class TranscriptDetails(_Frozen):
@@ -155,6 +186,7 @@ class TranscriptDetails(_Frozen):
     duration: float = Field(ge=0)
     segments: int = Field(ge=0)
     dropped_segments: int = Field(default=0, ge=0)
+    asr: ProviderUsage = Field(default_factory=ProviderUsage)
 
 
 class TranscribeResult(OperationResult):
@@ -168,6 +200,7 @@ class TranscribeResult(OperationResult):
     )
     duration: float
     segments: int
+    asr: ProviderUsage = Field(default_factory=ProviderUsage)
 
     @property
     def output_id(self) -> str:
@@ -338,6 +371,9 @@ class SrtDetails(_Frozen):
     vtt_file_id: FileId | None = None
     json_file_id: FileId | None = None
     dropped_segments: int = 0
+    asr: ProviderUsage | None = Field(
+        default=None, description="generate_srt: where speech was recognised."
+    )
     fix: FixReport | None = None
     srt_file_id: FileId | None = Field(
         default=None,
@@ -362,6 +398,9 @@ class SrtResult(OperationResult):
     vtt_file_id: FileId | None = None
     json_file_id: FileId | None = None
     fix: FixReport | None = Field(default=None, description="What fix_srt changed (fix_srt only).")
+    asr: ProviderUsage | None = Field(
+        default=None, description="Where speech was recognised (generate_srt only)."
+    )
     translations: tuple[Translation, ...] = Field(
         default=(), description="One per target language (generate_srt with target_languages)."
     )

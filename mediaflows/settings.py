@@ -177,6 +177,73 @@ class LLMSettings(_Group):
     )
 
 
+class ASREndpoint(_Group):
+    """One OpenAI-compatible speech-to-text endpoint (``POST /audio/transcriptions``): OpenAI,
+    Groq, speaches, vLLM, LocalAI, a faster-whisper server on a GPU box."""
+
+    base_url: str = Field(description="Base URL (`https://api.openai.com/v1`).")
+    model: str = Field(description="The model it runs (`whisper-1`, `whisper-large-v3`).")
+    api_key: SecretStr = Field(
+        default=SecretStr("not-needed"),
+        description="API key (a secret: never a flow parameter, never logged).",
+    )
+    max_upload_mb: float = Field(
+        default=25.0, gt=0, description="Largest upload it takes (OpenAI: 25 MB)."
+    )
+    word_timestamps: bool = Field(
+        default=True,
+        description="It returns word times (`timestamp_granularities[]=word`); else word times "
+        "are estimated inside each segment.",
+    )
+    timeout_s: float = Field(default=600, gt=0, description="Longest one request may take.")
+    http_attempts: int = Field(
+        default=4, ge=1, le=10, description="Tries per piece on 429/5xx/timeouts/resets."
+    )
+    max_retry_after_s: float = Field(
+        default=60, ge=0, description="Longest wait honoured from a `Retry-After` header."
+    )
+    max_piece_s: float = Field(
+        default=600,
+        ge=10,
+        description="Longest piece of audio sent in one request (pieces go out concurrently, "
+        "within the `asr` limit).",
+    )
+    bitrate_kbps: int = Field(
+        default=32, ge=8, le=128, description="Opus bitrate of the audio sent (16 kHz mono)."
+    )
+
+
+class ASRSettings(_Group):
+    """Speech recognition by an external endpoint (``MEDIAFLOWS_ASR__*``); a request's
+    ``provider`` names one of ``endpoints`` (``local``: the model in the worker)."""
+
+    endpoints: dict[str, ASREndpoint] = Field(
+        default_factory=dict,
+        description='Endpoints by name, as JSON: `{"groq": {"base_url": "https://api.groq.com/'
+        'openai/v1", "model": "whisper-large-v3", "api_key": "gsk_…"}}`; optional fields: '
+        "`max_upload_mb`, `word_timestamps`, `timeout_s`, `http_attempts`, `max_piece_s`, "
+        "`bitrate_kbps`.",
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> ASRSettings:
+        if "local" in self.endpoints:
+            raise ValueError("'local' names the model in the worker: choose another name")
+        return self
+
+    def endpoint(self, name: str) -> ASREndpoint:
+        """The endpoint a request's ``provider`` names; :class:`InputError` for another name."""
+        from mediaflows.errors import InputError
+
+        if name not in self.endpoints:
+            known = ", ".join(["local", *self.endpoints])
+            raise InputError(
+                f"provider {name!r} is not configured; choose one of: {known} "
+                "(MEDIAFLOWS_ASR__ENDPOINTS)"
+            )
+        return self.endpoints[name]
+
+
 class ServerSettings(_Group):
     """The embedded Prefect server, and how runs show they are alive (``MEDIAFLOWS_SERVER__*``).
     ``PREFECT_API_URL``, when set, names another server and nothing is started."""
@@ -216,6 +283,11 @@ class OrchestrationSettings(_Group):
     )
     llm_limit: int = Field(
         default=4, ge=1, description="LLM requests at once across all workers (Prefect tag `llm`)."
+    )
+    asr_limit: int = Field(
+        default=4,
+        ge=1,
+        description="Requests to speech endpoints at once across all workers (Prefect tag `asr`).",
     )
     batch_in_flight: int = Field(
         default=4,
@@ -310,6 +382,7 @@ class Settings(BaseSettings):
     media: MediaSettings = Field(default_factory=MediaSettings)
     whisper: WhisperSettings = Field(default_factory=WhisperSettings)
     llm: LLMSettings = Field(default_factory=LLMSettings)
+    asr: ASRSettings = Field(default_factory=ASRSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
     orchestration: OrchestrationSettings = Field(default_factory=OrchestrationSettings)
 

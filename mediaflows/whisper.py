@@ -22,7 +22,7 @@ from mediaflows import cancel
 from mediaflows.audio import SAMPLE_RATE, audio_windows
 from mediaflows.errors import ConfigurationError, ResourceError
 from mediaflows.files import atomic_path
-from mediaflows.models import TranscribeRequest
+from mediaflows.models import ProviderUsage, TranscribeRequest
 from mediaflows.settings import Settings, WhisperSettings, get_settings
 
 ProgressCallback = Callable[[float], None]
@@ -62,6 +62,7 @@ class Transcription(_Record):
     segments: tuple[Segment, ...]
     model: str
     dropped: int = Field(default=0, description="Segments dropped by the hallucination guard.")
+    asr: ProviderUsage = Field(default_factory=ProviderUsage)
 
     @property
     def text(self) -> str:
@@ -170,8 +171,12 @@ def resolve_device(settings: WhisperSettings) -> tuple[str, str]:
 
 
 def model_id(request: TranscribeRequest, settings: Settings | None = None) -> str:
-    """A stable name of the model a request runs on (part of cache keys and output ids)."""
+    """A stable name of the model a request runs on (part of cache keys and output ids): for a
+    provider, its name, URL and model (:class:`InputError` when it is not configured)."""
     settings = settings or get_settings()
+    if request.provider != "local":
+        endpoint = settings.asr.endpoint(request.provider)
+        return f"asr:{request.provider}:{endpoint.base_url}:{endpoint.model}"
     name = model_name(request, settings)
     if name in BUNDLED:
         return f"bundled:{name}"
@@ -185,9 +190,12 @@ def model_id(request: TranscribeRequest, settings: Settings | None = None) -> st
 
 
 def tool_version(request: TranscribeRequest, settings: Settings | None = None) -> str:
-    """Model and library version, e.g. ``faster-whisper 1.2.1 ct2:model:75538…``."""
+    """Model and library version, e.g. ``faster-whisper 1.2.1 ct2:model:75538…``, or the
+    provider's endpoint and model."""
     from importlib.metadata import version
 
+    if request.provider != "local":
+        return model_id(request, settings)
     return f"faster-whisper {version('faster-whisper')} {model_id(request, settings)}"
 
 
@@ -274,7 +282,7 @@ def transcribe_windows(
         for raw in segments_iter:  # a generator: decoding happens as we iterate
             cancel.check()
             segment = _segment(raw, start)
-            if _is_hallucination(segment, kept[-1] if kept else None, guard):
+            if is_hallucination(segment, kept[-1] if kept else None, guard):
                 dropped += 1
             else:
                 kept.append(segment)
@@ -370,7 +378,7 @@ def _max_ngram_repeats(text: str, max_n: int = 4) -> int:
     return best
 
 
-def _is_hallucination(segment: Segment, previous: Segment | None, guard: Guard) -> bool:
+def is_hallucination(segment: Segment, previous: Segment | None, guard: Guard) -> bool:
     if not segment.text or not _WORD_RE.search(segment.text):
         return True
     if segment.no_speech_prob > guard.no_speech_prob and segment.avg_logprob < guard.avg_logprob:

@@ -4,6 +4,7 @@ starts its embedded one), S3 over HTTP (moto server), real ffmpeg, real media.""
 from __future__ import annotations
 
 import http.server
+import json
 import os
 import shutil
 import tempfile
@@ -16,6 +17,7 @@ from typing import ClassVar
 import pytest
 
 from mediaflows.settings import get_settings
+from tests.asr_server import ASRServer, RunningASRServer
 from tests.llm_server import LLMServer, RunningServer
 from tests.media_factory import (
     SPEECH_CONTAINERS,
@@ -252,6 +254,39 @@ def llm_server(
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
+    get_settings.cache_clear()
+    yield server
+    server.reset()
+    get_settings.cache_clear()
+
+
+#: The speech endpoint's API key in the tests: it must never show up in what Prefect records.
+ASR_TEST_KEY = "sk-asr-5ecret-" + uuid.uuid4().hex
+
+
+@pytest.fixture(scope="session")
+def asr_server_session() -> Iterator[ASRServer]:
+    """The OpenAI-compatible speech server (tests/asr_server.py) on a loopback port."""
+    with RunningASRServer() as server:
+        yield server
+
+
+def asr_endpoints(server: ASRServer, **options: object) -> str:
+    """MEDIAFLOWS_ASR__ENDPOINTS naming the test server "loop", with a model name fresh per
+    call, so that no test is answered from another test's cached pieces."""
+    endpoint = {"base_url": server.base_url, "model": f"whisper-{uuid.uuid4().hex[:8]}",
+                "api_key": ASR_TEST_KEY, "timeout_s": 20, **options}  # fmt: skip
+    return json.dumps({"loop": endpoint})
+
+
+@pytest.fixture
+def asr_server(
+    asr_server_session: ASRServer, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[ASRServer]:
+    """The test speech server, reset, with mediaflows' endpoint "loop" pointed at it."""
+    server = asr_server_session
+    server.reset()
+    monkeypatch.setenv("MEDIAFLOWS_ASR__ENDPOINTS", asr_endpoints(server))
     get_settings.cache_clear()
     yield server
     server.reset()

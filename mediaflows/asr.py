@@ -1,0 +1,394 @@
+"""Speech recognition by an OpenAI-compatible endpoint (``POST /audio/transcriptions``): OpenAI
+``whisper-1``/``gpt-4o-transcribe``, Groq, speaches, vLLM, LocalAI, a faster-whisper server.
+
+The audio is decoded by our own hardened ffmpeg call (:mod:`mediaflows.audio`, never the
+endpoint's), cut at quiet moments into pieces small enough for the endpoint's upload limit, and
+each piece sent as 16 kHz mono Opus. Each answer's times are shifted to the piece's place in the
+file; the pieces' language is made consistent (a piece heard in another language than most of
+the file is asked again with that language); the hallucination guard of the local model applies
+to the result. An endpoint that returns segment times only gets word times estimated inside each
+segment (said so in the result), so the cue rules still hold.
+
+Faults: 429, 5xx, timeouts and reset connections are retried (honouring ``Retry-After``);
+400/401/403/404/413 and a refused connection fail at once with an error naming the endpoint and
+model. The API key never appears in parameters, logs or error messages.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import logging
+import random
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:
+    import openai
+
+from mediaflows import cancel
+from mediaflows.audio import SAMPLE_RATE, audio_windows
+from mediaflows.endpoint import cancellable, refused_connection, retry_after_of
+from mediaflows.errors import (
+    ASRRejectedError,
+    ASRUnavailableError,
+    ASRUnreachableError,
+    ConfigurationError,
+)
+from mediaflows.languages import LANGUAGES
+from mediaflows.models import ProviderUsage, TranscribeRequest
+from mediaflows.settings import ASREndpoint, Settings, get_settings
+from mediaflows.tools import run_tool
+from mediaflows.whisper import Guard, Segment, Transcription, Word, is_hallucination
+
+log = logging.getLogger(__name__)
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Piece(_Record):
+    """One piece of a file's audio, encoded and ready to send."""
+
+    index: int
+    path: Path
+    offset: float
+    duration: float
+    digest: str  # of the samples: part of the piece's cache key
+    size: int
+
+
+class PieceResult(_Record):
+    """What the endpoint heard in one piece, its times already shifted into the file."""
+
+    index: int
+    language: str
+    duration: float
+    segments: tuple[Segment, ...]
+    words_estimated: bool
+    forced_language: str | None = None
+
+
+def piece_seconds(endpoint: ASREndpoint) -> float:
+    """How long a piece may be: the endpoint's upload limit at the Opus bitrate, with a fifth
+    to spare (Opus varies its rate and the container adds a little), at most ``max_piece_s``."""
+    bytes_per_s = endpoint.bitrate_kbps * 1000 / 8
+    return max(min(endpoint.max_piece_s, 0.8 * endpoint.max_upload_mb * 1e6 / bytes_per_s), 10.0)
+
+
+def cut_pieces(
+    path: Path,
+    name: str,
+    endpoint: ASREndpoint,
+    workspace: Path,
+    settings: Settings | None = None,
+    expected_s: float | None = None,
+) -> list[Piece]:
+    """The file's audio in pieces for the endpoint, each cut at the quietest moment near its
+    end and encoded to Ogg Opus in ``workspace``. A truncated file is refused
+    (:class:`MediaError`) as for the local model."""
+    settings = settings or get_settings()
+    workspace.mkdir(parents=True, exist_ok=True)
+    limit = int(endpoint.max_upload_mb * 1e6)
+    pieces: list[Piece] = []
+    windows = audio_windows(path, name, settings, window_s=piece_seconds(endpoint),
+                            expected_s=expected_s)  # fmt: skip
+    for offset, samples in windows:
+        for start, part in _fit(offset, samples, endpoint, workspace, settings, limit):
+            pieces.append(part.model_copy(update={"index": len(pieces), "offset": start}))
+    return pieces
+
+
+def _fit(
+    offset: float,
+    samples: np.ndarray,
+    endpoint: ASREndpoint,
+    workspace: Path,
+    settings: Settings,
+    limit: int,
+) -> Iterator[tuple[float, Piece]]:
+    """Encode ``samples``; should the result be over the upload limit after all, split it in
+    two and try again (each half at its own offset)."""
+    cancel.check()
+    piece = _encode(samples, endpoint, workspace, settings)
+    if piece.size <= limit or len(samples) < 2 * SAMPLE_RATE:
+        yield offset, piece
+        return
+    piece.path.unlink(missing_ok=True)
+    half = len(samples) // 2
+    yield from _fit(offset, samples[:half], endpoint, workspace, settings, limit)
+    yield from _fit(offset + half / SAMPLE_RATE, samples[half:], endpoint, workspace, settings,
+                    limit)  # fmt: skip
+
+
+def _encode(
+    samples: np.ndarray, endpoint: ASREndpoint, workspace: Path, settings: Settings
+) -> Piece:
+    raw = np.ascontiguousarray(samples, dtype=np.float32).tobytes()
+    digest = hashlib.sha256(raw).hexdigest()
+    source = workspace / f"{digest[:16]}.f32"
+    dest = workspace / f"{digest[:16]}.ogg"
+    source.write_bytes(raw)
+    try:
+        run_tool(
+            [settings.media.ffmpeg_binary, "-nostdin", "-hide_banner", "-v", "error", "-y",
+             "-f", "f32le", "-ar", str(SAMPLE_RATE), "-ac", "1", "-i", f"file:{source}",
+             "-c:a", "libopus", "-b:a", f"{endpoint.bitrate_kbps}k", "-application", "voip",
+             "-f", "ogg", f"file:{dest}"],
+            "audio piece",
+            settings.media.ffmpeg_timeout_s,
+        )  # fmt: skip
+    finally:
+        source.unlink(missing_ok=True)
+    return Piece(index=0, path=dest, offset=0.0, duration=len(samples) / SAMPLE_RATE,
+                 digest=digest, size=dest.stat().st_size)  # fmt: skip
+
+
+# ---- talking to the endpoint --------------------------------------------------------------------
+
+_clients: dict[tuple[str, str, float], openai.OpenAI] = {}
+_clients_lock = threading.Lock()
+
+
+def _client(endpoint: ASREndpoint) -> openai.OpenAI:
+    # One client (connection pool) per endpoint and process; retries are ours (Retry-After).
+    import openai
+
+    key = (endpoint.base_url, endpoint.api_key.get_secret_value(), endpoint.timeout_s)
+    with _clients_lock:
+        if key not in _clients:
+            _clients[key] = openai.OpenAI(
+                base_url=endpoint.base_url,
+                api_key=endpoint.api_key.get_secret_value(),
+                timeout=endpoint.timeout_s,
+                max_retries=0,
+            )
+        return _clients[key]
+
+
+def _redact(text: str, endpoint: ASREndpoint) -> str:
+    secret = endpoint.api_key.get_secret_value()
+    return text.replace(secret, "***") if secret else text
+
+
+def _map_error(exc: openai.OpenAIError, name: str, endpoint: ASREndpoint) -> Exception:
+    import openai
+
+    where = f"speech endpoint {name!r} ({endpoint.base_url}, model {endpoint.model!r})"
+    if isinstance(exc, openai.APITimeoutError):
+        return ASRUnavailableError(f"{where}: no answer within {endpoint.timeout_s:g} s")
+    if isinstance(exc, openai.APIConnectionError):
+        if refused_connection(exc):
+            return ASRUnreachableError(
+                f"{where}: connection refused: nothing listens there (is its base_url right in "
+                "MEDIAFLOWS_ASR__ENDPOINTS, and the server started?)"
+            )
+        return ASRUnavailableError(f"{where}: cannot connect ({type(exc.__cause__).__name__})")
+    if isinstance(exc, openai.APIStatusError):
+        status = exc.status_code
+        body = _redact(str(getattr(exc, "message", "") or exc), endpoint)[:300]
+        if status == 429 or status >= 500 or status in (408, 409):
+            return ASRUnavailableError(f"{where}: busy or failing ({status})",
+                                       retry_after=retry_after_of(exc.response))  # fmt: skip
+        if status in (401, 403):
+            return ASRRejectedError(f"{where}: the API key was refused ({status})")
+        if status == 413:
+            return ASRRejectedError(
+                f"{where}: the upload was too large ({status}); lower its max_upload_mb"
+            )
+        hint = " (is the model name right?)" if status == 404 else ""
+        return ASRRejectedError(f"{where}: request refused ({status}){hint}: {body}")
+    return ASRRejectedError(f"{where}: {type(exc).__name__}: {_redact(str(exc), endpoint)[:300]}")
+
+
+#: Whisper's language names (what OpenAI's verbose JSON says: "english") → codes.
+_NAMES = {name.lower(): code for code, (name, _) in LANGUAGES.items()}
+
+
+def _language_code(value: Any) -> str:
+    text = str(value or "").strip().lower()
+    if len(text) in (2, 3) and text.isalpha():
+        return text
+    return _NAMES.get(text, text or "und")
+
+
+def _field(item: Any, name: str, default: Any = None) -> Any:
+    if isinstance(item, dict):
+        return item.get(name, default)
+    return getattr(item, name, default)
+
+
+def estimate_words(text: str, start: float, end: float) -> tuple[Word, ...]:
+    """Word times inside a segment that came without them: its time shared out by length."""
+    words = text.split()
+    if not words:
+        return ()
+    total = sum(len(w) + 1 for w in words)
+    out, at = [], start
+    for word in words:
+        span = (end - start) * (len(word) + 1) / total
+        out.append(Word(start=round(at, 3), end=round(at + span, 3), text=f" {word}",
+                        probability=0.0))  # fmt: skip
+        at += span
+    return tuple(out)
+
+
+def _segments(answer: Any, offset: float, duration: float) -> tuple[tuple[Segment, ...], bool]:
+    """The answer's segments with their words, shifted by ``offset``; and whether the word
+    times were estimated (an endpoint that gives segment times only, or none at all)."""
+    raw_segments = list(_field(answer, "segments") or [])
+    raw_words = list(_field(answer, "words") or [])
+    text = str(_field(answer, "text") or "").strip()
+    if not raw_segments and text:  # only text: one segment over the whole piece
+        raw_segments = [{"start": 0.0, "end": duration, "text": text}]
+    words = [
+        Word(start=float(_field(w, "start", 0.0)), end=float(_field(w, "end", 0.0)),
+             text=" " + str(_field(w, "word", "")).strip())
+        for w in raw_words
+    ]  # fmt: skip
+    estimated = not words
+    segments = []
+    for raw in raw_segments:
+        start, end = float(_field(raw, "start", 0.0)), float(_field(raw, "end", 0.0))
+        seg_text = str(_field(raw, "text", "")).strip()
+        inside = tuple(w for w in words if start - 0.01 <= w.start < end + 0.01)
+        if estimated or not inside:
+            inside = estimate_words(seg_text, start, end)
+            estimated = True
+        segments.append(Segment(
+            start=start + offset,
+            end=end + offset,
+            text=seg_text,
+            words=tuple(w.model_copy(update={"start": w.start + offset, "end": w.end + offset})
+                        for w in inside),
+            avg_logprob=float(_field(raw, "avg_logprob", 0.0) or 0.0),
+            no_speech_prob=float(_field(raw, "no_speech_prob", 0.0) or 0.0),
+            compression_ratio=float(_field(raw, "compression_ratio", 1.0) or 1.0),
+        ))  # fmt: skip
+    return tuple(segments), estimated
+
+
+def transcribe_piece(
+    piece: Piece,
+    request: TranscribeRequest,
+    name: str,
+    endpoint: ASREndpoint,
+    language: str | None = None,
+    sleep: Callable[[float], None] = cancel.sleep,
+) -> PieceResult:
+    """Send one piece; its segments in the file's time. 429/5xx/timeouts are tried
+    ``endpoint.http_attempts`` times, waiting what ``Retry-After`` asks (at most
+    ``max_retry_after_s``) or else 1, 2, 4 … s with jitter; then :class:`ASRUnavailableError`
+    for the caller's own retries. Refusals raise at once."""
+    import openai
+
+    client = _client(endpoint)
+    language = language or request.language
+    options: dict[str, Any] = {"model": endpoint.model, "response_format": "verbose_json"}
+    create: Callable[..., Any]
+    if request.task == "transcribe":
+        create = client.audio.transcriptions.create
+        if language:
+            options["language"] = language
+        if endpoint.word_timestamps:
+            options["timestamp_granularities"] = ["word", "segment"]
+    else:
+        create = client.audio.translations.create  # English text from any language
+    prompt = " ".join(p for p in (request.initial_prompt, request.hotwords) if p)
+    if prompt:
+        options["prompt"] = prompt[:1000]
+    attempt = 1
+    while True:
+        cancel.check()
+        data = piece.path.read_bytes()
+        call = functools.partial(create, file=(piece.path.name, data, "audio/ogg"), **options)
+        try:
+            answer = cancellable(call)
+            break
+        except openai.OpenAIError as exc:
+            error = _map_error(exc, name, endpoint)
+        except ValueError as exc:  # a body that is not the JSON it claims (a proxy's hiccup)
+            error = ASRUnavailableError(
+                f"speech endpoint {name!r} ({endpoint.base_url}): malformed answer ({exc})"
+            )
+        if isinstance(error, ConfigurationError):
+            raise error from None
+        if not isinstance(error, ASRUnavailableError) or attempt >= endpoint.http_attempts:
+            raise error from None
+        wait = error.retry_after
+        if wait is None:
+            wait = 2 ** (attempt - 1) * (1 + 0.25 * random.random())
+        log.warning("%s; trying again in %.1f s", error, min(wait, endpoint.max_retry_after_s))
+        sleep(min(wait, endpoint.max_retry_after_s))
+        attempt += 1
+    if isinstance(answer, str):  # a server that ignored verbose_json
+        answer = {"text": answer}
+    segments, estimated = _segments(answer, piece.offset, piece.duration)
+    heard = _language_code(_field(answer, "language")) if request.task == "transcribe" else "en"
+    return PieceResult(index=piece.index, language=language or heard, duration=piece.duration,
+                       segments=segments, words_estimated=estimated,
+                       forced_language=language)  # fmt: skip
+
+
+def majority_language(results: Sequence[PieceResult]) -> str:
+    """The language most of the audio was heard in (by seconds)."""
+    seconds: dict[str, float] = {}
+    for r in results:
+        if r.segments:
+            seconds[r.language] = seconds.get(r.language, 0.0) + r.duration
+    return max(seconds, key=lambda k: seconds[k]) if seconds else results[0].language
+
+
+def merge(
+    results: Sequence[PieceResult],
+    request: TranscribeRequest,
+    name: str,
+    endpoint: ASREndpoint,
+    model_id: str,
+    resent_s: float = 0.0,
+    guard: Guard | None = None,
+) -> Transcription:
+    """One transcription from the pieces' answers, in order, with the hallucination guard
+    applied (loops, repeats, silence the endpoint flagged). ``resent_s``: seconds of audio sent
+    a second time (pieces asked again in the file's language), counted as sent."""
+    guard = guard or Guard()
+    ordered = sorted(results, key=lambda r: r.index)
+    kept: list[Segment] = []
+    dropped = 0
+    for result in ordered:
+        for segment in result.segments:
+            if is_hallucination(segment, kept[-1] if kept else None, guard):
+                dropped += 1
+            else:
+                kept.append(segment)
+    language = majority_language(ordered) if ordered else (request.language or "und")
+    usage = ProviderUsage(
+        provider=name,
+        provider_model=endpoint.model,
+        audio_sent_s=round(sum(r.duration for r in ordered) + resent_s, 3),
+        pieces=len(ordered),
+        words_estimated=any(r.words_estimated for r in ordered),
+    )
+    return Transcription(
+        language=language,
+        language_probability=1.0 if request.language else _agreement(ordered, language),
+        duration=round(sum(r.duration for r in ordered), 3),
+        segments=tuple(kept),
+        model=model_id,
+        dropped=dropped,
+        asr=usage,
+    )
+
+
+def _agreement(results: Sequence[PieceResult], language: str) -> float:
+    """The share of the audio (by seconds) first heard in ``language``: the endpoint gives no
+    probability, this is the closest honest figure."""
+    total = sum(r.duration for r in results) or 1.0
+    return round(sum(r.duration for r in results if r.language == language
+                     and r.forced_language is None) / total, 4)  # fmt: skip

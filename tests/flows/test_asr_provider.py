@@ -1,0 +1,246 @@
+"""Transcription by an OpenAI-compatible speech endpoint: the loopback server answers with real
+faster-whisper output over real HTTP (multipart uploads), a real Prefect server, real ffmpeg."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flows.generate_srt import generate_srt
+from flows.transcribe import transcribe
+from mediaflows import audio, whisper
+from mediaflows.errors import ASRRejectedError, InputError
+from mediaflows.models import GenerateSrtRequest, SrtResult, TranscribeRequest, TranscribeResult
+from mediaflows.settings import get_settings
+from mediaflows.store import ProfileStore
+from tasks.runtime import state_of
+from tests import prefect_api
+from tests.asr_server import ASRServer
+from tests.conftest import ASR_TEST_KEY, asr_endpoints
+from tests.media_factory import SPEECH_TEXT, ffmpeg
+from tests.subtitle_rules import parse, rule_violations
+from tests.wer import wer
+
+PROVIDER = GenerateSrtRequest(provider="loop", language="en")
+
+
+def _run(flow: Any, profile: str, file_id: str, request: Any) -> Any:
+    return asyncio.run(state_of(flow, profile=profile, file_id=file_id, request=request))
+
+
+def _endpoint(monkeypatch: pytest.MonkeyPatch, server: ASRServer, **options: object) -> None:
+    monkeypatch.setenv("MEDIAFLOWS_ASR__ENDPOINTS", asr_endpoints(server, **options))
+    get_settings.cache_clear()
+
+
+def _text(content: str) -> str:
+    return " ".join(sub.content.replace("\n", " ") for sub in parse(content))
+
+
+@pytest.fixture(scope="module")
+def long_speech(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """~40 s: the known text four times, with pauses between (a file to cut into pieces)."""
+    directory = tmp_path_factory.mktemp("long")
+    wav = directory / "long.wav"
+    text = " ".join([SPEECH_TEXT] * 4)
+    subprocess.run(["espeak-ng", "-v", "en-us", "-s", "150", "-g", "10", "-w", str(wav), text],
+                   check=True)  # fmt: skip
+    out = directory / "long.mp3"
+    ffmpeg("-i", str(wav), "-c:a", "libmp3lame", str(out))
+    return out
+
+
+@pytest.mark.parametrize("name", ["speech.mp4", "speech.mp3", "speech.webm"])
+def test_generate_srt_by_the_provider_keeps_the_cue_rules(
+    asr_server: ASRServer, local_store: ProfileStore, speech_media: dict[str, Path], name: str
+) -> None:
+    source = local_store.import_file("dave", speech_media[name])
+    state = _run(generate_srt, "dave", source.id, PROVIDER)
+    assert state.is_completed(), state.message
+    result: SrtResult = state.result()
+    assert rule_violations(result.content) == []
+    # Close to the local model on the same audio (both are tiny.en here: the lossy upload and
+    # the file being decoded twice are what may differ).
+    local = whisper.transcribe(audio.decode_audio(speech_media[name], name),
+                               TranscribeRequest(language="en"))  # fmt: skip
+    assert wer(SPEECH_TEXT, _text(result.content)) <= wer(SPEECH_TEXT, local.text) + 0.05
+    usage = result.asr
+    assert usage is not None and usage.provider == "loop" and usage.pieces == 1
+    assert usage.provider_model.startswith("whisper-") and not usage.words_estimated
+    assert usage.audio_sent_s == pytest.approx(asr_server.uploads[0].duration, abs=0.1)
+    (upload,) = asr_server.uploads
+    assert upload.fields["model"] == [usage.provider_model]
+    assert upload.fields["response_format"] == ["verbose_json"]
+    assert upload.fields["language"] == ["en"]
+    assert local_store.get("dave", result.file_id).tools["whisper"].startswith("asr:loop:")
+
+
+def test_a_file_over_the_upload_limit_is_cut_into_pieces_sent_together(
+    asr_server: ASRServer, local_store: ProfileStore, long_speech: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    asr_server.max_bytes = 60_000  # anything larger gets 413
+    _endpoint(monkeypatch, asr_server, max_upload_mb=0.06, bitrate_kbps=24)
+    monkeypatch.setenv("MEDIAFLOWS_ORCHESTRATION__ASR_LIMIT", "3")
+    get_settings.cache_clear()
+    source = local_store.import_file("dave", long_speech)
+    state = _run(generate_srt, "dave", source.id, PROVIDER)
+    assert state.is_completed(), state.message
+    result: SrtResult = state.result()
+    uploads = asr_server.uploads
+    assert len(uploads) >= 3 and all(u.size <= 60_000 and u.outcome == "ok" for u in uploads)
+    assert 2 <= asr_server.max_in_flight <= 3  # concurrent, within the asr limit
+    subs = parse(result.content)
+    starts = [s.start for s in subs]
+    assert starts == sorted(starts)
+    assert all(a.end <= b.start for a, b in itertools.pairwise(subs))  # no overlap
+    assert rule_violations(result.content) == []
+    assert subs[-1].end.total_seconds() > 30  # later pieces shifted to their place
+    assert wer(" ".join([SPEECH_TEXT] * 4), _text(result.content)) <= 0.25
+    assert result.asr is not None and result.asr.pieces == len(uploads)
+    total = audio.decode_audio(long_speech, "long.mp3").size / audio.SAMPLE_RATE
+    assert result.asr.audio_sent_s == pytest.approx(total, abs=0.2)
+    progress = next(a for a in prefect_api.artifacts(state.state_details.flow_run_id)
+                    if a.type == "progress")  # fmt: skip
+    assert progress.data == 100.0
+
+
+@pytest.mark.parametrize("mode", ["429", "500", "hang", "malformed"])
+def test_a_transient_fault_is_retried(
+    asr_server: ASRServer, local_store: ProfileStore, speech_media: dict[str, Path], mode: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    # A hang outlasts the client's timeout; a real answer (the model on a loaded CI machine)
+    # fits in it.
+    _endpoint(monkeypatch, asr_server, timeout_s=6)
+    asr_server.set_mode(mode, times=1, retry_after=1, hang_s=9)
+    source = local_store.import_file("dave", speech_media["speech.mp3"])
+    result: TranscribeResult = _run(
+        transcribe, "dave", source.id, PROVIDER.transcribe_request()
+    ).result()
+    assert wer(SPEECH_TEXT, result.text) <= 0.2
+    assert [u.outcome for u in asr_server.uploads] == [mode, "ok"]
+    if mode == "429":
+        at = [u.at for u in asr_server.uploads]
+        assert at[1] - at[0] >= 0.95  # Retry-After: 1 was honoured
+
+
+def test_a_refused_key_fails_at_once_and_never_shows(
+    asr_server: ASRServer, local_store: ProfileStore, speech_media: dict[str, Path]
+) -> None:
+    asr_server.set_mode("401")  # the server quotes the key in its error
+    source = local_store.import_file("dave", speech_media["speech.mp3"])
+    state = _run(generate_srt, "dave", source.id, PROVIDER)
+    assert state.is_failed()
+    with pytest.raises(ASRRejectedError, match=r"'loop'.*the API key was refused"):
+        state.result()
+    assert len(asr_server.uploads) == 1  # not retried
+    assert asr_server.uploads[0].authorization == f"Bearer {ASR_TEST_KEY}"  # it was sent
+    text = prefect_api.everything_about([state.state_details.flow_run_id], tasks=2)
+    assert "API key was refused" in text and ASR_TEST_KEY not in text
+    assert [f.id for f in local_store.list_files("dave")] == [source.id]  # nothing stored
+
+
+def test_segment_times_only_get_estimated_word_times_within_the_rules(
+    asr_server: ASRServer, local_store: ProfileStore, long_speech: Path
+) -> None:
+    asr_server.set_mode("segments_only")
+    source = local_store.import_file("dave", long_speech)
+    result: SrtResult = _run(generate_srt, "dave", source.id, PROVIDER).result()
+    assert result.asr is not None and result.asr.words_estimated
+    assert rule_violations(result.content) == []
+    assert wer(" ".join([SPEECH_TEXT] * 4), _text(result.content)) <= 0.25
+
+
+def test_the_same_input_twice_sends_nothing_and_a_rerun_sends_only_what_failed(
+    asr_server: ASRServer, local_store: ProfileStore, long_speech: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    _endpoint(monkeypatch, asr_server, max_upload_mb=0.06, bitrate_kbps=24)
+    monkeypatch.setenv("MEDIAFLOWS_ORCHESTRATION__ASR_LIMIT", "1")  # one piece after another
+    get_settings.cache_clear()
+    source = local_store.import_file("dave", long_speech)
+    asr_server.set_mode("401", after=1)  # the second piece is refused: the run stops there
+    failed = _run(generate_srt, "dave", source.id, PROVIDER)
+    assert failed.is_failed() and [u.outcome for u in asr_server.uploads] == ["ok", "401"]
+    asr_server.set_mode("ok")
+    done = _run(generate_srt, "dave", source.id, PROVIDER).result()
+    sent = len(asr_server.uploads) - 2
+    assert sent == done.asr.pieces - 1  # the first piece came from the cache
+    again = _run(generate_srt, "dave", source.id, PROVIDER).result()
+    other_rules = PROVIDER.model_copy(update={"vtt": True})
+    other = _run(generate_srt, "dave", source.id, other_rules).result()
+    assert again.cached and not other.cached and other.file_id != done.file_id
+    assert len(asr_server.uploads) == 2 + sent  # neither sent anything
+
+
+def test_a_piece_heard_in_another_language_is_asked_again_in_the_files(
+    asr_server: ASRServer, local_store: ProfileStore, long_speech: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    _endpoint(monkeypatch, asr_server, max_upload_mb=0.06, bitrate_kbps=24)
+    monkeypatch.setenv("MEDIAFLOWS_ORCHESTRATION__ASR_LIMIT", "1")
+    get_settings.cache_clear()
+    asr_server.set_mode("language", times=1, language_name="german", after=1)
+    source = local_store.import_file("dave", long_speech)
+    request = GenerateSrtRequest(provider="loop")  # no language: detected
+    result: SrtResult = _run(generate_srt, "dave", source.id, request).result()
+    assert result.language == "en"
+    outcomes = [u.outcome for u in asr_server.uploads]
+    assert outcomes.count("language") == 1 and len(outcomes) == result.asr.pieces + 1
+    assert asr_server.uploads[-1].fields["language"] == ["en"]  # asked again, in English
+    assert result.language_probability < 1.0
+    # What was sent is what is billed: the re-sent piece counts twice.
+    sent = sum(u.duration for u in asr_server.uploads)
+    assert result.asr.audio_sent_s == pytest.approx(sent, abs=0.3)
+    assert sent > audio.decode_audio(long_speech, "long.mp3").size / audio.SAMPLE_RATE + 1
+
+
+def test_an_unknown_provider_is_refused_naming_the_configured_ones(
+    asr_server: ASRServer, local_store: ProfileStore, speech_media: dict[str, Path]
+) -> None:
+    source = local_store.import_file("dave", speech_media["speech.mp3"])
+    state = _run(transcribe, "dave", source.id, TranscribeRequest(provider="nope"))
+    assert state.is_failed()
+    with pytest.raises(InputError, match=r"provider 'nope' is not configured.*local, loop"):
+        state.result()
+    assert asr_server.uploads == []
+    schema = GenerateSrtRequest.model_json_schema()["properties"]["provider"]
+    assert schema["enum"] == ["local", "loop"]  # the run form offers them
+
+
+def test_a_batch_on_the_provider_stays_within_the_asr_limit_read_back_from_the_server(
+    asr_server: ASRServer, local_store: ProfileStore, speech_media: dict[str, Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    from prefect.client.orchestration import get_client
+
+    from deployments.setup import ensure_concurrency_limits
+    from flows.batch import BATCHES
+
+    monkeypatch.setenv("MEDIAFLOWS_ORCHESTRATION__ASR_LIMIT", "2")
+    get_settings.cache_clear()
+    asr_server.set_mode("ok", latency_s=0.5)  # requests overlap: the limit has work to do
+    ids = [local_store.import_file("dave", speech_media[n]).id
+           for n in ("speech.mp3", "speech.ogg", "speech.wav", "speech.mkv")]  # fmt: skip
+    try:
+        ensure_concurrency_limits(get_settings())
+        with get_client(sync_client=True) as client:
+            assert client.read_concurrency_limit_by_tag("asr").concurrency_limit == 2
+        state = asyncio.run(state_of(BATCHES["generate_srt"], profile="dave", file_ids=ids,
+                                     request=PROVIDER))  # fmt: skip
+        result = state.result()
+        assert result.succeeded == 4 and len(asr_server.uploads) == 4
+        assert asr_server.max_in_flight <= 2
+    finally:
+        monkeypatch.delenv("MEDIAFLOWS_ORCHESTRATION__ASR_LIMIT")
+        get_settings.cache_clear()
+        ensure_concurrency_limits(get_settings())
+    child = result.children[0].run_id
+    runs = prefect_api.task_runs(child, expect=1, named="transcribe_piece")
+    assert all("asr" in r.tags for r in runs if r.task_key.startswith("transcribe_piece"))

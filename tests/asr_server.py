@@ -12,7 +12,8 @@ It can be told to misbehave (``MODES``):
 - ``echo``: no model: one segment of made-up words spread over the piece (benchmarks, where
   the server's own compute time must not count);
 - ``language``: the answer says ``language_name`` for the pieces that match (to test that the
-  file is kept in one language).
+  file is kept in one language);
+- ``hallucinate``: a segment looping on one phrase (``LOOP``) is added after the speech.
 
 An upload larger than ``max_bytes`` always gets 413. Modes apply to the next ``times`` requests
 (all when None) after the first ``after``; ``latency_s`` delays every answer. Every request is
@@ -39,7 +40,10 @@ from starlette.routing import Route
 
 from tests.net import free_port
 
-MODES = ("ok", "429", "500", "401", "hang", "segments_only", "malformed", "echo", "language")
+MODES = ("ok", "429", "500", "401", "hang", "segments_only", "malformed", "echo", "language",
+         "hallucinate")  # fmt: skip
+#: What a hallucinating model adds after the speech: a phrase looping in the silence.
+LOOP = "Thank you for watching. " * 6
 
 
 @dataclass
@@ -155,6 +159,16 @@ class ASRServer:
         record.duration = float(answer["duration"])
         if fault == "language":
             answer["language"] = mode.language_name
+        if fault == "hallucinate":
+            end = float(answer["duration"])
+            answer["segments"].append({"id": len(answer["segments"]), "start": end - 2.0,
+                                       "end": end, "text": " " + LOOP.strip(),
+                                       "avg_logprob": -0.3, "compression_ratio": 1.9,
+                                       "no_speech_prob": 0.1})  # fmt: skip
+            answer["words"] += [{"word": w, "start": end - 2.0 + i * 0.05,
+                                 "end": end - 2.0 + (i + 1) * 0.05}
+                                for i, w in enumerate(LOOP.split())]  # fmt: skip
+            answer["text"] += " " + LOOP.strip()
         if fault == "segments_only" or "word" not in fields.get("timestamp_granularities[]", []):
             answer.pop("words", None)
         return JSONResponse(answer)

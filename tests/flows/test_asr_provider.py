@@ -244,3 +244,18 @@ def test_a_batch_on_the_provider_stays_within_the_asr_limit_read_back_from_the_s
     child = result.children[0].run_id
     runs = prefect_api.task_runs(child, expect=1, named="transcribe_piece")
     assert all("asr" in r.tags for r in runs if r.task_key.startswith("transcribe_piece"))
+
+
+def test_the_hallucination_guard_applies_to_the_providers_output(
+    asr_server: ASRServer, local_store: ProfileStore, speech_media: dict[str, Path]
+) -> None:
+    from tests.asr_server import LOOP
+
+    asr_server.set_mode("hallucinate")
+    source = local_store.import_file("dave", speech_media["speech.mp3"])
+    result: TranscribeResult = _run(transcribe, "dave", source.id,
+                                    PROVIDER.transcribe_request()).result()  # fmt: skip
+    assert "watching" not in result.text.lower()  # the looping segment was dropped …
+    assert wer(SPEECH_TEXT, result.text) <= 0.2  # … the speech kept
+    stored = local_store.get("dave", result.transcript_id)
+    assert stored.details["dropped_segments"] == 1 and LOOP.strip() not in result.text

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from mediaflows import media
-from tests.conftest import LLM_TEST_KEY
+from tests.asr_server import ASRServer
+from tests.conftest import ASR_TEST_KEY, LLM_TEST_KEY
 from tests.llm_server import LLMServer
 from tests.srt_samples import TRANSLATION_CUES, messy_srt
 
@@ -261,3 +262,24 @@ def test_translate_srt_from_the_command_line(
         lines = done.stderr.strip().splitlines()
         assert len(lines) == 1 and message in lines[0], done.stderr
         assert len(llm_server.requests) == requests
+
+
+def test_generate_srt_by_a_provider_from_the_command_line(
+    env: dict[str, str], asr_server: ASRServer, jfk: Path
+) -> None:
+    env = {**env, "MEDIAFLOWS_ASR__ENDPOINTS": os.environ["MEDIAFLOWS_ASR__ENDPOINTS"]}
+    imported = json.loads(cli(env, "import", "--profile", "carol", str(jfk)).stdout)
+    done = cli(env, "run", "generate-srt", "--profile", "carol", imported["file_id"],
+               "--provider", "loop", "--language", "en", "--json")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert "Americans" in result["content"] and result["asr"]["provider"] == "loop"
+    assert len(asr_server.uploads) == 1
+    asr_server.set_mode("401")
+    done = cli(env, "run", "transcribe", "--profile", "carol", imported["file_id"],
+               "--provider", "loop", "--json")  # fmt: skip
+    assert done.returncode == 3 and "API key was refused" in done.stderr
+    assert ASR_TEST_KEY not in done.stderr + done.stdout
+    done = cli(env, "run", "transcribe", "--profile", "carol", imported["file_id"],
+               "--provider", "nope", "--json")  # fmt: skip
+    assert done.returncode == 2 and "provider 'nope' is not configured" in done.stderr

@@ -12,6 +12,7 @@ import asyncio
 import json
 import os
 import signal
+import subprocess
 import sys
 import types
 import typing
@@ -219,14 +220,38 @@ def cmd_setup(args: argparse.Namespace) -> None:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    """``prefect worker start`` for a mediaflows pool, with the environment its runs need."""
-    from deployments.worker import worker_command, worker_env
+    """A worker for a mediaflows pool, with the environment its runs need: a warm worker (runs
+    in its own process, the model loaded once; one per GPU with ``--gpus``), or Prefect's
+    process worker (``--kind process``: a new process per run)."""
+    import socket
+
+    from deployments.worker import warm_worker_command, worker_command, worker_env
 
     _start_prefect(args.verbose)
     env = worker_env(get_settings())
-    command = worker_command(args.pool, args.name, args.limit)
-    os.execvpe(command[0], command, env)
-    return 0  # not reached: exec replaces this process
+    kind = args.kind or ("warm" if args.pool == "mediaflows-process" else "process")
+    if kind == "process":
+        command = worker_command(args.pool, args.name, args.limit)
+        os.execvpe(command[0], command, env)
+    name = args.name or f"warm-{socket.gethostname()}-{os.getpid()}"
+    limit = args.limit or 4
+    if not args.gpus:
+        command = warm_worker_command(args.pool, name, limit)
+        os.execvpe(command[0], command, env)
+    # One warm worker per GPU, each seeing only its own card (its model loaded there once).
+    children = [
+        subprocess.Popen(warm_worker_command(args.pool, f"{name}-gpu{gpu}", limit),
+                         env={**env, "CUDA_VISIBLE_DEVICES": gpu})
+        for gpu in args.gpus.split(",")
+    ]  # fmt: skip
+
+    def forward(signum: int, frame: object) -> None:
+        for child in children:
+            child.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    return max(child.wait() for child in children)
 
 
 def _print_result(result: BaseModel, as_json: bool) -> None:
@@ -315,10 +340,21 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_setup)
 
-    p = sub.add_parser("worker", help="run a Prefect worker for the deployments (prefect.yaml)")
+    p = sub.add_parser("worker", help="run a worker for the deployments (prefect.yaml)")
     p.add_argument("--pool", default="mediaflows-process", help="work pool (default: process)")
-    p.add_argument("--name", default=None, help="worker name (default: Prefect's)")
-    p.add_argument("--limit", type=int, default=None, help="flow runs at once on this worker")
+    p.add_argument("--name", default=None, help="worker name (default: warm-HOST-PID)")
+    p.add_argument("--limit", type=int, default=None, help="flow runs at once (warm: 4)")
+    p.add_argument(
+        "--kind",
+        choices=["warm", "process"],
+        default=None,
+        help="warm: runs in this worker's process, the model loaded once (the default for the "
+        "process pool); process: Prefect's worker of the pool's type (a new process or "
+        "container per run; the default for other pools)",
+    )
+    p.add_argument(
+        "--gpus", default=None, help="e.g. 0,1: one warm worker per GPU (CUDA_VISIBLE_DEVICES)"
+    )
     p.set_defaults(func=cmd_worker)
 
     p = sub.add_parser("server", help="the embedded Prefect server")

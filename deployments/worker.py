@@ -40,6 +40,12 @@ def worker_env(
     return env
 
 
+def warm_worker_command(pool: str, name: str, limit: int) -> list[str]:
+    """A warm worker (:mod:`deployments.warm_worker`) for ``pool``, run by this interpreter."""
+    return [sys.executable, "-m", "deployments.warm_worker", "--pool", pool, "--name", name,
+            "--limit", str(limit)]  # fmt: skip
+
+
 def worker_command(pool: str, name: str | None = None, limit: int | None = None) -> list[str]:
     """``prefect worker start`` for ``pool``, run by this interpreter."""
     command = [sys.executable, "-m", "prefect", "worker", "start", "--pool", pool]

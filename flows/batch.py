@@ -214,3 +214,18 @@ def __getattr__(name: str) -> BatchFlow:
         if made.name == name:
             return made
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def flow_by_name(name: str) -> Flow[..., Any] | None:
+    """The mediaflows flow called ``name`` (an operation, its batch, or the sweep); None for
+    any other name. What a warm worker runs for a flow run of a mediaflows deployment."""
+    for spec in OPERATIONS.values():
+        if name == spec.name:
+            return operation_flow_of(spec)
+        if name == spec.batch_name:
+            return BATCHES[spec.name]
+    if name == "sweep":
+        from flows.sweep import sweep
+
+        return sweep
+    return None

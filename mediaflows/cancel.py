@@ -38,6 +38,7 @@ class CancelScope:
         self._procs: set[subprocess.Popen[Any]] = set()
         self._callbacks: set[Callable[[], None]] = set()
         self._token: contextvars.Token[CancelScope | None] | None = None
+        self._unlink: Callable[[], None] | None = None
 
     @property
     def cancelled(self) -> bool:
@@ -58,6 +59,10 @@ class CancelScope:
                 callback()
 
     def __enter__(self) -> CancelScope:
+        # A scope entered inside another (a warm worker's, around a run's own) is cancelled
+        # with it.
+        parent = _current.get()
+        self._unlink = parent.on_cancel(self.cancel) if parent is not None else None
         self._token = _current.set(self)
         return self
 
@@ -69,6 +74,8 @@ class CancelScope:
     ) -> None:
         if self._token is not None:
             _current.reset(self._token)
+        if self._unlink is not None:
+            self._unlink()
 
     def on_cancel(self, callback: Callable[[], None]) -> Callable[[], None]:
         """Call ``callback`` when the scope is cancelled (at once if it is already); returns

@@ -113,6 +113,12 @@ class WhisperSettings(_Group):
     download_root: Path | None = Field(
         default=None, description="Where named models are downloaded (when a hub is reachable)."
     )
+    idle_unload_s: float = Field(
+        default=900,
+        ge=0,
+        description="A warm worker drops a model no run used for this long (its GPU memory goes "
+        "back); 0: keep models loaded.",
+    )
 
 
 class LLMSettings(_Group):
@@ -302,6 +308,13 @@ class OrchestrationSettings(_Group):
         le=64,
         description="Runs the Python API executes at once in the submitting process when no "
         "worker is online (the others wait Pending).",
+    )
+    worker_poll_s: float = Field(
+        default=0.25,
+        gt=0,
+        le=30,
+        description="How often a warm worker (`mediaflows worker`) asks the server for runs to "
+        "start: the most a submitted run waits for an idle worker.",
     )
     batch_resubmits: int = Field(
         default=2,

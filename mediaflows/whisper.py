@@ -7,9 +7,11 @@ decoder, which would follow playlists.
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import shutil
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,7 +73,10 @@ class Transcription(_Record):
 
 
 _models: dict[tuple[str, str, str, int], Any] = {}
+_last_used: dict[tuple[str, str, str, int], float] = {}
 _models_lock = threading.Lock()
+_loads = 0
+log = logging.getLogger(__name__)
 
 
 def default_model() -> str:
@@ -200,13 +205,18 @@ def tool_version(request: TranscribeRequest, settings: Settings | None = None) -
 
 
 def load_model(name: str, settings: WhisperSettings) -> Any:
-    """The WhisperModel for ``name``, loaded once per process and reused by every run."""
+    """The WhisperModel for ``name``, loaded once per process and reused by every run. Each
+    load is logged (``loaded Whisper model … (load N in this process)``): a warm worker's log
+    shows how often it paid one."""
+    global _loads
     device, compute = resolve_device(settings)
     key = (name, device, compute, settings.cpu_threads)
     with _models_lock:
+        _last_used[key] = time.monotonic()
         if key not in _models:
             from faster_whisper import WhisperModel
 
+            started = time.monotonic()
             try:
                 _models[key] = WhisperModel(
                     name,
@@ -219,7 +229,33 @@ def load_model(name: str, settings: WhisperSettings) -> Any:
                 raise ResourceError(f"out of memory loading model {name}") from exc
             except (OSError, ValueError, RuntimeError) as exc:
                 raise ConfigurationError(f"cannot load Whisper model {name!r}: {exc}") from exc
+            _loads += 1
+            took = time.monotonic() - started
+            log.info("loaded Whisper model %s on %s/%s in %.2f s (load %d in this process)",
+                     "/".join(Path(name).parts[-2:]), device, compute, took, _loads)  # fmt: skip
         return _models[key]
+
+
+def model_loads() -> int:
+    """How many times this process loaded a model (unloads and reloads included)."""
+    return _loads
+
+
+def unload_idle(max_idle_s: float) -> list[str]:
+    """Drop the models no run used for ``max_idle_s`` (a warm worker gives GPU memory back);
+    the names dropped. The next run that needs one loads it again."""
+    now = time.monotonic()
+    with _models_lock:
+        idle = [k for k in _models if now - _last_used.get(k, now) > max_idle_s]
+        for key in idle:
+            del _models[key]
+            _last_used.pop(key, None)
+    if idle:
+        import gc
+
+        gc.collect()  # CTranslate2 frees the weights (and GPU memory) with the model object
+        log.info("unloaded idle Whisper models: %s", ", ".join(Path(k[0]).name for k in idle))
+    return [k[0] for k in idle]
 
 
 def loaded_models() -> int:

@@ -70,8 +70,9 @@ def deployed(session_env: dict[str, str], worker_store: ProfileStore) -> dict[st
 
 @pytest.fixture(scope="module")
 def worker(deployed: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """`mediaflows worker` (= `prefect worker start --pool mediaflows-process`), polling every
-    second, started outside the checkout: the runs find it through MEDIAFLOWS_REPO."""
+    """`mediaflows worker --kind process` (= `prefect worker start --pool mediaflows-process`),
+    polling every second, started outside the checkout: the runs find it through
+    MEDIAFLOWS_REPO. (The warm worker, the default, is tests/deployments/test_warm_worker.py.)"""
     cwd = tmp_path_factory.mktemp("worker-cwd")
     env = {
         **deployed,
@@ -81,7 +82,7 @@ def worker(deployed: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -
     }
     env.pop("MEDIAFLOWS_REPO", None)
     name = f"test-worker-{uuid.uuid4().hex[:6]}"
-    args = [str(BIN / "mediaflows"), "worker", "--name", name]
+    args = [str(BIN / "mediaflows"), "worker", "--kind", "process", "--name", name]
     with prefect_api.running_worker(args, PROCESS_POOL, name, env, cwd):
         yield
 

@@ -1,0 +1,105 @@
+"""The warm worker (`mediaflows worker`, the default): deployment runs execute in its own
+process, the model loaded once for any number of runs; cancelling a run stops it; a crashed run
+is resubmitted. A real server, `prefect deploy --all`, the worker as a subprocess."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from deployments import client
+from deployments.setup import PROCESS_POOL
+from mediaflows.models import GenerateSrtRequest, SrtResult
+from mediaflows.store import ProfileStore
+from tests import prefect_api
+from tests.deployments.test_worker import BIN
+from tests.deployments.test_worker import deployed as deployed  # the module's fixtures
+from tests.deployments.test_worker import worker_store as worker_store
+from tests.media_factory import SPEECH_TEXT, ffmpeg, make_speech
+from tests.subtitle_rules import words
+from tests.wer import wer
+
+pytestmark = [pytest.mark.worker, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def warm(deployed: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A warm worker running up to 2 runs at once; its log (model loads are logged there)."""
+    cwd = tmp_path_factory.mktemp("warm-cwd")
+    name = f"warm-{uuid.uuid4().hex[:6]}"
+    args = [str(BIN / "mediaflows"), "worker", "--name", name, "--limit", "2"]
+    env = {**deployed, "MEDIAFLOWS_ORCHESTRATION__WORKER_POLL_S": "0.2"}
+    with prefect_api.running_worker(args, PROCESS_POOL, name, env, cwd):
+        yield cwd / "worker.log"
+
+
+def _clips(directory: Path, n: int) -> list[Path]:
+    """``n`` different files of the same ~6 s speech (silence of different lengths after it),
+    so that no transcription is answered from another's cache."""
+    speech = make_speech(directory)
+    clips = []
+    for i in range(n):
+        out = directory / f"clip-{i}.flac"
+        ffmpeg("-i", str(speech), "-af", f"apad=pad_dur={0.1 * (i + 1):.1f}", str(out))
+        clips.append(out)
+    return clips
+
+
+def test_twenty_runs_on_a_warm_worker_load_the_model_once(
+    warm: Path,
+    worker_store: ProfileStore,
+    tmp_path: Path,
+) -> None:
+    ids = [worker_store.import_file("dave", c).id for c in _clips(tmp_path, 20)]
+    request = GenerateSrtRequest(language="en")
+    runs = [client.submit("generate_srt", "dave", i, request, via="deployment") for i in ids]
+    results = [client.wait(r, timeout=300) for r in runs]
+    assert all(isinstance(r, SrtResult) and not r.cached for r in results)
+    assert all(wer(SPEECH_TEXT, " ".join(words(r.content))) <= 0.3 for r in results)
+    for run_id in runs:
+        run = prefect_api.flow_run(run_id)
+        assert run.deployment_id is not None and run.infrastructure_pid is None  # in the worker
+    loads = [ln for ln in warm.read_text().splitlines() if "loaded Whisper model" in ln]
+    assert len(loads) == 1, loads
+    assert "load 1 in this process" in loads[0]
+
+
+def test_a_cancelled_run_stops_and_the_worker_goes_on(
+    warm: Path,
+    worker_store: ProfileStore,
+    tmp_path: Path,
+) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.states import Cancelling
+
+    long = tmp_path / "long.flac"
+    speech = make_speech(tmp_path)
+    ffmpeg("-stream_loop", "40", "-i", str(speech), str(long))  # ~4 minutes of speech
+    source = worker_store.import_file("dave", long)
+    run_id = client.submit("transcribe", "dave", source.id, {"language": "en"}, via="deployment")
+    deadline = time.monotonic() + 120
+    while (
+        client.status(run_id).detail is None or "transcribing" not in client.status(run_id).detail
+    ):
+        assert time.monotonic() < deadline, client.status(run_id)
+        time.sleep(0.3)
+    with get_client(sync_client=True) as prefect:
+        prefect.set_flow_run_state(run_id, Cancelling(), force=True)
+    deadline = time.monotonic() + 120  # the model's next segment, on a busy CI machine
+    while not client.status(run_id).finished:
+        assert time.monotonic() < deadline, client.status(run_id)
+        time.sleep(0.3)
+    assert prefect_api.flow_run(run_id).state.type.value == "CANCELLED"
+    assert [f.id for f in worker_store.list_files("dave") if f.source_file_id == source.id] == []
+    # The worker is alive and takes the next run.
+    other = worker_store.import_file(
+        "dave", _clips(tmp_path / "x", 1)[0] if (tmp_path / "x").mkdir() is None else None
+    )
+    result = client.wait(client.submit("transcribe", "dave", other.id, {"language": "en"},
+                                       via="deployment"), timeout=120)  # fmt: skip
+    assert wer(SPEECH_TEXT, result.text) <= 0.3
+    assert "is cancelled: stopping it" in warm.read_text()

@@ -30,7 +30,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import signal
+import socket
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -75,6 +77,7 @@ class WarmWorker:
     def __post_init__(self) -> None:
         self._executor = ThreadPoolExecutor(self.limit, thread_name_prefix="mediaflows-run")
         self._flows: dict[UUID, Any] = {}
+        self.where = f"{socket.gethostname()}:{os.getpid()}"
 
     # ---- the loop ------------------------------------------------------------------------------
 
@@ -89,24 +92,29 @@ class WarmWorker:
                      self.name, self.pool, self.limit, poll_s)  # fmt: skip
             while not self.stopping.is_set():
                 now = time.monotonic()
-                if now - beat >= HEARTBEAT_S:
-                    client.send_worker_heartbeat(
-                        self.pool, self.name, heartbeat_interval_seconds=HEARTBEAT_S
-                    )
-                    beat = now
-                self._reap(client)
-                if max_runs is not None and self.started >= max_runs and not self.runs:
-                    break
-                free = self.limit - len(self.runs)
-                if free > 0 and (max_runs is None or self.started < max_runs):
-                    self._claim(client, free)
-                if self.runs:
-                    self._watch_cancelling(client)
-                if now - housekeeping >= HOUSEKEEPING_S:
-                    self._resubmit_crashed(client)
-                    if self.settings.whisper.idle_unload_s:
-                        whisper.unload_idle(self.settings.whisper.idle_unload_s)
-                    housekeeping = now
+                try:
+                    if now - beat >= HEARTBEAT_S:
+                        client.send_worker_heartbeat(
+                            self.pool, self.name, heartbeat_interval_seconds=HEARTBEAT_S
+                        )
+                        beat = now
+                    self._reap(client)
+                    if max_runs is not None and self.started >= max_runs and not self.runs:
+                        break
+                    free = self.limit - len(self.runs)
+                    if free > 0 and (max_runs is None or self.started < max_runs):
+                        self._claim(client, free)
+                    if self.runs:
+                        self._watch_cancelling(client)
+                    if now - housekeeping >= HOUSEKEEPING_S:
+                        housekeeping = now
+                        self._resubmit_crashed(client)
+                        if self.settings.whisper.idle_unload_s:
+                            whisper.unload_idle(self.settings.whisper.idle_unload_s)
+                except Exception as exc:  # the server away (restarting), a bad answer …
+                    # The worker outlives it: its runs go on, it asks again a little later.
+                    log.warning("worker loop: %s: %s; trying again", type(exc).__name__, exc)
+                    self.stopping.wait(min(5.0, 10 * poll_s))
                 self.stopping.wait(poll_s)
             self._hand_back(client)
         self._executor.shutdown(wait=True)
@@ -117,6 +125,7 @@ class WarmWorker:
     # ---- starting runs -------------------------------------------------------------------------
 
     def _claim(self, client: Any, free: int) -> None:
+        from prefect.exceptions import Abort
         from prefect.states import Pending
         from prefect.utilities.engine import propose_state_sync
 
@@ -130,11 +139,14 @@ class WarmWorker:
                 continue  # not a mediaflows flow: left for another worker
             try:
                 state = propose_state_sync(client, Pending(), flow_run_id=flow_run.id)
-            except Exception as exc:  # Abort: another worker took it
+            except (Abort, Exception) as exc:  # Abort: another worker took it first
                 log.debug("run %s not claimed: %s", flow_run.id, exc)
                 continue
             if not state.is_pending():
                 continue
+            # Where it runs, as Prefect's workers record it (host:pid of this process).
+            with contextlib.suppress(Exception):
+                client.update_flow_run(flow_run.id, infrastructure_pid=self.where)
             scope = cancel.CancelScope()
             fresh = client.read_flow_run(flow_run.id)
             future = self._executor.submit(self._execute, flow, fresh, scope)

@@ -91,7 +91,8 @@ def test_worker_killed_mid_batch_each_file_gets_exactly_one_output(
         runs = pg_stack.flow_runs("convert")
         done = sum(1 for r in runs if r.state is not None and r.state.is_completed())
         for name, worker in (("doomed", doomed), ("survivor", survivor)):
-            pids = {str(pid) for pid in descendants(worker.proc.pid)}
+            # A warm worker runs them in its own process; Prefect's process worker in children.
+            pids = {str(pid) for pid in (worker.proc.pid, *descendants(worker.proc.pid))}
             ran_on[name] |= {
                 str(r.id) for r in runs if str(r.infrastructure_pid).rsplit(":", 1)[-1] in pids
             }
@@ -103,7 +104,7 @@ def test_worker_killed_mid_batch_each_file_gets_exactly_one_output(
     _wait_for(doomed_busy, 300, "children running on the doomed worker")
     killed = doomed.kill()
     killed_at = time.monotonic() - started
-    assert killed >= 3, "the worker and at least two of its flow runs"
+    assert killed >= 2, "the worker and what it ran (flow-run processes, or ffmpeg in a warm one)"
 
     result = _result(batch, timeout=600)
     assert (result.total, result.succeeded, result.failed) == (24, 24, 0), result

@@ -295,8 +295,9 @@ def _result_model(flow_name: str) -> type[BaseModel] | None:
     return None
 
 
-def wait(run_id: UUID | str, timeout: float = 3600, poll_s: float = 0.5) -> Result:
-    """Wait until the run ends; its typed result (``SrtResult``, ``BatchResult`` …).
+def wait(run_id: UUID | str, timeout: float = 3600, poll_s: float = 0.1) -> Result:
+    """Wait until the run ends; its typed result (``SrtResult``, ``BatchResult`` …). The run's
+    state is read every ``poll_s`` (one small request): a run that ends is seen within it.
 
     Raises:
         TimeoutError: the run did not end within ``timeout`` seconds (it goes on).

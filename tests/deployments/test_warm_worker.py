@@ -4,6 +4,7 @@ is resubmitted. A real server, `prefect deploy --all`, the worker as a subproces
 
 from __future__ import annotations
 
+import itertools
 import time
 import uuid
 from collections.abc import Iterator
@@ -103,3 +104,30 @@ def test_a_cancelled_run_stops_and_the_worker_goes_on(
                                        via="deployment"), timeout=120)  # fmt: skip
     assert wer(SPEECH_TEXT, result.text) <= 0.3
     assert "is cancelled: stopping it" in warm.read_text()
+
+
+def test_two_warm_workers_share_the_gpu_limit(
+    warm: Path, deployed: dict[str, str], worker_store: ProfileStore, tmp_path: Path
+) -> None:
+    """A second warm worker next to the first: runs go to both, and with the `gpu` limit at 1
+    their model runs, read back from the Prefect API, never overlap."""
+    name = f"warm2-{uuid.uuid4().hex[:6]}"
+    args = [str(BIN / "mediaflows"), "worker", "--name", name, "--limit", "2"]
+    env = {**deployed, "MEDIAFLOWS_ORCHESTRATION__WORKER_POLL_S": "0.2"}
+    ids = [worker_store.import_file("dave", c).id for c in _clips(tmp_path, 8)]
+    with prefect_api.running_worker(args, PROCESS_POOL, name, env, tmp_path):
+        runs = [client.submit("transcribe", "dave", i, {"language": "en"}, via="deployment")
+                for i in ids]  # fmt: skip
+        for run_id in runs:
+            client.wait(run_id, timeout=300)
+    where = {str(prefect_api.flow_run(r).infrastructure_pid) for r in runs}
+    assert len(where) == 2, where  # both workers took runs
+    spans = []
+    for run_id in runs:
+        task_runs = prefect_api.task_runs(run_id, expect=4, named="transcribe_media")
+        (model,) = [r for r in task_runs if r.name.startswith("transcribe_media")]
+        assert "gpu" in model.tags and model.start_time and model.end_time
+        spans.append((model.start_time.timestamp(), model.end_time.timestamp()))
+    spans.sort()
+    for (_, end), (start, _) in itertools.pairwise(spans):
+        assert start >= end - 0.05, spans  # one model run at a time, across both workers

@@ -32,8 +32,9 @@ from bench.common import bench_home
 BIN = Path(sys.executable).parent
 
 
-def _clips(directory: Path, n: int, seconds: float, tag: str) -> list[Path]:
-    """``n`` different clips of the same speech (padded with a different silence each)."""
+def _clips(directory: Path, n: int, seconds: float, tag: str, salt: int = 0) -> list[Path]:
+    """``n`` different clips of the same speech (padded with a different silence each; another
+    ``salt``, other clips)."""
     from bench.whisper_bench import make_speech_clip
 
     base = make_speech_clip(directory, seconds)
@@ -41,7 +42,8 @@ def _clips(directory: Path, n: int, seconds: float, tag: str) -> list[Path]:
     for i in range(n):
         clip = directory / f"{tag}-{i:03}.flac"
         subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(base), "-af",
-                        f"apad=pad_dur={0.05 * (i + 1):.2f}", str(clip)], check=True)  # fmt: skip
+                        f"apad=pad_dur={0.05 * (i + 1) + 1.5 * salt:.2f}", str(clip)],
+                       check=True)  # fmt: skip
         out.append(clip)
     return out
 
@@ -115,9 +117,9 @@ def main(argv: list[str] | None = None) -> None:
         store = ProfileStore.from_settings()
         request = GenerateSrtRequest(language="en")
         root = Path(tmp)
-        for kind in args.kinds.split(","):
+        for salt, kind in enumerate(args.kinds.split(",")):
             (root / f"single-{kind}").mkdir()
-            clips = _clips(root / f"single-{kind}", args.runs, args.seconds, "s")
+            clips = _clips(root / f"single-{kind}", args.runs, args.seconds, "s", salt)
             direct = statistics.median(_direct(c) for c in clips[:3])
             worker = _Worker(kind, f"bench-{kind}", 2, home / f"{kind}.log")
             latencies = []
@@ -139,7 +141,7 @@ def main(argv: list[str] | None = None) -> None:
 
             batch_dir = root / f"batch-{kind}"
             batch_dir.mkdir()
-            clips = _clips(batch_dir, args.batch, args.batch_seconds, "b")
+            clips = _clips(batch_dir, args.batch, args.batch_seconds, "b", salt)
             ideal = sum(_direct(c) for c in clips) / args.gpu_slots
             ids = [store.import_file("bench", c).id for c in clips]
             workers = [_Worker(kind, f"bench-{kind}-{i}", 2, home / f"{kind}-b{i}.log")

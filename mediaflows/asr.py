@@ -290,13 +290,13 @@ def transcribe_piece(
 
     client = _client(endpoint)
     language = language or request.language
-    options: dict[str, Any] = {"model": endpoint.model, "response_format": "verbose_json"}
+    options: dict[str, Any] = {"model": endpoint.model, "response_format": endpoint.response_format}
     create: Callable[..., Any]
     if request.task == "transcribe":
         create = client.audio.transcriptions.create
         if language:
             options["language"] = language
-        if endpoint.word_timestamps:
+        if endpoint.word_timestamps and endpoint.response_format == "verbose_json":
             options["timestamp_granularities"] = ["word", "segment"]
     else:
         create = client.audio.translations.create  # English text from any language

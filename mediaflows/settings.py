@@ -201,6 +201,12 @@ class ASREndpoint(_Group):
         description="It returns word times (`timestamp_granularities[]=word`); else word times "
         "are estimated inside each segment.",
     )
+    response_format: Literal["verbose_json", "json"] = Field(
+        default="verbose_json",
+        description="verbose_json: segments (and words) with times; json: text only (OpenAI's "
+        "gpt-4o-transcribe): each piece is then one segment, its word times estimated, so keep "
+        "`max_piece_s` short (e.g. 30).",
+    )
     timeout_s: float = Field(default=600, gt=0, description="Longest one request may take.")
     http_attempts: int = Field(
         default=4, ge=1, le=10, description="Tries per piece on 429/5xx/timeouts/resets."

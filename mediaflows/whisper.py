@@ -162,9 +162,35 @@ def model_path(name: str, settings: Settings | None = None) -> str:
     return name
 
 
+def preload_cuda_libraries() -> list[str]:
+    """Load CUDA 12 cuBLAS and cuDNN 9 from the ``nvidia-*-cu12`` wheels (the ``gpu`` extra),
+    when they are installed, so that CTranslate2 finds them without ``LD_LIBRARY_PATH``; the
+    libraries loaded (none without the wheels: a system CUDA is then used, if any)."""
+    import ctypes
+    import importlib.util
+
+    loaded = []
+    for package, names in (("nvidia.cublas", ("libcublasLt.so.12", "libcublas.so.12")),
+                           ("nvidia.cudnn", ("libcudnn.so.9",))):  # fmt: skip
+        try:
+            spec = importlib.util.find_spec(package)
+        except ModuleNotFoundError:
+            spec = None
+        if spec is None or not spec.submodule_search_locations:
+            continue
+        for name in names:
+            path = Path(next(iter(spec.submodule_search_locations))) / "lib" / name
+            if path.exists():
+                ctypes.CDLL(str(path), mode=ctypes.RTLD_GLOBAL)
+                loaded.append(name)
+    return loaded
+
+
 def resolve_device(settings: WhisperSettings) -> tuple[str, str]:
     """(device, compute type) for the settings: CUDA + float16 when present, else CPU + int8."""
     device = settings.device
+    if device in ("auto", "cuda"):
+        preload_cuda_libraries()
     if device == "auto":
         import ctranslate2
 

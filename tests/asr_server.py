@@ -171,6 +171,8 @@ class ASRServer:
             answer["text"] += " " + LOOP.strip()
         if fault == "segments_only" or "word" not in fields.get("timestamp_granularities[]", []):
             answer.pop("words", None)
+        if fields.get("response_format") == ["json"]:  # text only, as gpt-4o-transcribe answers
+            return JSONResponse({"text": answer["text"]})
         return JSONResponse(answer)
 
     def _recognise(self, data: bytes, fields: dict[str, list[str]], translate: bool,

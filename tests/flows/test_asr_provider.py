@@ -259,3 +259,17 @@ def test_the_hallucination_guard_applies_to_the_providers_output(
     assert wer(SPEECH_TEXT, result.text) <= 0.2  # … the speech kept
     stored = local_store.get("dave", result.transcript_id)
     assert stored.details["dropped_segments"] == 1 and LOOP.strip() not in result.text
+
+
+def test_a_text_only_endpoint_gets_short_pieces_and_estimated_times(
+    asr_server: ASRServer, local_store: ProfileStore, long_speech: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    _endpoint(monkeypatch, asr_server, response_format="json", max_piece_s=10)
+    source = local_store.import_file("dave", long_speech)
+    result: SrtResult = _run(generate_srt, "dave", source.id, PROVIDER).result()
+    assert all(u.fields["response_format"] == ["json"] for u in asr_server.uploads)
+    assert "timestamp_granularities[]" not in asr_server.uploads[0].fields
+    assert result.asr is not None and result.asr.words_estimated and result.asr.pieces >= 4
+    assert rule_violations(result.content) == []
+    assert wer(" ".join([SPEECH_TEXT] * 4), _text(result.content)) <= 0.3

@@ -38,14 +38,16 @@ def warm(deployed: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> 
         yield cwd / "worker.log"
 
 
-def _clips(directory: Path, n: int) -> list[Path]:
+def _clips(directory: Path, n: int, salt: int) -> list[Path]:
     """``n`` different files of the same ~6 s speech (silence of different lengths after it),
-    so that no transcription is answered from another's cache."""
+    so that no transcription is answered from another's cache or output; each test its own
+    ``salt`` (the tests share one store)."""
     speech = make_speech(directory)
     clips = []
     for i in range(n):
         out = directory / f"clip-{i}.flac"
-        ffmpeg("-i", str(speech), "-af", f"apad=pad_dur={0.1 * (i + 1):.1f}", str(out))
+        pad = 0.1 * (i + 1) + 3.0 * salt
+        ffmpeg("-i", str(speech), "-af", f"apad=pad_dur={pad:.1f}", str(out))
         clips.append(out)
     return clips
 
@@ -55,7 +57,7 @@ def test_twenty_runs_on_a_warm_worker_load_the_model_once(
     worker_store: ProfileStore,
     tmp_path: Path,
 ) -> None:
-    ids = [worker_store.import_file("dave", c).id for c in _clips(tmp_path, 20)]
+    ids = [worker_store.import_file("dave", c).id for c in _clips(tmp_path, 20, salt=0)]
     request = GenerateSrtRequest(language="en")
     runs = [client.submit("generate_srt", "dave", i, request, via="deployment") for i in ids]
     results = [client.wait(r, timeout=300) for r in runs]
@@ -99,7 +101,7 @@ def test_a_cancelled_run_stops_and_the_worker_goes_on(
     assert [f.id for f in worker_store.list_files("dave") if f.source_file_id == source.id] == []
     # The worker is alive and takes the next run.
     (tmp_path / "next").mkdir()
-    other = worker_store.import_file("dave", _clips(tmp_path / "next", 1)[0])
+    other = worker_store.import_file("dave", _clips(tmp_path / "next", 1, salt=1)[0])
     result = client.wait(client.submit("transcribe", "dave", other.id, {"language": "en"},
                                        via="deployment"), timeout=120)  # fmt: skip
     assert wer(SPEECH_TEXT, result.text) <= 0.3
@@ -114,7 +116,7 @@ def test_two_warm_workers_share_the_gpu_limit(
     name = f"warm2-{uuid.uuid4().hex[:6]}"
     args = [str(BIN / "mediaflows"), "worker", "--name", name, "--limit", "2"]
     env = {**deployed, "MEDIAFLOWS_ORCHESTRATION__WORKER_POLL_S": "0.2"}
-    ids = [worker_store.import_file("dave", c).id for c in _clips(tmp_path, 8)]
+    ids = [worker_store.import_file("dave", c).id for c in _clips(tmp_path, 8, salt=2)]
     with prefect_api.running_worker(args, PROCESS_POOL, name, env, tmp_path):
         runs = [client.submit("transcribe", "dave", i, {"language": "en"}, via="deployment")
                 for i in ids]  # fmt: skip

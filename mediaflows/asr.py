@@ -20,7 +20,6 @@ import functools
 import hashlib
 import logging
 import random
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,7 +32,13 @@ if TYPE_CHECKING:
 
 from mediaflows import cancel
 from mediaflows.audio import SAMPLE_RATE, audio_windows
-from mediaflows.endpoint import cancellable, refused_connection, retry_after_of
+from mediaflows.endpoint import (
+    cancellable,
+    openai_client,
+    redact,
+    refused_connection,
+    retry_after_of,
+)
 from mediaflows.errors import (
     ASRRejectedError,
     ASRUnavailableError,
@@ -152,29 +157,14 @@ def _encode(
 
 # ---- talking to the endpoint --------------------------------------------------------------------
 
-_clients: dict[tuple[str, str, float], openai.OpenAI] = {}
-_clients_lock = threading.Lock()
-
 
 def _client(endpoint: ASREndpoint) -> openai.OpenAI:
-    # One client (connection pool) per endpoint and process; retries are ours (Retry-After).
-    import openai
-
-    key = (endpoint.base_url, endpoint.api_key.get_secret_value(), endpoint.timeout_s)
-    with _clients_lock:
-        if key not in _clients:
-            _clients[key] = openai.OpenAI(
-                base_url=endpoint.base_url,
-                api_key=endpoint.api_key.get_secret_value(),
-                timeout=endpoint.timeout_s,
-                max_retries=0,
-            )
-        return _clients[key]
+    return openai_client(endpoint.base_url, endpoint.api_key.get_secret_value(),
+                         endpoint.timeout_s)  # fmt: skip
 
 
 def _redact(text: str, endpoint: ASREndpoint) -> str:
-    secret = endpoint.api_key.get_secret_value()
-    return text.replace(secret, "***") if secret else text
+    return redact(text, endpoint.api_key)
 
 
 def _map_error(exc: openai.OpenAIError, name: str, endpoint: ASREndpoint) -> Exception:

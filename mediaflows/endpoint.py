@@ -31,6 +31,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 if TYPE_CHECKING:  # imported where used: ~1 s that every flow-run process would pay otherwise
     import openai
 
+from pydantic import SecretStr
+
 from mediaflows import cancel
 from mediaflows.errors import (
     ConfigurationError,
@@ -59,21 +61,23 @@ _clients: dict[tuple[str, str, float], openai.OpenAI] = {}
 _clients_lock = threading.Lock()
 
 
-def _client(settings: LLMSettings) -> openai.OpenAI:
-    # One client (one connection pool) per endpoint and process, shared by every chunk thread.
-    # max_retries=0: retries are ours (below), so that Retry-After and our error tree decide.
+def openai_client(base_url: str, api_key: str, timeout_s: float) -> openai.OpenAI:
+    """One client (one connection pool) per endpoint and process, shared by every request
+    thread (chat or speech). ``max_retries=0``: retries are the caller's, so that Retry-After
+    and our error tree decide."""
     import openai
 
-    key = (settings.base_url, settings.api_key.get_secret_value(), settings.timeout_s)
+    key = (base_url, api_key, timeout_s)
     with _clients_lock:
         if key not in _clients:
             _clients[key] = openai.OpenAI(
-                base_url=settings.base_url,
-                api_key=settings.api_key.get_secret_value(),
-                timeout=settings.timeout_s,
-                max_retries=0,
+                base_url=base_url, api_key=api_key, timeout=timeout_s, max_retries=0
             )
         return _clients[key]
+
+
+def _client(settings: LLMSettings) -> openai.OpenAI:
+    return openai_client(settings.base_url, settings.api_key.get_secret_value(), settings.timeout_s)
 
 
 def retry_after_of(response: Any) -> float | None:
@@ -95,9 +99,14 @@ def retry_after_of(response: Any) -> float | None:
         return None if parsed is None else max(parsed.timestamp() - time.time(), 0.0)
 
 
+def redact(text: str, secret: SecretStr) -> str:
+    """``text`` with the secret's value replaced by ``***`` (servers quote keys in errors)."""
+    value = secret.get_secret_value()
+    return text.replace(value, "***") if value else text
+
+
 def _redact(text: str, settings: LLMSettings) -> str:
-    secret = settings.api_key.get_secret_value()
-    return text.replace(secret, "***") if secret else text
+    return redact(text, settings.api_key)
 
 
 #: A 4xx/5xx body that names a parameter the server does not take: a configuration error.

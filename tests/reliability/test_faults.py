@@ -8,6 +8,7 @@ cluster, store and workers; the batches run as `mediaflows batch` subprocesses a
 from __future__ import annotations
 
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -142,3 +143,39 @@ def test_server_restarted_mid_batch_loses_and_duplicates_nothing(
     result = _result(batch, timeout=600)
     assert (result.total, result.succeeded, result.failed) == (20, 20, 0), result
     _exactly_one_output_each(pg_stack, "ray", ids)
+
+
+def test_a_single_run_whose_warm_worker_dies_is_resubmitted_and_finishes_once(
+    pg_stack: Stack, tmp_path: Path
+) -> None:
+    """One convert run (a slow transcode) through the deployment; kill -9 the warm worker
+    running it: the crash automation marks it Crashed (no heartbeat), the other warm worker
+    schedules it again and runs it, and the input has exactly one output."""
+    from tests.media_factory import VIDEOS, make_video
+
+    clip = make_video(tmp_path / "long.mkv", VIDEOS["h264_aac.mkv"][1], 20.0, "640x360")
+    source = pg_stack.store.import_file("lou", clip)
+    first = pg_stack.start_worker(limit=2)
+    submit = pg_stack.run(
+        sys.executable, "-c",
+        "import sys; from deployments import client; print(client.submit('convert', 'lou', "
+        "sys.argv[1], {'codec': 'transcode', 'preset': 'slower'}, via='deployment'))",
+        source.id,
+    )  # fmt: skip
+    assert submit.returncode == 0, submit.stderr[-3000:]
+    run_id = submit.stdout.strip().splitlines()[-1]
+
+    def state() -> str:
+        with pg_stack.client() as client:
+            run = client.read_flow_run(run_id)
+        return run.state.type.value if run.state else ""
+
+    _wait_for(lambda: state() == "RUNNING", 120, "the run to start on the first worker")
+    second = pg_stack.start_worker(limit=2)
+    first.kill()
+    _wait_for(lambda: state() == "COMPLETED", 400, "the run resubmitted and completed")
+    with pg_stack.client() as client:
+        run = client.read_flow_run(run_id)
+    assert run.run_count >= 2  # it ran twice: on the dead worker, then again
+    assert "scheduled again" in second.log.read_text()
+    _exactly_one_output_each(pg_stack, "lou", [source.id])

@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -153,9 +154,9 @@ def test_a_single_run_whose_warm_worker_dies_is_resubmitted_and_finishes_once(
     schedules it again and runs it, and the input has exactly one output."""
     from tests.media_factory import VIDEOS, make_video
 
-    clip = make_video(tmp_path / "long.mkv", VIDEOS["h264_aac.mkv"][1], 20.0, "640x360")
+    clip = make_video(tmp_path / "long.mkv", VIDEOS["h264_aac.mkv"][1], 60.0, "640x360")
     source = pg_stack.store.import_file("lou", clip)
-    first = pg_stack.start_worker(limit=2)
+    workers = [pg_stack.start_worker(limit=2), pg_stack.start_worker(limit=2)]
     submit = pg_stack.run(
         sys.executable, "-c",
         "import sys; from deployments import client; print(client.submit('convert', 'lou', "
@@ -165,17 +166,22 @@ def test_a_single_run_whose_warm_worker_dies_is_resubmitted_and_finishes_once(
     assert submit.returncode == 0, submit.stderr[-3000:]
     run_id = submit.stdout.strip().splitlines()[-1]
 
-    def state() -> str:
+    def read() -> Any:
         with pg_stack.client() as client:
-            run = client.read_flow_run(run_id)
+            return client.read_flow_run(run_id)
+
+    def state() -> str:
+        run = read()
         return run.state.type.value if run.state else ""
 
-    _wait_for(lambda: state() == "RUNNING", 120, "the run to start on the first worker")
-    second = pg_stack.start_worker(limit=2)
-    first.kill()
+    _wait_for(lambda: state() == "RUNNING", 120, "the run to start on a worker")
+    pid = int(str(read().infrastructure_pid).rsplit(":", 1)[-1])  # the warm worker's host:pid
+    (doomed,) = [w for w in workers if w.proc.pid == pid]
+    (second,) = [w for w in workers if w is not doomed]
+    doomed.kill()
     _wait_for(lambda: state() == "COMPLETED", 400, "the run resubmitted and completed")
     with pg_stack.client() as client:
         run = client.read_flow_run(run_id)
-    assert run.run_count >= 2  # it ran twice: on the dead worker, then again
+    assert run.run_count >= 2, run  # it ran twice: on the dead worker, then again
     assert "scheduled again" in second.log.read_text()
     _exactly_one_output_each(pg_stack, "lou", [source.id])

@@ -1,6 +1,6 @@
 """Run every benchmark: ``python -m bench`` (or ``./dev bench``)."""
 
-from bench import asr_bench, batch_bench, convert_bench, llm_bench, whisper_bench
+from bench import asr_bench, batch_bench, convert_bench, llm_bench, whisper_bench, worker_bench
 
 if __name__ == "__main__":
     convert_bench.main([])
@@ -10,3 +10,4 @@ if __name__ == "__main__":
     llm_bench.main(["--latency", "2", "--repeat", "1", "--to", "de,fr"])
     asr_bench.main(["--repeat", "1"])
     batch_bench.main([])
+    worker_bench.main([])

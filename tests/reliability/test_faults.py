@@ -156,7 +156,8 @@ def test_a_single_run_whose_warm_worker_dies_is_resubmitted_and_finishes_once(
 
     clip = make_video(tmp_path / "long.mkv", VIDEOS["h264_aac.mkv"][1], 60.0, "640x360")
     source = pg_stack.store.import_file("lou", clip)
-    workers = [pg_stack.start_worker(limit=2), pg_stack.start_worker(limit=2)]
+    pg_stack.start_worker(limit=2)  # (the module's earlier tests may have left a worker up)
+    pg_stack.start_worker(limit=2)
     submit = pg_stack.run(
         sys.executable, "-c",
         "import sys; from deployments import client; print(client.submit('convert', 'lou', "
@@ -176,12 +177,12 @@ def test_a_single_run_whose_warm_worker_dies_is_resubmitted_and_finishes_once(
 
     _wait_for(lambda: state() == "RUNNING", 120, "the run to start on a worker")
     pid = int(str(read().infrastructure_pid).rsplit(":", 1)[-1])  # the warm worker's host:pid
-    (doomed,) = [w for w in workers if w.proc.pid == pid]
-    (second,) = [w for w in workers if w is not doomed]
+    (doomed,) = [w for w in pg_stack.workers if w.proc.pid == pid]
     doomed.kill()
+    alive = [w for w in pg_stack.workers if w.proc.poll() is None]
     _wait_for(lambda: state() == "COMPLETED", 400, "the run resubmitted and completed")
     with pg_stack.client() as client:
         run = client.read_flow_run(run_id)
     assert run.run_count >= 2, run  # it ran twice: on the dead worker, then again
-    assert "scheduled again" in second.log.read_text()
+    assert any("scheduled again" in w.log.read_text() for w in alive)
     _exactly_one_output_each(pg_stack, "lou", [source.id])

@@ -41,7 +41,8 @@ def translate_srt(job: Job[TranslateSrtRequest]) -> Output:
     answers are cached per language: adding a language translates only that one. A run where
     most chunks of a language got no valid answer fails and stores nothing."""
     settings, request = job.settings, job.request
-    model = str(llm_options(request.model, settings)["model"])
+    llm_part = llm_options(request.model, settings)  # the model resolved, the endpoint settings
+    model = str(llm_part["model"])
     _, ids = translate_srt_ids(job.source, request, settings)
     job.progress.stage(Stage.UPLOAD_RECEIVED, "reading")
     parsed = read_profile_srt(job.source)
@@ -93,7 +94,7 @@ def translate_srt(job: Job[TranslateSrtRequest]) -> Output:
                 kind="subtitle",
                 source=job.source,
                 operation=TRANSLATE_SRT.name,
-                options={**request.for_language(lang), **llm_options(request.model, settings)},
+                options={**request.for_language(lang), **llm_part},
                 tools={"llm": model, "prompt": translation.PROMPT_VERSION},
                 details={"language": lang, "qa": qa.model_dump(mode="json"),
                          "translation": report.model_dump(mode="json")},
@@ -114,7 +115,7 @@ def translate_srt(job: Job[TranslateSrtRequest]) -> Output:
         kind="other",
         source=job.source,
         operation=TRANSLATE_SRT.name,
-        options={**request.model_dump(mode="json"), **llm_options(request.model, settings)},
+        options={**request.model_dump(mode="json"), **llm_part},
         tools={"llm": model, "prompt": translation.PROMPT_VERSION},
         details=TranslateSrtDetails(source_language=source or "", translations=tuple(refs))
         .model_dump(mode="json"),

@@ -18,7 +18,6 @@ import hashlib
 import mimetypes
 import os
 import shutil
-import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -35,7 +34,7 @@ from mediaflows.errors import (
     StoreUnavailableError,
     is_transient,
 )
-from mediaflows.files import atomic_path, atomic_write
+from mediaflows.files import atomic_path, atomic_write, remove_abandoned_temp_files, temp_name
 from mediaflows.ids import check_file_id, check_profile, content_file_id
 from mediaflows.models import FileKind, ProfileFile, StoredFile
 from mediaflows.settings import Settings, get_settings
@@ -371,6 +370,16 @@ class ProfileStore:
         """The file with a fresh media URL."""
         return StoredFile(file=file, media_url=self.media_url(file))
 
+    def remove_abandoned_temp_files(self, grace_s: float, stale_s: float) -> list[Path]:
+        """Delete the temporary files that writers killed mid-write left in a local store and in
+        the scratch directory of :meth:`put_text` (see :func:`files.abandoned_temp_files`);
+        on S3 an unfinished upload never becomes an object, so there is nothing to delete."""
+        removed = remove_abandoned_temp_files(self.settings.work_path / "tmp", grace_s, stale_s)
+        root = self._backend.local_path("profiles")
+        if root is not None:
+            removed += remove_abandoned_temp_files(root, grace_s, stale_s)
+        return removed
+
     # writing ---------------------------------------------------------------------------------
     def delete(self, profile: str, file_id: str) -> None:
         """Remove a file: its metadata first (it no longer exists), then its content."""
@@ -386,7 +395,7 @@ class ProfileStore:
         data = text.encode("utf-8")
         scratch = self.settings.work_path / "tmp"
         scratch.mkdir(parents=True, exist_ok=True)
-        tmp = scratch / f"{uuid.uuid4().hex}.tmp"
+        tmp = scratch / temp_name(file_id)
         try:
             tmp.write_bytes(data)
             return self.put_file(

@@ -182,5 +182,10 @@ def _ended_runs(names: list[str]) -> set[str]:
 
 @task(name="remove_stale_workspaces", cache_policy=NONE)
 def remove_stale_workspaces() -> list[str]:
-    """Delete scratch directories that runs which died (Crashed: a killed worker) left."""
-    return sweep.remove_stale_workspaces(ended=_ended_runs)
+    """Delete scratch directories that runs which died (Crashed: a killed worker) left, and the
+    temporary files of writes that a killed process cut short."""
+    removed = sweep.remove_stale_workspaces(ended=_ended_runs)
+    temps = ProfileStore.from_settings().remove_abandoned_temp_files(
+        sweep.ENDED_GRACE_S, sweep.STALE_WORKSPACE_S
+    )
+    return removed + [str(p) for p in temps]

@@ -73,6 +73,7 @@ class Worker:
         """kill -9 the worker and every flow run it started, as a lost machine would; how many
         processes were killed."""
         victims = [self.proc.pid, *descendants(self.proc.pid)]
+        self.killed_pids = set(victims)
         self.killed = []
         for pid in victims:
             with contextlib.suppress(OSError):

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
 from mediaflows.errors import InvalidIdError, ProfileFileNotFoundError
+from mediaflows.files import atomic_path, temp_writer
 from mediaflows.settings import Settings
 from mediaflows.store import ProfileStore
 
@@ -74,6 +81,49 @@ def test_no_temp_files_left_after_writes(tmp_path: Path) -> None:
     store.import_file("p", src)
     names = [p.name for p in root.rglob("*")]
     assert not [n for n in names if n.endswith(".tmp") or n.startswith(".")]
+
+
+_HALF_WRITER = """
+import sys, time
+from pathlib import Path
+from mediaflows.files import atomic_path
+with atomic_path(Path(sys.argv[1])) as tmp:
+    tmp.write_bytes(b"half")
+    print(tmp, flush=True)
+    time.sleep(600)
+"""
+
+
+def test_temp_files_of_killed_writers_are_removed_those_of_live_writers_kept(
+    tmp_path: Path,
+) -> None:
+    """kill -9 mid-write leaves a hidden temp file (its writer cannot remove it); the clean-up
+    the sweep runs removes it once it is older than the grace period, keeps a live writer's and
+    another host's, and removes any that has been untouched past the stale age."""
+    root = tmp_path / "store"
+    store = ProfileStore(str(root), Settings(home=tmp_path))
+    final = root / "profiles" / "p" / "files" / "f1"
+    writer = subprocess.Popen(
+        [sys.executable, "-c", _HALF_WRITER, str(final)], stdout=subprocess.PIPE, text=True
+    )
+    assert writer.stdout is not None
+    killed = Path(writer.stdout.readline().strip())
+    os.kill(writer.pid, signal.SIGKILL)
+    writer.wait()
+    assert killed.exists() and temp_writer(killed) == (socket.gethostname(), writer.pid)
+    assert store.list_files("p") == []  # hidden: never a file of the profile
+    other_host = final.with_name(".f2~elsewhere.example~1~abc.tmp")
+    other_host.write_bytes(b"x")
+    with atomic_path(final.with_name("f3")) as live:
+        live.write_bytes(b"being written")
+        assert store.remove_abandoned_temp_files(grace_s=3600, stale_s=7200) == []
+        assert store.remove_abandoned_temp_files(grace_s=0, stale_s=7200) == [killed]
+        assert live.exists() and other_host.exists()
+        old = time.time() - 7300
+        os.utime(other_host, (old, old))
+        assert store.remove_abandoned_temp_files(grace_s=0, stale_s=7200) == [other_host]
+        assert live.exists()
+    assert (final.parent / "f3").read_bytes() == b"being written"
 
 
 @pytest.mark.parametrize(

@@ -10,13 +10,15 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from mediaflows.files import temp_writer
 from mediaflows.models import BatchResult
+from mediaflows.sweep import STALE_WORKSPACE_S
 from tests.flows.test_batch import distinct_clips
 from tests.postgres import PostgresCluster
 from tests.stack import BIN, Stack, descendants
@@ -57,10 +59,18 @@ def _result(proc: subprocess.Popen[str], timeout: float) -> BatchResult:
     return BatchResult.model_validate_json(out.strip().splitlines()[-1])
 
 
-def _exactly_one_output_each(stack: Stack, profile: str, ids: list[str]) -> None:
+def _exactly_one_output_each(
+    stack: Stack, profile: str, ids: list[str], killed: Collection[int] = ()
+) -> None:
     outputs = stack.outputs_by_source(profile)
     assert {i: len(outputs.get(i, [])) for i in ids} == dict.fromkeys(ids, 1)
-    assert not [p for p in stack.stray_files() if p.suffix == ".tmp"]
+    # A write cut short by kill -9 leaves its hidden temp file, naming its (killed) writer; the
+    # sweep's clean-up removes those. (Killed runs' scratch directories are checked apart.)
+    runs = stack.settings.work_path / "runs"
+    temps = [p for p in stack.stray_files() if p.suffix == ".tmp" and not p.is_relative_to(runs)]
+    assert all((temp_writer(p) or ("", 0))[1] in killed for p in temps), temps
+    removed = stack.store.remove_abandoned_temp_files(grace_s=0, stale_s=STALE_WORKSPACE_S)
+    assert sorted(removed) == sorted(temps)
 
 
 def _wait_for(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
@@ -121,7 +131,7 @@ def test_worker_killed_mid_batch_each_file_gets_exactly_one_output(
     assert crashed and resubmitted, doomed.killed
     assert all("heartbeat" in (r.state.message or "") for r in crashed)
     assert survivor.proc.poll() is None
-    _exactly_one_output_each(pg_stack, "kay", ids)
+    _exactly_one_output_each(pg_stack, "kay", ids, doomed.killed_pids)
     # Work files left behind are those of the killed runs only (the sweep removes them).
     left = {p.name for p in (pg_stack.settings.work_path / "runs").glob("*")}
     assert left <= {str(r.id) for r in crashed}, left
@@ -185,4 +195,4 @@ def test_a_single_run_whose_warm_worker_dies_is_resubmitted_and_finishes_once(
         run = client.read_flow_run(run_id)
     assert run.run_count >= 2, run  # it ran twice: on the dead worker, then again
     assert any("scheduled again" in w.log.read_text() for w in alive)
-    _exactly_one_output_each(pg_stack, "lou", [source.id])
+    _exactly_one_output_each(pg_stack, "lou", [source.id], doomed.killed_pids)

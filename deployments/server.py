@@ -150,7 +150,8 @@ def configure_prefect_env(settings: Settings | None = None) -> str:
     """
     settings = settings or get_settings()
     url = ensure_server(settings)
-    env = client_env(settings.server.heartbeat_s, str(settings.home / "results"), url)
+    embedded = url == embedded_api_url(settings)
+    env = client_env(settings.server.heartbeat_s, str(settings.home / "results"), url, embedded)
     for name, value in env.items():
         if name in ("PREFECT_API_URL", "PREFECT_FLOWS_HEARTBEAT_FREQUENCY"):
             os.environ[name] = value

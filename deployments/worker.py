@@ -12,6 +12,7 @@ import os
 import sys
 from pathlib import Path
 
+from deployments.server import embedded_api_url
 from mediaflows.settings import Settings, get_settings
 from tasks.runtime import client_env
 
@@ -29,8 +30,12 @@ def worker_env(
     env.setdefault("MEDIAFLOWS_HOME", str(settings.home))
     # Flow results (what the Python API's wait() reads) and the task caches: one place per
     # machine; for workers on several machines, see docs/deployments.md.
+    api_url = env.get("PREFECT_API_URL", "")
     wanted = client_env(
-        settings.server.heartbeat_s, str(settings.home / "results"), env.get("PREFECT_API_URL", "")
+        settings.server.heartbeat_s,
+        str(settings.home / "results"),
+        api_url,
+        embedded=api_url == embedded_api_url(settings),
     )
     for name, value in wanted.items():
         if name == "PREFECT_FLOWS_HEARTBEAT_FREQUENCY":

@@ -29,7 +29,7 @@ from mediaflows.workspace import remove_workspace, workspace_path
 from tasks import runtime
 from tasks.media import probe_media
 from tasks.progress import RunProgress
-from tasks.store import fetch_profile_file, find_output, lookup_profile_file, read_text_output
+from tasks.store import fetch_profile_file, local_profile_file, lookup_input, read_text_output
 
 RequestT = TypeVar("RequestT", bound=BaseModel)
 ResultT = TypeVar("ResultT", bound=OperationResult)
@@ -54,6 +54,9 @@ class Job(Generic[RequestT]):
 
     def fetch(self) -> Path:
         """A local copy of the input (the file itself in a local store)."""
+        local = local_profile_file(self.source)
+        if local is not None:
+            return local
         self.progress.stage(Stage.UPLOAD_RECEIVED, "fetching")
         return fetch_profile_file(self.source, self.workspace)
 
@@ -86,9 +89,7 @@ def _run(
     progress = RunProgress.start(f"{spec.name} {profile}/{file_id}")
     try:
         progress.stage(Stage.UPLOAD_RECEIVED, "looking up")
-        source = lookup_profile_file(profile, file_id)
-        output_id = spec.output_id(source, request, settings)
-        existing = find_output(profile, output_id)
+        source, output_id, existing = lookup_input(profile, file_id, spec.name, request)
         if existing is not None:
             content = read_text_output(existing.file) if spec.content is not None else None
             progress.succeeded("already done (stored output)")

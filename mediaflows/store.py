@@ -319,18 +319,23 @@ class ProfileStore:
         ids = [n.removesuffix(".json") for n in names if n.endswith(".json")]
         return [f for f in (self.find(profile, i) for i in ids) if f is not None]
 
+    def local_file(self, file: ProfileFile) -> Path | None:
+        """The stored file itself on a local backend (read it, never write it); None on S3."""
+        direct = self._backend.local_path(self._blob_key(file.profile, file.id))
+        if direct is not None and not direct.is_file():
+            raise ProfileFileNotFoundError(file.profile, file.id)
+        return direct
+
     def stage(self, file: ProfileFile, workspace: Path) -> Path:
         """A local path with the file's content, for tools that need one.
 
-        The local backend hands out the stored file itself (read it, never write it); S3 downloads
+        The local backend hands out the stored file itself (see :meth:`local_file`); S3 downloads
         into ``workspace``, which the caller removes when done.
         """
-        key = self._blob_key(file.profile, file.id)
-        direct = self._backend.local_path(key)
+        direct = self.local_file(file)
         if direct is not None:
-            if not direct.is_file():
-                raise ProfileFileNotFoundError(file.profile, file.id)
             return direct
+        key = self._blob_key(file.profile, file.id)
         workspace.mkdir(parents=True, exist_ok=True)
         dest = workspace / f"{file.id}{file.suffix}"
         with _store_errors(f"downloading {file.profile}/{file.id}"):

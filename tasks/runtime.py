@@ -20,6 +20,7 @@ import asyncio
 import atexit
 import contextlib
 import contextvars
+import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -50,6 +51,12 @@ SERVER_ENV = {
     # `gpu` slot could sit idle that long. CHECK: tests/flows/test_batch.py's gpu-limit test
     # timings with the variable unset.
     "PREFECT_SERVER_TASKS_TAG_CONCURRENCY_SLOT_WAIT_SECONDS": "1",
+    # Task runs reach the server as events, and its task-run recorder writes each one in its own
+    # transaction by default (batch size 1): with 4 tasks a file that was the server's largest
+    # CPU cost in a batch, CPU the model is then short of. Written in batches, at most a second
+    # late in the UI. CHECK: ``python -m bench.batch_bench --op transcribe`` with them unset.
+    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE": "200",
+    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_FLUSH_INTERVAL": "1",
     # Concurrency-slot leases are kept in memory by default: after a server restart a slot stayed
     # taken for minutes. On disk they survive it. CHECK: tests/reliability (server restart).
     "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE": (
@@ -87,9 +94,11 @@ def immediate_sqlite_writes() -> None:
     setattr(AioSqliteConfiguration, "begin_transaction", begin_transaction)  # noqa: B010
 
 
-def client_env(heartbeat_s: int, results_path: str, api_url: str) -> dict[str, str]:
+def client_env(
+    heartbeat_s: int, results_path: str, api_url: str, embedded: bool = False
+) -> dict[str, str]:
     """What every mediaflows process sets before Prefect reads its settings."""
-    return {
+    env = {
         "PREFECT_API_URL": api_url,
         # Flow results (read back by the Python API in another process) and task caches.
         "PREFECT_LOCAL_STORAGE_PATH": results_path,
@@ -97,6 +106,13 @@ def client_env(heartbeat_s: int, results_path: str, api_url: str) -> dict[str, s
         # The crash automation expects a heartbeat this often; Prefect's default is 180 s.
         "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(heartbeat_s),
     }
+    csrf = {"PREFECT_SERVER_CSRF_PROTECTION_ENABLED", "PREFECT_SERVER_API_CSRF_PROTECTION_ENABLED"}
+    if embedded and not any(os.environ.get(n, "").lower() in ("1", "true") for n in csrf):
+        # Every new client asks the server for a CSRF token before its first write, even when
+        # the server has CSRF protection off (Prefect's default, and the embedded server's): two
+        # extra requests per batch child. CHECK: count ``/api/csrf-token`` requests in a batch.
+        env["PREFECT_CLIENT_CSRF_SUPPORT_ENABLED"] = "false"
+    return env
 
 
 def ui_env(api_url: str) -> dict[str, str]:

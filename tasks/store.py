@@ -14,18 +14,13 @@ from pydantic import BaseModel
 from mediaflows import sweep
 from mediaflows.errors import InputError
 from mediaflows.models import FileKind, ProfileFile, StoredFile
+from mediaflows.operations import get_operation
 from mediaflows.settings import get_settings
 from mediaflows.store import ProfileStore
 from tasks._retry import RETRYING
 
 # Store reads and writes are not cached by Prefect: the store itself is the persistent record
 # (ids are content-derived), and a cached answer could hide a file deleted since.
-
-
-@task(name="lookup_profile_file", cache_policy=NONE, **RETRYING)
-def lookup_profile_file(profile: str, file_id: str) -> ProfileFile:
-    """The metadata of an input file (fails at once if there is no such file)."""
-    return ProfileStore.from_settings().get(profile, file_id)
 
 
 @task(name="lookup_batch_files", cache_policy=NONE, **RETRYING)
@@ -51,12 +46,32 @@ def list_profile_media(profile: str, kinds: tuple[str, ...]) -> list[str]:
     ]
 
 
+@task(name="lookup_input", cache_policy=NONE, **RETRYING)
+def lookup_input(
+    profile: str, file_id: str, operation: str, request: BaseModel
+) -> tuple[ProfileFile, str, StoredFile | None]:
+    """An operation's input (fails at once if there is no such file), the id its output gets,
+    and that output if an earlier run stored it already. One task, not three: a task run costs
+    the Prefect server more than these reads (a batch child pays it per file)."""
+    store = ProfileStore.from_settings()
+    source = store.get(profile, file_id)
+    output_id = get_operation(operation).output_id(source, request, get_settings())
+    found = store.find(profile, output_id)
+    return source, output_id, None if found is None else store.stored(found)
+
+
 @task(name="find_output", cache_policy=NONE, **RETRYING)
 def find_output(profile: str, file_id: str) -> StoredFile | None:
     """An operation's output if an earlier run already stored it."""
     store = ProfileStore.from_settings()
     found = store.find(profile, file_id)
     return None if found is None else store.stored(found)
+
+
+def local_profile_file(file: ProfileFile) -> Path | None:
+    """The file itself when the store is on this machine's disk (nothing to fetch: no task
+    run), else None."""
+    return ProfileStore.from_settings().local_file(file)
 
 
 @task(name="fetch_profile_file", cache_policy=NONE, **RETRYING)

@@ -1,5 +1,5 @@
-"""Prefect tasks over subtitle building, reading and repair (pysubs2 reads and writes the
-files)."""
+"""Subtitle building, reading and repair for the flows: reading a profile SRT is a Prefect
+task; the rest are plain calls (pysubs2 reads and writes the files)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,10 @@ from mediaflows.subtitles import ParsedSrt, RenderedSubtitles
 from mediaflows.whisper import Transcription
 from tasks._retry import RETRYING
 
+# Building and merging subtitles are pure, fast and never fail for a transient reason: plain
+# calls, not tasks (a task run would cost the Prefect server more than the work, per file).
 
-@task(name="build_subtitles", cache_policy=NONE)
+
 def build_subtitles(
     transcription: Transcription, rules: CueRules, vtt: bool, json_output: bool
 ) -> RenderedSubtitles:
@@ -23,7 +25,6 @@ def build_subtitles(
     return subtitles.render(transcription, rules, vtt=vtt, json_output=json_output)
 
 
-@task(name="transcript_json", cache_policy=NONE)
 def transcript_json(transcription: Transcription) -> str:
     """The transcript as stored: text, language, segments and words."""
     return subtitles.to_json(transcription)
@@ -35,7 +36,6 @@ def read_profile_srt(file: ProfileFile) -> ParsedSrt:
     return subtitles.read_srt(ProfileStore.from_settings().read_bytes(file), file.name)
 
 
-@task(name="merge_fixes", cache_policy=NONE)
 def merge_fixes(parsed: ParsedSrt, fixes: list[ChunkFix], normalise: bool) -> RenderedSubtitles:
     """The repaired SRT: the source's cues and times with the accepted text, and its QA."""
     return llm.render_fixed(parsed, fixes, normalise)

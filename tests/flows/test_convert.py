@@ -73,8 +73,8 @@ def test_second_run_is_served_from_cache_without_ffmpeg(
     assert len(ffmpeg_calls.read_text().splitlines()) == 1  # no ffmpeg process this time
     assert second.result().cached and second.result().file_id == first.result().file_id
     assert len(store.list_files("alice")) == 2
-    names = {t.task_key.split("-")[0] for t in prefect_api.task_runs(run_id, expect=2)}
-    assert "convert_media" not in names and "find_output" in names
+    names = {t.task_key.split("-")[0] for t in prefect_api.task_runs(run_id, expect=1)}
+    assert "convert_media" not in names and "lookup_input" in names
     # Other options → another output.
     third, _ = _run("alice", source.id, ConvertRequest(crf=31, preset="ultrafast"))
     assert third.result().file_id != first.result().file_id
@@ -105,7 +105,7 @@ def test_bad_input_fails_at_once_and_stores_nothing(
         state.result()
     assert name in str(info.value)
     assert [f.id for f in store.list_files("alice")] == [source.id]
-    failed = [t for t in prefect_api.task_runs(run_id, expect=3, failed=1) if t.state.is_failed()]
+    failed = [t for t in prefect_api.task_runs(run_id, expect=2, failed=1) if t.state.is_failed()]
     assert len(failed) == 1 and failed[0].run_count == 1  # no retries
     assert bait_server[1] == []
 

@@ -87,23 +87,23 @@ def test_second_run_does_not_run_the_model(
     source = local_store.import_file("dave", speech_media["speech.mp3"])
     request = GenerateSrtRequest(beam_size=2)
     first = _run(generate_srt, "dave", source.id, request)
-    assert _task_names(first.state_details.flow_run_id, 7)["transcribe_media"] == "COMPLETED"
+    assert _task_names(first.state_details.flow_run_id, 4)["transcribe_media"] == "COMPLETED"
     second = _run(generate_srt, "dave", source.id, request)
     assert second.result().cached and second.result().content == first.result().content
-    assert "transcribe_media" not in _task_names(second.state_details.flow_run_id, 3)
+    assert "transcribe_media" not in _task_names(second.state_details.flow_run_id, 2)
     # Other cue rules: a new SRT, but the transcription comes from Prefect's persisted cache.
     third = _run(generate_srt, "dave", source.id,
                  GenerateSrtRequest(beam_size=2, rules=CueRules(max_line_chars=30)))  # fmt: skip
     assert not third.result().cached and third.result().file_id != first.result().file_id
-    tasks = _task_names(third.state_details.flow_run_id, 7)
+    tasks = _task_names(third.state_details.flow_run_id, 4)
     assert tasks["transcribe_media"] == "COMPLETED"  # Cached is a Completed state type
-    runs = prefect_api.task_runs(third.state_details.flow_run_id, expect=7)
+    runs = prefect_api.task_runs(third.state_details.flow_run_id, expect=4)
     model_run = next(r for r in runs if r.task_key.startswith("transcribe_media"))
     assert model_run.state.name == "Cached"
     assert rule_violations(third.result().content, CueRules(max_line_chars=30)) == []
     # transcribe with the same options reuses it as well.
     fourth = _run(transcribe, "dave", source.id, request.transcribe_request())
-    runs = prefect_api.task_runs(fourth.state_details.flow_run_id, expect=7)
+    runs = prefect_api.task_runs(fourth.state_details.flow_run_id, expect=4)
     assert next(r for r in runs if r.task_key.startswith("transcribe_media")).state.name == "Cached"
 
 
@@ -125,7 +125,7 @@ def test_bad_input_is_an_input_error_without_retries(
     state = _run(generate_srt, "dave", source.id)
     with pytest.raises(error):
         state.result()
-    failed = [r for r in prefect_api.task_runs(state.state_details.flow_run_id, 3, failed=1)
+    failed = [r for r in prefect_api.task_runs(state.state_details.flow_run_id, 2, failed=1)
               if r.state.is_failed()]  # fmt: skip
     assert len(failed) == 1 and failed[0].run_count == 1
     assert [f.id for f in local_store.list_files("dave")] == [source.id]
@@ -145,7 +145,7 @@ def test_a_truncated_file_is_refused_not_subtitled_in_part(
     state = _run(generate_srt, "dave", source.id)
     with pytest.raises(MediaError, match="truncated or corrupt"):
         state.result()
-    failed = [r for r in prefect_api.task_runs(state.state_details.flow_run_id, 4, failed=1)
+    failed = [r for r in prefect_api.task_runs(state.state_details.flow_run_id, 3, failed=1)
               if r.state.is_failed()]  # fmt: skip
     assert [(r.task_key.rsplit("-", 1)[0], r.run_count) for r in failed] == [
         ("transcribe_media", 1)

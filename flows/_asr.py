@@ -15,7 +15,7 @@ from mediaflows.media import MediaInfo
 from mediaflows.models import TranscribeRequest
 from mediaflows.stages import Stage
 from mediaflows.whisper import Transcription
-from tasks import runtime
+from tasks import slots
 from tasks.asr import ASR_TAG, cut_audio_pieces, transcribe_piece
 from tasks.whisper import GPU_TAG, transcribe_media
 
@@ -30,8 +30,9 @@ def transcribe_audio(
     its ``provider`` names."""
     settings = job.settings
     if request.provider == "local":
-        job.progress.stage(Stage.PROCESSING, "transcribing 0%")
-        with runtime.local_slot(GPU_TAG, settings.orchestration.gpu_limit):
+        job.progress.stage(Stage.PROCESSING, "waiting for the model (gpu slot)")
+        with slots.hold(GPU_TAG, settings.orchestration.gpu_limit):
+            job.progress.stage(Stage.PROCESSING, "transcribing 0%")
             return transcribe_media(
                 local, job.source, request, job.progress, expected_s=info.audio_duration
             )

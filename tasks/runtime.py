@@ -224,22 +224,13 @@ _local_slots_lock = threading.Lock()
 
 
 def process_slots(tag: str, limit: int) -> threading.BoundedSemaphore:
-    """This process's queue for ``tag`` slots (see :func:`local_slot`)."""
+    """This process's queue for ``limit`` slots of ``tag``, taken before a ``tag`` task asks the
+    server. The server's tag limit holds across workers, but a task it turns away sleeps for the
+    server's ``Retry-After`` while the slot may come free at once: the runs of one process queue
+    here, and only one per free slot goes on to the server. (The model's ``gpu`` slots are kept
+    by the process instead: :mod:`tasks.slots`.)"""
     with _local_slots_lock:
         return _local_slots.setdefault(f"{tag}:{limit}", threading.BoundedSemaphore(limit))
-
-
-@contextmanager
-def local_slot(tag: str, limit: int) -> Iterator[None]:
-    """Queue in this process for one of ``limit`` slots before a ``tag`` task asks the server.
-
-    The server's tag limit holds across workers, but a task it turns away sleeps for the server's
-    ``Retry-After`` while the slot may come free at once. The runs of one process (a batch's
-    children) hand the slot over here, without delay; only one per free slot goes on to the
-    server. CHECK: ``bench/batch_bench.py --op transcribe`` without it.
-    """
-    with process_slots(tag, limit):
-        yield
 
 
 def on_done(future: PrefectFuture[Any], callback: Callable[[], None]) -> None:
@@ -302,16 +293,11 @@ def current_settings() -> SettingsContext:
     return settings
 
 
-def update_artifact(
-    settings: SettingsContext, artifact_id: UUID, data: Any, description: str
-) -> None:
-    """Update an artifact from any thread, through one client per API URL kept for the process
-    (closed at exit): the run's own clients close when their task ends, and a new client per
-    update costs an SSL context. There is no public ``update_artifact`` for a progress
-    artifact's description. CHECK: ``prefect.artifacts.update_progress_artifact`` taking a
-    description, callable from a thread."""
+def process_client(settings: SettingsContext) -> SyncPrefectClient:
+    """This process's client for the API URL of ``settings``, usable from any thread, kept for
+    the process (closed at exit): the run's own clients close when their task ends, and a new
+    client costs an SSL context."""
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.actions import ArtifactUpdate
     from prefect.context import SettingsContext
 
     url = str(settings.settings.api.url)
@@ -322,7 +308,19 @@ def update_artifact(
                 client = get_client(sync_client=True)
             client.__enter__()
             _clients[url] = client
-    client.update_artifact(
+    return client
+
+
+def update_artifact(
+    settings: SettingsContext, artifact_id: UUID, data: Any, description: str
+) -> None:
+    """Update an artifact from any thread (through :func:`process_client`). There is no public
+    ``update_artifact`` for a progress artifact's description. CHECK:
+    ``prefect.artifacts.update_progress_artifact`` taking a description, callable from a
+    thread."""
+    from prefect.client.schemas.actions import ArtifactUpdate
+
+    process_client(settings).update_artifact(
         artifact_id=artifact_id, artifact=ArtifactUpdate(data=data, description=description)
     )
 

@@ -1,5 +1,6 @@
-"""Prefect tasks over faster-whisper. Model runs carry the ``gpu`` tag: a Prefect concurrency
-limit named ``gpu`` bounds how many run at once across every worker."""
+"""Prefect tasks over faster-whisper. A model run is called inside a slot of the ``gpu`` limit
+(:func:`tasks.slots.hold`: the Prefect concurrency limit ``gpu`` bounds how many run at once
+across every worker); the task does not carry the tag itself, or Prefect would take a second."""
 
 from __future__ import annotations
 
@@ -31,7 +32,6 @@ def _transcription_key(context: TaskRunContext, parameters: dict[str, Any]) -> s
 
 @task(
     name="transcribe_media",
-    tags=[GPU_TAG],
     cache_key_fn=_transcription_key,
     persist_result=True,
     **RETRYING,

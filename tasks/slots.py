@@ -1,0 +1,254 @@
+"""Server concurrency slots that a process keeps while it has work for them (the model's `gpu`).
+
+Prefect takes a tag limit's slot for each task run carrying the tag and gives it back when the
+run ends: a round trip to the server each way per task, during which the slot is unused. Between
+two model runs of a batch that was most of the gap (measured on this 2-core machine, 20 files in
+one process: 24 ms to acquire, 31 ms to release, of a 63 ms gap between model runs).
+
+Here a process takes a slot of the same limit, ``tag:<tag>`` (created by ``mediaflows setup``),
+with a lease, and when the run holding it is done while another run of the process is waiting,
+hands it over without asking the server. The lease is renewed while held and released as soon as
+no run of the process wants it; a process that dies loses it when the lease expires, as with
+Prefect's own slots. The server still bounds the slots of all processes together, and the task
+that does the work runs inside the hold, so its task run's start and end show when the slot was
+in use.
+
+A process with runs queued keeps its slot until its queue is empty; so did Prefect's tag slots
+in practice (the releasing process's next run asks at once, the others poll every Retry-After).
+A cancelled run stops waiting within :data:`POLL_S`.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+from uuid import UUID
+
+from mediaflows import cancel
+from tasks import runtime
+
+if TYPE_CHECKING:
+    from prefect.client.orchestration import SyncPrefectClient
+
+log = logging.getLogger(__name__)
+
+#: Lease length (Prefect's task engine uses 60 s too), and how often held leases are renewed.
+LEASE_S = 60.0
+RENEW_EVERY_S = 15.0
+#: A tag without a limit on the server is asked about again after this long.
+NO_LIMIT_RECHECK_S = 10.0
+#: How often a waiting run checks whether it was cancelled.
+POLL_S = 0.2
+#: A server that cannot be reached is asked again this often, for at most this long.
+UNREACHABLE_RETRY_S = 2.0
+UNREACHABLE_GIVE_UP_S = 300.0
+
+
+class _Pool:
+    """One tag's slots in this process, on one server."""
+
+    def __init__(self, tag: str, limit: int, client: SyncPrefectClient) -> None:
+        self.name = f"tag:{tag}"
+        self.limit = limit
+        self._client = client
+        self._cond = threading.Condition()
+        self._idle: list[UUID] = []  # held, free for the next waiting run
+        self._held: set[UUID] = set()  # held, idle or in use: renewed
+        self._busy = 0  # runs holding a slot
+        self._asking = 0  # runs asking the server
+        self._waiting = 0  # runs in take()
+        self._no_limit_until = 0.0
+        self._renewer: threading.Thread | None = None
+
+    @contextlib.contextmanager
+    def hold(self) -> Iterator[None]:
+        lease = self._take()
+        try:
+            yield
+        finally:
+            self._give_back(lease)
+
+    # -- taking ----------------------------------------------------------------------------------
+    def _take(self) -> UUID | None:
+        with self._cond:
+            self._waiting += 1
+        try:
+            return self._wait_for_slot()
+        finally:
+            with self._cond:
+                self._waiting -= 1
+                extra = self._idle[self._waiting :]  # handed over to a run that found another
+                del self._idle[self._waiting :]
+                self._held.difference_update(extra)
+            for lease in extra:
+                self._release(lease)
+
+    def _wait_for_slot(self) -> UUID | None:
+        unreachable_since: float | None = None
+        while True:
+            with self._cond:
+                if self._idle:
+                    self._busy += 1
+                    return self._idle.pop()
+                if self._busy + self._asking >= self.limit:
+                    self._cond.wait(POLL_S)
+                    cancel.check()
+                    continue
+                self._asking += 1
+            try:
+                granted, lease, retry_after = self._ask()
+            except Exception as exc:
+                if not _is_unreachable(exc):
+                    raise
+                unreachable_since = unreachable_since or time.monotonic()
+                if time.monotonic() - unreachable_since > UNREACHABLE_GIVE_UP_S:
+                    raise
+                log.warning("could not ask the server for a %s slot (%s); asking again", self.name,
+                            exc)  # fmt: skip
+                granted, lease, retry_after = False, None, UNREACHABLE_RETRY_S
+            finally:
+                with self._cond:
+                    self._asking -= 1
+            if granted:
+                with self._cond:
+                    self._busy += 1
+                    if lease is not None:
+                        self._held.add(lease)
+                if lease is not None:
+                    self._start_renewer()
+                return lease
+            # Refused (all slots taken): the server's Retry-After, or one of ours coming free.
+            deadline = time.monotonic() + retry_after
+            with self._cond:
+                while not self._idle and time.monotonic() < deadline:
+                    self._cond.wait(min(POLL_S, deadline - time.monotonic()))
+                    cancel.check()
+
+    def _ask(self) -> tuple[bool, UUID | None, float]:
+        """(granted, lease or None when the server has no such limit, seconds to wait if not)."""
+        import httpx
+
+        if time.monotonic() < self._no_limit_until:
+            return True, None, 0.0
+        try:
+            response = self._client.increment_concurrency_slots_with_lease(
+                names=[self.name], slots=1, mode="concurrency", lease_duration=LEASE_S
+            )
+        except httpx.HTTPStatusError as exc:
+            if exc.response.status_code != 423:  # Locked: every slot is taken
+                raise
+            return False, None, float(exc.response.headers.get("Retry-After", 1.0))
+        data = response.json()
+        if not data.get("limits"):
+            self._no_limit_until = time.monotonic() + NO_LIMIT_RECHECK_S
+            return True, None, 0.0
+        return True, UUID(data["lease_id"]), 0.0
+
+    # -- giving back -----------------------------------------------------------------------------
+    def _give_back(self, lease: UUID | None) -> None:
+        with self._cond:
+            self._busy -= 1
+            if lease is None or lease not in self._held:  # no limit, or the lease was lost
+                self._cond.notify()
+                return
+            if self._waiting > len(self._idle):
+                self._idle.append(lease)  # the next run of this process takes it over
+                self._cond.notify()
+                return
+            self._held.discard(lease)
+        self._release(lease)
+
+    def _release(self, lease: UUID) -> None:
+        try:
+            self._client.release_concurrency_slots_with_lease(lease)
+        except Exception as exc:  # it expires by itself
+            log.warning("could not release a %s slot (%s); it frees when its lease expires",
+                        self.name, exc)  # fmt: skip
+
+    def release_all(self) -> None:
+        with self._cond:
+            leases = list(self._held)
+            self._held.clear()
+            self._idle.clear()
+        for lease in leases:
+            self._release(lease)
+
+    # -- renewing --------------------------------------------------------------------------------
+    def _start_renewer(self) -> None:
+        with self._cond:
+            if self._renewer is not None:
+                return
+            self._renewer = threading.Thread(
+                target=self._renew_forever, name=f"mediaflows-{self.name}-leases", daemon=True
+            )
+        self._renewer.start()
+
+    def _renew_forever(self) -> None:
+        import httpx
+
+        while True:
+            time.sleep(RENEW_EVERY_S)
+            with self._cond:
+                leases = list(self._held)
+            for lease in leases:
+                try:
+                    self._client.renew_concurrency_lease(lease, lease_duration=LEASE_S)
+                except httpx.HTTPStatusError as exc:
+                    if exc.response.status_code in (404, 410):  # expired: the slot is gone
+                        log.warning("the %s lease %s expired; not handing it over", self.name,
+                                    lease)  # fmt: skip
+                        with self._cond:
+                            self._held.discard(lease)
+                            if lease in self._idle:
+                                self._idle.remove(lease)
+                    else:
+                        log.warning("could not renew a %s lease: %s", self.name, exc)
+                except Exception as exc:  # the server is away: try again next time
+                    log.warning("could not renew a %s lease: %s", self.name, exc)
+
+
+def _is_unreachable(exc: BaseException) -> bool:
+    import httpx
+
+    if isinstance(exc, httpx.TransportError):
+        return True
+    return isinstance(exc, httpx.HTTPStatusError) and exc.response.status_code >= 500
+
+
+_pools: dict[tuple[str, str, int], _Pool] = {}
+_pools_lock = threading.Lock()
+
+
+def _pool(tag: str, limit: int) -> _Pool:
+    settings = runtime.current_settings()
+    key = (str(settings.settings.api.url), tag, limit)
+    with _pools_lock:
+        pool = _pools.get(key)
+        if pool is None:
+            pool = _pools[key] = _Pool(tag, limit, runtime.process_client(settings))
+        return pool
+
+
+@contextlib.contextmanager
+def hold(tag: str, limit: int) -> Iterator[None]:
+    """Hold one slot of the server's ``tag`` limit (and one of this process's ``limit``) for
+    the block: taken over from a run of this process that just finished with it, or asked of
+    the server. Raises :class:`~mediaflows.cancel.RunCancelledError` if the run is cancelled
+    while it waits. The tasks inside must not carry ``tag`` (Prefect would take a second
+    slot)."""
+    with _pool(tag, limit).hold():
+        yield
+
+
+@atexit.register
+def _release_all() -> None:
+    with _pools_lock:
+        pools = list(_pools.values())
+    for pool in pools:
+        with contextlib.suppress(Exception):
+            pool.release_all()

@@ -288,10 +288,12 @@ def test_a_single_slot_server_is_not_flooded_into_timeouts(
 ) -> None:  # fmt: skip
     """llama.cpp with one slot: requests queue on the server, and their time in its queue counts
     against the client's timeout. With 4 sent at once, the 4th waited 3 × 0.4 s, past the 1 s
-    timeout, was abandoned and sent again while the server still computed it (a livelock)."""
-    monkeypatch.setenv("MEDIAFLOWS_LLM__TIMEOUT_S", "1")
+    timeout, was abandoned and sent again while the server still computed it (a livelock).
+    Here 3 × 0.6 s against 1.5 s: the same livelock without queue-aware timeouts, with more room
+    for a busy machine (at 0.4 s against 1 s a full-suite run once sent 11 requests, not 10)."""
+    monkeypatch.setenv("MEDIAFLOWS_LLM__TIMEOUT_S", "1.5")
     get_settings.cache_clear()
-    llm_server.set_mode("ok", latency_s=0.4, serial=True)
+    llm_server.set_mode("ok", latency_s=0.6, serial=True)
     data = long_srt(200)  # 10 chunks of 20
     state = _run("dave", _import(local_store, tmp_path, data))
     result: SrtResult = state.result()

@@ -5,8 +5,6 @@ fallback, honest outcomes, source conventions kept, and a request window that fi
 from __future__ import annotations
 
 import json
-import threading
-import time
 from datetime import UTC, datetime
 
 import pytest
@@ -19,6 +17,7 @@ from mediaflows.models import FixReport, FixSrtRequest, ProfileFile
 from mediaflows.operations import FIX_SRT
 from mediaflows.settings import Settings, get_settings
 from mediaflows.subtitles import read_srt
+from tests.cancelling import cancel_after
 from tests.llm_server import LLMServer
 
 # ---- damage a similarity score lets through ---------------------------------------------------
@@ -238,22 +237,11 @@ def test_cancelling_the_run_stops_waiting_for_the_request_in_flight(
 ) -> None:
     llm_server.set_mode("ok", latency_s=10)
     settings = get_settings().llm
-    scope = cancel.CancelScope()
-    outcome: list[BaseException] = []
-
-    def work() -> None:
-        with scope:
-            try:
-                llm.fix_chunk(CHUNK, settings.models[0], settings=settings)
-            except BaseException as exc:
-                outcome.append(exc)
-
-    thread = threading.Thread(target=work)
-    thread.start()
-    time.sleep(0.5)
-    started = time.monotonic()
-    scope.cancel()
-    thread.join(5)
-    assert not thread.is_alive() and time.monotonic() - started < 1
-    assert isinstance(outcome[0], cancel.RunCancelledError)
+    raised, stopped_in = cancel_after(
+        lambda: llm.fix_chunk(CHUNK, settings.models[0], settings=settings),
+        0.2,
+        until=lambda: llm_server.in_flight > 0,  # the request reached the server
+    )
+    assert stopped_in < 1
+    assert isinstance(raised, cancel.RunCancelledError)
     assert len(llm_server.requests) == 1  # and no other request was sent

@@ -18,8 +18,9 @@ import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
 
-from mediaflows.cancel import CancelScope, RunCancelledError
+from mediaflows.cancel import RunCancelledError
 from tasks import runtime, slots
+from tests.cancelling import cancel_after
 
 
 @pytest.fixture
@@ -92,6 +93,7 @@ def test_runs_of_one_process_hand_the_slot_over_without_asking_the_server(
 _OTHER = """
 import sys, time
 from tasks import runtime, slots
+from tests.cancelling import cancel_after
 with slots.hold(sys.argv[1], 1):
     print("holding", flush=True)
     time.sleep(2.0)
@@ -125,25 +127,13 @@ def test_a_cancelled_run_stops_waiting_for_a_slot(tag: str) -> None:
     thread = threading.Thread(target=holder)
     thread.start()
     assert holding.wait(10)
-    scope = CancelScope()
-    outcome: list[BaseException | None] = []
 
-    def waiter() -> None:
-        with scope:
-            try:
-                with slots.hold(tag, 1):
-                    outcome.append(None)
-            except RunCancelledError as exc:
-                outcome.append(exc)
+    def wait_for_slot() -> None:
+        with slots.hold(tag, 1):
+            pass
 
-    waiting = threading.Thread(target=waiter)
-    waiting.start()
-    time.sleep(1.0)
-    cancelled_at = time.monotonic()
-    scope.cancel()
-    waiting.join(timeout=5)
-    stopped_in = time.monotonic() - cancelled_at
-    assert outcome and isinstance(outcome[0], RunCancelledError)
+    raised, stopped_in = cancel_after(wait_for_slot, 1.0)
+    assert isinstance(raised, RunCancelledError)
     assert stopped_in < 1.0, stopped_in
     done.set()
     thread.join(timeout=10)

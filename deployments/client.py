@@ -295,9 +295,15 @@ def _result_model(flow_name: str) -> type[BaseModel] | None:
     return None
 
 
+#: ``wait`` reads a run's state at most this far apart.
+MAX_POLL_S = 2.0
+
+
 def wait(run_id: UUID | str, timeout: float = 3600, poll_s: float = 0.1) -> Result:
     """Wait until the run ends; its typed result (``SrtResult``, ``BatchResult`` …). The run's
-    state is read every ``poll_s`` (one small request): a run that ends is seen within it.
+    state is read (one small request) every ``poll_s`` at first, then every tenth of the time
+    waited so far, at most :data:`MAX_POLL_S`: a short run is seen ending within ``poll_s``, and
+    an hour-long wait costs the server ~2,000 reads, not 36,000.
 
     Raises:
         TimeoutError: the run did not end within ``timeout`` seconds (it goes on).
@@ -306,15 +312,17 @@ def wait(run_id: UUID | str, timeout: float = 3600, poll_s: float = 0.1) -> Resu
     from prefect.client.orchestration import get_client
 
     run_id = UUID(str(run_id))
-    deadline = time.monotonic() + timeout
+    started = time.monotonic()
+    deadline = started + timeout
     with get_client(sync_client=True) as client:
         while True:
             flow_run = client.read_flow_run(run_id)
             if flow_run.state is not None and flow_run.state.is_final():
                 break
-            if time.monotonic() > deadline:
+            now = time.monotonic()
+            if now > deadline:
                 raise TimeoutError(f"run {run_id} still {flow_run.state_name} after {timeout} s")
-            time.sleep(poll_s)
+            time.sleep(min(max(poll_s, (now - started) / 10), MAX_POLL_S, deadline - now + 0.01))
         flow = client.read_flow(flow_run.flow_id)
     state = flow_run.state
     assert state is not None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -65,3 +66,44 @@ def test_bad_options_fail_before_any_run() -> None:
         client.submit("convert", "carol", "abc", {"crf": 99})
     with pytest.raises(Exception, match="unknown operation"):
         client.submit("resize", "carol", "abc")
+
+
+def test_wait_reads_the_state_less_often_as_it_waits_and_still_sees_the_end_soon(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A run that ends after 8 s: ``wait`` sees it within a second, in far fewer reads than
+    polling every 0.1 s (80)."""
+    import threading
+    import time
+
+    from prefect import flow
+    from prefect.client.orchestration import SyncPrefectClient, get_client
+    from prefect.states import Failed, Running
+
+    @flow(name="wait-probe")
+    def probe() -> None: ...
+
+    with get_client(sync_client=True) as api:
+        run = api.create_flow_run(probe, state=Running())
+    reads: list[float] = []
+    read = SyncPrefectClient.read_flow_run
+
+    def counting(self: SyncPrefectClient, flow_run_id: Any) -> Any:
+        reads.append(time.monotonic())
+        return read(self, flow_run_id)
+
+    monkeypatch.setattr(SyncPrefectClient, "read_flow_run", counting)
+    ended: list[float] = []
+
+    def end_it() -> None:
+        time.sleep(8)
+        with get_client(sync_client=True) as api:
+            api.set_flow_run_state(run.id, Failed(message="ended by the test"), force=True)
+        ended.append(time.monotonic())
+
+    threading.Thread(target=end_it).start()
+    with pytest.raises(client.RunFailedError, match="ended by the test"):
+        client.wait(run.id, timeout=60)
+    seen = time.monotonic()
+    assert ended and seen - ended[0] < 1.0
+    assert 15 <= len(reads) <= 40, len(reads)

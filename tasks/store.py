@@ -56,14 +56,16 @@ def lookup_input(
     store = ProfileStore.from_settings()
     source = store.get(profile, file_id)
     output_id = get_operation(operation).output_id(source, request, get_settings())
-    found = store.find(profile, output_id)
-    return source, output_id, None if found is None else store.stored(found)
+    return source, output_id, _stored(store, profile, output_id)
 
 
 @task(name="find_output", cache_policy=NONE, **RETRYING)
 def find_output(profile: str, file_id: str) -> StoredFile | None:
     """An operation's output if an earlier run already stored it."""
-    store = ProfileStore.from_settings()
+    return _stored(ProfileStore.from_settings(), profile, file_id)
+
+
+def _stored(store: ProfileStore, profile: str, file_id: str) -> StoredFile | None:
     found = store.find(profile, file_id)
     return None if found is None else store.stored(found)
 

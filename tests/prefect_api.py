@@ -29,11 +29,16 @@ def flow_run(run_id: UUID) -> FlowRun:
 
 
 def task_runs(
-    run_id: UUID | None, expect: int = 1, failed: int = 0, timeout: float = 20.0, named: str = ""
+    run_id: UUID | None,
+    expect: int = 1,
+    failed: int = 0,
+    timeout: float = 20.0,
+    named: str = "",
+    named_count: int = 1,
 ) -> list[TaskRun]:
     """The flow run's task runs, once at least ``expect`` are recorded in a final state (and
-    ``failed`` of them Failed, and one whose name starts with ``named`` among them): task run
-    states reach the server as events, a little later and not always in order. ``expect=0``
+    ``failed`` of them Failed, and ``named_count`` whose names start with ``named`` among them):
+    task run states reach the server as events, a little later and not always in order. ``expect=0``
     waits the whole ``timeout`` (so that a late task run is seen) and returns what is there.
     The test fails when the expectation is not met in time."""
     assert run_id is not None
@@ -52,7 +57,7 @@ def task_runs(
             )
         final = [r for r in runs if r.state is not None and r.state.is_final()]
         n_failed = sum(1 for r in final if r.state is not None and r.state.is_failed())
-        has_named = not named or any(r.name.startswith(named) for r in final)
+        has_named = not named or sum(r.name.startswith(named) for r in final) >= named_count
         if len(final) >= expect and len(final) == len(runs) and n_failed >= failed and has_named:
             return runs
         time.sleep(0.3)

@@ -107,7 +107,9 @@ def test_600_cues_in_concurrent_chunks_within_the_llm_limit(
     assert not any(word in result.content for word in CORRECTIONS)
     assert len(llm_server.requests) == 30
     assert 2 <= llm_server.max_in_flight <= get_settings().orchestration.llm_limit
-    runs = prefect_api.task_runs(state.state_details.flow_run_id, expect=30)
+    runs = prefect_api.task_runs(
+        state.state_details.flow_run_id, expect=30, named="fix_chunk", named_count=30
+    )
     llm_runs = [r for r in runs if r.task_key.startswith("fix_chunk")]
     assert len(llm_runs) == 30 and all("llm" in r.tags for r in llm_runs)
 
@@ -211,7 +213,9 @@ def test_a_rerun_after_a_failure_asks_only_for_the_failed_chunk(
     asked = sorted(r.ids[0] for r in llm_server.requests)
     assert asked == sorted({1, 21, 41, 61, 81} - answered)
     assert _texts(result.content) == [correct(c.text) for c in read_srt(data).cues]
-    runs = prefect_api.task_runs(second.state_details.flow_run_id, expect=5)
+    runs = prefect_api.task_runs(
+        second.state_details.flow_run_id, expect=5, named="fix_chunk", named_count=5
+    )
     states = sorted(str(r.state.name) for r in runs if r.task_key.startswith("fix_chunk"))
     assert states == ["Cached"] * len(answered) + ["Completed"] * (5 - len(answered))
 

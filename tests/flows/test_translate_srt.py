@@ -120,7 +120,9 @@ def test_two_languages_in_one_run_keep_every_cue_and_timecode(
     again = _run("dave", file_id, request).result()
     assert again.cached and again.translations == result.translations
     assert len(llm_server.requests) == 2
-    runs = prefect_api.task_runs(state.state_details.flow_run_id, expect=2)
+    runs = prefect_api.task_runs(
+        state.state_details.flow_run_id, expect=2, named="translate_chunk", named_count=2
+    )
     assert len([r for r in runs if r.task_key.startswith("translate_chunk")]) == 2
 
 

@@ -44,9 +44,9 @@ def main(argv: list[str] | None = None) -> None:
         os.environ["MEDIAFLOWS_ORCHESTRATION__ASR_LIMIT"] = str(args.limit)
         from deployments.setup import ensure_concurrency_limits
         from flows.transcribe import transcribe
-        from mediaflows import asr
         from mediaflows.models import TranscribeRequest
         from mediaflows.settings import get_settings
+        from mediaflows.speech import endpoint as asr
         from mediaflows.store import ProfileStore
 
         get_settings.cache_clear()

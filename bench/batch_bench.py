@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from bench.common import bench_home
-from tasks.runtime import state_of
+from tasks.prefect_adapter import state_of
 
 
 def clips(directory: Path, n: int, op: str, seconds: float) -> list[Path]:
@@ -50,8 +50,8 @@ def direct_work(op: str, clip: Path, tmp: Path, repeat: int = 3) -> float:
     """Best wall time of one child's work done directly (no Prefect, no store)."""
     best = float("inf")
     if op == "transcribe":
-        from mediaflows import whisper
         from mediaflows.models import TranscribeRequest
+        from mediaflows.speech import whisper
 
         whisper.transcribe_file(clip, clip.name, TranscribeRequest())  # load the model
         for _ in range(repeat):

@@ -25,7 +25,7 @@ from bench.whisper_bench import SENTENCES
 
 def paragraph_speech(directory: Path, seconds: float) -> tuple[np.ndarray, str]:
     """(16 kHz mono audio of at least ``seconds``, its exact text)."""
-    from mediaflows.audio import decode_audio
+    from mediaflows.media.audio import decode_audio
 
     text = " ".join(SENTENCES)
     part = directory / "paragraph.wav"
@@ -46,9 +46,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", default=None, help="default: the bundled tiny.en")
     args = parser.parse_args(argv)
 
-    from mediaflows import whisper
     from mediaflows.models import TranscribeRequest
     from mediaflows.settings import get_settings
+    from mediaflows.speech import whisper
     from tests.wer import wer
 
     settings = get_settings()

@@ -46,8 +46,8 @@ def direct(path: Path, model_name: str | None = None) -> float:
     options; wall seconds."""
     from faster_whisper import WhisperModel
 
-    from mediaflows import whisper
     from mediaflows.settings import get_settings
+    from mediaflows.speech import whisper
 
     device, compute = whisper.resolve_device(get_settings().whisper)
     path_of = whisper.default_model() if model_name is None else whisper.model_path(model_name)

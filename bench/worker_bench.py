@@ -50,8 +50,8 @@ def _clips(directory: Path, n: int, seconds: float, tag: str, salt: int = 0) -> 
 
 def _direct(clip: Path) -> float:
     """faster-whisper through mediaflows' own call, the model already loaded; wall seconds."""
-    from mediaflows import whisper
     from mediaflows.models import TranscribeRequest
+    from mediaflows.speech import whisper
 
     request = TranscribeRequest(language="en")
     whisper.transcribe_file(clip, clip.name, request)  # the model loaded, the file cached

@@ -42,9 +42,9 @@ def _emit(obj: BaseModel | dict[str, Any]) -> None:
 
 def _start_prefect(verbose: bool) -> None:
     """Point Prefect at the server (starting the embedded one), then import it quietly."""
-    from deployments.server import configure_prefect_env
+    from deployments.client import connect
 
-    configure_prefect_env(get_settings())
+    connect()
     if not verbose:
         # Failures are reported as one line by this command; the logs, tracebacks included, are
         # on the server (UI). Must be set before Prefect configures logging.
@@ -147,7 +147,7 @@ def _add_request_options(
         p.add_argument(flag, **options)
 
 
-def _request(spec: OperationSpec[Any, Any, Any], args: argparse.Namespace) -> BaseModel:
+def _request(spec: OperationSpec[Any, Any, Any, Any], args: argparse.Namespace) -> BaseModel:
     """The operation's request from the options given on the command line."""
     fields: dict[str, Any] = {}
     for dest, value in vars(args).items():
@@ -169,9 +169,10 @@ def cmd_run(args: argparse.Namespace) -> None:
     profile, file_id = check_profile(args.profile), check_file_id(args.file_id)
     request = _request(spec, args)
     _start_prefect(args.verbose)
-    from flows.batch import operation_flow_of
+    from flows.batch import OPERATION_FLOWS
 
-    result = asyncio.run(operation_flow_of(spec)(profile=profile, file_id=file_id, request=request))
+    run = OPERATION_FLOWS[spec.name]
+    result = asyncio.run(run(profile=profile, file_id=file_id, request=request))
     _print_result(result, args.json)
 
 
@@ -186,7 +187,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
     request = _request(spec, args)
     _start_prefect(args.verbose)
     from flows.batch import BATCHES
-    from tasks.runtime import result_of, state_of
+    from tasks.prefect_adapter import result_of, state_of
 
     state = asyncio.run(
         state_of(
@@ -376,7 +377,7 @@ def _one_line(exc: BaseException) -> str:
 
 class Terminated(BaseException):
     """SIGTERM arrived (``kill``, ``docker stop``, a service manager): the run in this process
-    stops its tools and removes its work files (see ``tasks.runtime.run_blocking``)."""
+    stops its tools and removes its work files (see ``tasks.prefect_adapter.run_blocking``)."""
 
 
 def _on_sigterm(signum: int, frame: object) -> None:
@@ -409,7 +410,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 128 + signal.SIGTERM
     except BaseException as exc:
         # Prefect swaps in its own SIGTERM handler while a flow runs; it raises its own signal.
-        from tasks.runtime import is_termination
+        from tasks.prefect_adapter import is_termination
 
         if is_termination(exc):
             return 128 + signal.SIGTERM

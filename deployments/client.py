@@ -1,7 +1,7 @@
 """The Python API: start mediaflows runs, follow them, read their typed results.
 
 ```python
-from deployments.client import submit, status, wait
+from deployments import submit, status, wait
 
 run_id = submit("generate_srt", "alice", "FILE_ID", {"vtt": True}, idempotency_key="talk-42")
 print(status(run_id))  # RunStatus(state='RUNNING', stage=Stage.PROCESSING, progress=49.6 …)
@@ -10,6 +10,10 @@ srt = wait(run_id, timeout=600)  # SrtResult
 
 A single file id runs the operation's flow; a list of ids runs its ``batch_*`` flow
 (result: :class:`BatchResult`).
+
+**Which server.** The first call points Prefect at the server, as the CLI does: the one
+``PREFECT_API_URL`` names, else the embedded one (started if it is not running). Nothing needs to
+be called first.
 
 **Where it runs.** ``via="auto"`` (the default) starts a run of the operation's deployment
 (``prefect.yaml``; ``generate_srt/generate_srt`` …) when that deployment exists and a worker of
@@ -41,13 +45,16 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from mediaflows.errors import MediaflowsError
+from deployments.server import configure_prefect_env
+from mediaflows.errors import MediaflowsError, RunFailedError
 from mediaflows.ids import check_file_id, check_profile
 from mediaflows.models import BatchResult, OperationResult
 from mediaflows.operations import OPERATIONS, OperationName, OperationSpec, get_operation
 from mediaflows.settings import get_settings
 from mediaflows.stages import Stage, parse
-from tasks import runtime
+from tasks import prefect_adapter as adapter
+
+__all__ = ["RunFailedError", "RunStatus", "connect", "status", "submit", "wait"]
 
 Via = Literal["auto", "deployment", "in-process"]
 Result = OperationResult | BatchResult
@@ -69,22 +76,27 @@ class RunStatus(BaseModel):
     finished: bool
 
 
-class RunFailedError(MediaflowsError):
-    """The run ended in a state other than Completed (its result, if any, is attached)."""
-
-    def __init__(self, run_id: UUID, state: str, message: str, result: Any = None) -> None:
-        super().__init__(f"run {run_id} ended {state}: {message}")
-        self.run_id = run_id
-        self.state = state
-        self.result = result
+_connected: str | None = None
+_connect_lock = threading.Lock()
 
 
-def _flow_name(spec: OperationSpec[Any, Any, Any], file_ids: str | Sequence[str]) -> str:
+def connect() -> str:
+    """Point this process's Prefect client at mediaflows' server once, as the CLI does: the one
+    ``PREFECT_API_URL`` names, else the embedded server (started if it is not running); its API
+    URL. Every call of this API does it first."""
+    global _connected
+    with _connect_lock:
+        if _connected is None:
+            _connected = configure_prefect_env(get_settings())
+        return _connected
+
+
+def _flow_name(spec: OperationSpec[Any, Any, Any, Any], file_ids: str | Sequence[str]) -> str:
     return spec.name if isinstance(file_ids, str) else spec.batch_name
 
 
 def _parameters(
-    spec: OperationSpec[Any, Any, Any],
+    spec: OperationSpec[Any, Any, Any, Any],
     profile: str,
     file_ids: str | Sequence[str],
     options: BaseModel | dict[str, Any] | None,
@@ -136,14 +148,10 @@ def _ask_online_deployment(flow_name: str) -> bool:
     return any(w.status == WorkerStatus.ONLINE for w in workers)
 
 
-def _load_flow(spec: OperationSpec[Any, Any, Any], batch: bool) -> Any:
-    if batch:
-        from flows.batch import BATCHES
+def _load_flow(spec: OperationSpec[Any, Any, Any, Any], batch: bool) -> Any:
+    from flows.catalog import flow_by_name
 
-        return BATCHES[spec.name]
-    from flows.batch import operation_flow_of
-
-    return operation_flow_of(spec)
+    return flow_by_name(spec.batch_name if batch else spec.name)
 
 
 #: In-process runs started by this process (so a second submit of the key never re-runs one).
@@ -175,13 +183,13 @@ def _submit_in_process(flow: Any, params: dict[str, Any], key: str | None) -> UU
     if flow_id is None:  # an upsert by name: once per process is enough
         with get_client(sync_client=True) as client:
             flow_id = _flow_ids[flow.name] = client.create_flow(flow)
-    flow_run = runtime.create_pending_run(flow, flow_id, params, key)
+    flow_run = adapter.create_pending_run(flow, flow_id, params, key)
     with _started_lock:
         state = flow_run.state.type if flow_run.state else None
         if flow_run.id in _started or state != StateType.PENDING:
             return flow_run.id  # the key's run exists: started before, never a second time
         _started.add(flow_run.id)
-    _runner().submit(runtime.execute_run, flow, flow_run, params)
+    _runner().submit(adapter.execute_run, flow, flow_run, params)
     return flow_run.id
 
 
@@ -198,7 +206,7 @@ def submit(
 
     Args:
         operation: An operation of :data:`mediaflows.operations.OPERATIONS` (``convert``,
-            ``transcribe``, ``generate_srt``, ``fix_srt``).
+            ``transcribe``, ``generate_srt``, ``fix_srt``, ``translate_srt``).
         profile: The profile holding the files.
         file_ids: One file id, or a list of them (then the ``batch_<operation>`` flow runs).
         options: The operation's request (``GenerateSrtRequest`` …, or its fields as a dict).
@@ -209,6 +217,7 @@ def submit(
     spec = get_operation(operation)
     flow_name = _flow_name(spec, file_ids)
     params = _parameters(spec, profile, file_ids, options)
+    connect()
     if via == "in-process" or (via == "auto" and not _online_deployment(flow_name)):
         return _submit_in_process(
             _load_flow(spec, batch=not isinstance(file_ids, str)), params, idempotency_key
@@ -257,6 +266,7 @@ _ENDED_FAILED = ("FAILED", "CRASHED", "CANCELLED", "CANCELLING")
 
 def status(run_id: UUID | str) -> RunStatus:
     """The run's Prefect state, and the stage and percent of its progress artifact."""
+    connect()
     from prefect.client.orchestration import get_client
 
     run_id = UUID(str(run_id))
@@ -309,6 +319,7 @@ def wait(run_id: UUID | str, timeout: float = 3600, poll_s: float = 0.1) -> Resu
         TimeoutError: the run did not end within ``timeout`` seconds (it goes on).
         RunFailedError: it ended Failed, Crashed or Cancelled.
     """
+    connect()
     from prefect.client.orchestration import get_client
 
     run_id = UUID(str(run_id))
@@ -327,7 +338,7 @@ def wait(run_id: UUID | str, timeout: float = 3600, poll_s: float = 0.1) -> Resu
     state = flow_run.state
     assert state is not None
     try:
-        value = runtime.result_of(state)  # reads the persisted result
+        value = adapter.result_of(state)  # reads the persisted result
     except Exception as exc:
         if state.is_completed():
             raise MediaflowsError(f"cannot read the result of run {run_id}: {exc}") from exc

@@ -1,12 +1,12 @@
 """``python -m deployments.prefect_server start ...``: Prefect's own ``prefect server start``, with
-the server-side workarounds of :mod:`tasks.runtime` applied (SQLite write transactions begun
-``IMMEDIATE``: see :func:`tasks.runtime.immediate_sqlite_writes`)."""
+the server-side workarounds of :mod:`tasks.prefect_adapter` applied (SQLite write transactions
+begun ``IMMEDIATE``: see :func:`tasks.prefect_adapter.immediate_sqlite_writes`)."""
 
 from __future__ import annotations
 
 import sys
 
-from tasks.runtime import immediate_sqlite_writes
+from tasks.prefect_adapter import immediate_sqlite_writes
 
 
 def main(argv: list[str]) -> None:

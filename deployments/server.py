@@ -22,7 +22,7 @@ from pathlib import Path
 
 from mediaflows.errors import ConfigurationError
 from mediaflows.settings import Settings, get_settings
-from tasks.runtime import SERVER_ENV, client_env, ui_env
+from tasks.prefect_adapter import SERVER_ENV, client_env, reread_environment, ui_env
 
 
 def server_home(settings: Settings) -> Path:
@@ -143,18 +143,21 @@ def stop_server(settings: Settings | None = None, wait_s: float = 20.0) -> bool:
 
 
 def configure_prefect_env(settings: Settings | None = None) -> str:
-    """Point this process's Prefect client at the right server; call before importing Prefect.
-
-    Also keeps persisted task results (the cross-process cache) under ``MEDIAFLOWS_HOME`` unless
-    ``PREFECT_LOCAL_STORAGE_PATH`` says otherwise.
+    """Point this process's Prefect client at the right server (the embedded one, started if
+    needed, unless ``PREFECT_API_URL`` names another): what the CLI and the Python API do
+    first. Also keeps persisted task results (the cross-process cache) under
+    ``MEDIAFLOWS_HOME`` unless ``PREFECT_LOCAL_STORAGE_PATH`` says otherwise.
     """
     settings = settings or get_settings()
     url = ensure_server(settings)
     embedded = url == embedded_api_url(settings)
     env = client_env(settings.server.heartbeat_s, str(settings.home / "results"), url, embedded)
+    before = {name: os.environ.get(name) for name in env}
     for name, value in env.items():
         if name in ("PREFECT_API_URL", "PREFECT_FLOWS_HEARTBEAT_FREQUENCY"):
             os.environ[name] = value
         else:
             os.environ.setdefault(name, value)
+    if any(os.environ.get(name) != value for name, value in before.items()):
+        reread_environment()  # a process that imported Prefect already sees them too
     return url

@@ -28,7 +28,6 @@ model loaded again. This worker:
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import signal
@@ -36,14 +35,20 @@ import socket
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_for
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from mediaflows import cancel, whisper
+from mediaflows import cancel, speech
 from mediaflows.settings import Settings, get_settings
-from tasks import runtime
+from tasks import prefect_adapter as adapter
+
+if TYPE_CHECKING:
+    from prefect import Flow
+    from prefect.client.orchestration import SyncPrefectClient
+    from prefect.client.schemas.objects import FlowRun
 
 log = logging.getLogger("mediaflows.worker")
 
@@ -76,7 +81,7 @@ class WarmWorker:
 
     def __post_init__(self) -> None:
         self._executor = ThreadPoolExecutor(self.limit, thread_name_prefix="mediaflows-run")
-        self._flows: dict[UUID, Any] = {}
+        self._flows: dict[UUID, Flow[..., Any] | None] = {}
         self.where = f"{socket.gethostname()}:{os.getpid()}"
 
     # ---- the loop ------------------------------------------------------------------------------
@@ -110,9 +115,10 @@ class WarmWorker:
                         housekeeping = now
                         self._resubmit_crashed(client)
                         if self.settings.whisper.idle_unload_s:
-                            whisper.unload_idle(self.settings.whisper.idle_unload_s)
-                except Exception as exc:  # the server away (restarting), a bad answer …
-                    # The worker outlives it: its runs go on, it asks again a little later.
+                            speech.unload_idle(self.settings.whisper.idle_unload_s)
+                except Exception as exc:  # the server away or restarting, a bad answer: the
+                    # worker outlives whatever one round of its loop meets; its runs go on and
+                    # it asks again a little later (tests/reliability restarts the server).
                     log.warning("worker loop: %s: %s; trying again", type(exc).__name__, exc)
                     self.stopping.wait(min(5.0, 10 * poll_s))
                 self.stopping.wait(poll_s)
@@ -124,11 +130,7 @@ class WarmWorker:
 
     # ---- starting runs -------------------------------------------------------------------------
 
-    def _claim(self, client: Any, free: int) -> None:
-        from prefect.exceptions import Abort
-        from prefect.states import Pending
-        from prefect.utilities.engine import propose_state_sync
-
+    def _claim(self, client: SyncPrefectClient, free: int) -> None:
         scheduled = client.get_scheduled_flow_runs_for_work_pool(
             self.pool, scheduled_before=datetime.now(UTC)
         )
@@ -137,16 +139,13 @@ class WarmWorker:
             flow = self._flow_of(client, flow_run)
             if flow is None:
                 continue  # not a mediaflows flow: left for another worker
+            if not adapter.claim_run(client, flow_run.id):
+                log.debug("run %s not claimed: another worker took it", flow_run.id)
+                continue
             try:
-                state = propose_state_sync(client, Pending(), flow_run_id=flow_run.id)
-            except (Abort, Exception) as exc:  # Abort: another worker took it first
-                log.debug("run %s not claimed: %s", flow_run.id, exc)
-                continue
-            if not state.is_pending():
-                continue
-            # Where it runs, as Prefect's workers record it (host:pid of this process).
-            with contextlib.suppress(Exception):
-                client.update_flow_run(flow_run.id, infrastructure_pid=self.where)
+                adapter.record_where(client, flow_run.id, self.where)
+            except adapter.server_errors() as exc:  # the run goes on; only the UI misses it
+                log.warning("could not record where run %s runs: %s", flow_run.id, exc)
             scope = cancel.CancelScope()
             fresh = client.read_flow_run(flow_run.id)
             future = self._executor.submit(self._execute, flow, fresh, scope)
@@ -154,23 +153,23 @@ class WarmWorker:
             self.started += 1
             log.info("started run %s (%s) of %s", flow_run.name, flow_run.id, flow.name)
 
-    def _flow_of(self, client: Any, flow_run: Any) -> Any:
+    def _flow_of(self, client: SyncPrefectClient, flow_run: FlowRun) -> Flow[..., Any] | None:
         if flow_run.flow_id not in self._flows:
-            from flows.batch import flow_by_name
+            from flows.catalog import flow_by_name
 
             self._flows[flow_run.flow_id] = flow_by_name(client.read_flow(flow_run.flow_id).name)
         return self._flows[flow_run.flow_id]
 
     @staticmethod
-    def _execute(flow: Any, flow_run: Any, scope: cancel.CancelScope) -> None:
-        # The run's own cancel scopes (tasks.runtime.run_blocking) nest in this one: cancelling
-        # it stops the run's tools and checks.
+    def _execute(flow: Flow[..., Any], flow_run: FlowRun, scope: cancel.CancelScope) -> None:
+        # The run's own cancel scopes (adapter.run_blocking) nest in this one: cancelling it
+        # stops the run's tools and checks.
         with scope:
-            runtime.execute_run(flow, flow_run, dict(flow_run.parameters))
+            adapter.execute_run(flow, flow_run, dict(flow_run.parameters))
 
     # ---- watching runs -------------------------------------------------------------------------
 
-    def _reap(self, client: Any) -> None:
+    def _reap(self, client: SyncPrefectClient) -> None:
         """Forget ended runs; mark Cancelled the ones this worker stopped for a cancel."""
         from prefect.states import Cancelled
 
@@ -182,10 +181,12 @@ class WarmWorker:
             if error is not None and not isinstance(error, cancel.RunCancelledError):
                 log.warning("run %s ended with %s: %s", run_id, type(error).__name__, error)
             if run.cancelled:
-                with contextlib.suppress(Exception):
-                    client.set_flow_run_state(run_id, Cancelled(message="cancelled"), force=True)
+                try:
+                    adapter.force_state(client, run_id, Cancelled(message="cancelled"))
+                except adapter.server_errors() as exc:  # it stays Cancelling: the UI shows it
+                    log.warning("could not mark run %s Cancelled: %s", run_id, exc)
 
-    def _watch_cancelling(self, client: Any) -> None:
+    def _watch_cancelling(self, client: SyncPrefectClient) -> None:
         from prefect.client.schemas.filters import (
             FlowRunFilter,
             FlowRunFilterId,
@@ -210,7 +211,7 @@ class WarmWorker:
                 run.cancelled = True
                 run.scope.cancel()
 
-    def _resubmit_crashed(self, client: Any) -> None:
+    def _resubmit_crashed(self, client: SyncPrefectClient) -> None:
         """Top-level runs of this pool that a dead worker left Crashed go back to Scheduled,
         ``batch_resubmits`` times at most (their run count says how often they ran)."""
         from prefect.client.schemas.filters import (
@@ -235,15 +236,15 @@ class WarmWorker:
         for flow_run in crashed:
             if flow_run.run_count > self.settings.orchestration.batch_resubmits:
                 continue
-            with contextlib.suppress(Exception):
-                client.set_flow_run_state(
-                    flow_run.id,
-                    Scheduled(message=f"resubmitted: its worker died ({flow_run.run_count} runs)"),
-                    force=True,
-                )
-                log.warning("run %s Crashed (its worker died): scheduled again", flow_run.id)
+            message = f"resubmitted: its worker died ({flow_run.run_count} runs)"
+            try:
+                adapter.force_state(client, flow_run.id, Scheduled(message=message))
+            except adapter.server_errors() as exc:  # the next housekeeping round tries again
+                log.warning("could not resubmit crashed run %s: %s", flow_run.id, exc)
+                continue
+            log.warning("run %s Crashed (its worker died): scheduled again", flow_run.id)
 
-    def _hand_back(self, client: Any) -> None:
+    def _hand_back(self, client: SyncPrefectClient) -> None:
         """Stopping: stop the runs under way and put them back in the queue for another
         worker (their outputs are written once: a run again finishes what this one left)."""
         from prefect.states import Scheduled
@@ -251,16 +252,17 @@ class WarmWorker:
         for run in self.runs.values():
             run.scope.cancel()
             run.handed_back = True
-        deadline = time.monotonic() + runtime.CANCEL_GRACE_S
-        for run in self.runs.values():
-            with contextlib.suppress(Exception):
-                run.future.result(timeout=max(deadline - time.monotonic(), 0.1))
+        # How each ended (RunCancelledError, mostly) is the run's own business, seen by _reap.
+        wait_for([run.future for run in self.runs.values()], timeout=adapter.CANCEL_GRACE_S)
         for run_id in self.runs:
-            with contextlib.suppress(Exception):
-                client.set_flow_run_state(
-                    run_id, Scheduled(message="handed back: its worker stopped"), force=True
+            try:
+                adapter.force_state(
+                    client, run_id, Scheduled(message="handed back: its worker stopped")
                 )
-                log.info("run %s handed back to the pool", run_id)
+            except adapter.server_errors() as exc:  # the crash automation will find it
+                log.warning("could not hand run %s back: %s", run_id, exc)
+                continue
+            log.info("run %s handed back to the pool", run_id)
 
 
 def serve(pool: str, name: str, limit: int, settings: Settings | None = None) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from deployments.server import embedded_api_url
 from mediaflows.settings import Settings, get_settings
-from tasks.runtime import client_env
+from tasks.prefect_adapter import client_env
 
 #: The checkout this code runs from: where prefect.yaml and the flows' entry points are.
 REPO_ROOT = Path(__file__).resolve().parents[1]

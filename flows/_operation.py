@@ -2,17 +2,17 @@
 
 ``@operation_flow(spec)`` turns a body ``(job) -> Output`` into the operation's Prefect flow
 ``(profile, file_id, request=None) -> <spec.result>``: typed parameters (the UI's run form shows
-the request model's fields), the progress artifact from ``queued`` to ``succeeded``/``failed``,
-the lookup of the input, the answer from the store when the output exists already (no work),
-a scratch workspace removed at the end, and the result built by the spec from the stored file.
+the request model's fields), the progress artifact from ``queued`` to ``succeeded``/``failed``
+(only the stages the spec declares), the lookup of the input and of every output id, the answer
+from the store when the output exists already (no work), a scratch workspace removed at the
+end, and the result built by the spec from the stored file.
 """
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
-from pathlib import Path, PurePath
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from prefect import Flow, flow
@@ -22,35 +22,44 @@ from pydantic import BaseModel
 from mediaflows.ids import FileId, ProfileName
 from mediaflows.media import MediaInfo
 from mediaflows.models import OperationResult, ProfileFile, StoredFile
-from mediaflows.operations import OperationSpec
+from mediaflows.operations.spec import FileOutput, OperationSpec, OutputIds, TextOutput
 from mediaflows.settings import Settings, get_settings
 from mediaflows.stages import Stage
-from mediaflows.workspace import remove_workspace, workspace_path
-from tasks import runtime
+from mediaflows.store import remove_workspace, workspace_path
+from tasks import prefect_adapter as adapter
 from tasks.media import probe_media
 from tasks.progress import RunProgress
-from tasks.store import fetch_profile_file, local_profile_file, lookup_input, read_text_output
+from tasks.store import (
+    fetch_profile_file,
+    local_profile_file,
+    lookup_input,
+    read_text_output,
+    store_output,
+    store_text_output,
+)
 
 RequestT = TypeVar("RequestT", bound=BaseModel)
 ResultT = TypeVar("ResultT", bound=OperationResult)
+IdsT = TypeVar("IdsT", bound=OutputIds)
 
 
 @dataclass(frozen=True)
-class Job(Generic[RequestT]):
-    """One run of an operation, as its body sees it."""
+class Job(Generic[RequestT, IdsT]):
+    """One run of an operation, as its body sees it: the input, the request, every output id
+    (computed once, by the spec), the settings, the progress, a scratch directory."""
 
     profile: str
     source: ProfileFile
     request: RequestT
-    output_id: str
+    ids: IdsT
     settings: Settings
     progress: RunProgress
     workspace: Path
 
     @property
-    def stem(self) -> str:
-        """The input's name without its extension (outputs are named after it)."""
-        return PurePath(self.source.name).stem or self.source.id
+    def title(self) -> str:
+        """``profile/name``: how artifacts name the input."""
+        return f"{self.profile}/{self.source.name}"
 
     def fetch(self) -> Path:
         """A local copy of the input (the file itself in a local store)."""
@@ -67,36 +76,43 @@ class Job(Generic[RequestT]):
         self.progress.stage(Stage.PREPARING, "probing")
         return local, probe_media(local, self.source)
 
+    def store(self, output: TextOutput | FileOutput) -> StoredFile:
+        """Store one output the procedure made (a task run each)."""
+        if isinstance(output, TextOutput):
+            return store_text_output(self.profile, self.source, output)
+        return store_output(self.profile, self.source, output)
+
 
 @dataclass(frozen=True)
 class Output:
-    """What a body made: its stored main output, the text the result carries (if any), and one
-    line for the progress artifact."""
+    """What a body made: its stored main output, the text the result carries (if any), one line
+    for the progress artifact, and fresh URLs of the other stored files the result names."""
 
     stored: StoredFile
     content: str | None
     summary: str
+    urls: Mapping[str, str] = field(default_factory=dict)
 
 
 def _run(
-    spec: OperationSpec[Any, Any, Any],
-    body: Callable[[Job[Any]], Output],
+    spec: OperationSpec[Any, Any, Any, Any],
+    body: Callable[[Job[Any, Any]], Output],
     profile: str,
     file_id: str,
     request: BaseModel,
 ) -> OperationResult:
     settings = get_settings()
-    progress = RunProgress.start(f"{spec.name} {profile}/{file_id}")
+    progress = RunProgress.start(f"{spec.name} {profile}/{file_id}", spec.stages)
     try:
         progress.stage(Stage.UPLOAD_RECEIVED, "looking up")
-        source, output_id, existing = lookup_input(profile, file_id, spec.name, request)
+        source, ids, existing, urls = lookup_input(profile, file_id, spec.name, request)
         if existing is not None:
             content = read_text_output(existing.file) if spec.content is not None else None
             progress.succeeded("already done (stored output)")
-            result: OperationResult = spec.result_from(existing, content, cached=True)
+            result: OperationResult = spec.result_from(existing, content, True, urls)
             return result
-        workspace = workspace_path(str(flow_run.get_id() or output_id), settings)
-        job = Job(profile, source, request, output_id, settings, progress, workspace)
+        workspace = workspace_path(str(flow_run.get_id() or ids.main), settings)
+        job = Job(profile, source, request, ids, settings, progress, workspace)
         try:
             output = body(job)
         finally:
@@ -105,28 +121,8 @@ def _run(
         progress.failed(f"{type(exc).__name__}: {exc}")
         raise
     progress.succeeded(output.summary)
-    result = spec.result_from(output.stored, output.content, cached=False)
+    result = spec.result_from(output.stored, output.content, False, output.urls)
     return result
-
-
-def retype(
-    fn: Callable[..., Any], name: str, doc: str | None, result: Any, **annotations: Any
-) -> None:
-    """Give a flow function made by a factory its name, docstring and parameter types.
-
-    Prefect builds the run form's schema and validates parameters from the signature: it must
-    name the operation's own request and result models, not the factory's ``BaseModel``."""
-    signature = inspect.signature(fn)
-    params = [
-        p.replace(annotation=annotations.get(p.name, p.annotation))
-        for p in signature.parameters.values()
-    ]
-    fn.__signature__ = signature.replace(  # type: ignore[attr-defined]
-        parameters=params, return_annotation=result
-    )
-    fn.__annotations__ = {**{p.name: p.annotation for p in params}, "return": result}
-    fn.__name__ = fn.__qualname__ = name
-    fn.__doc__ = doc
 
 
 #: An operation's flow: async, called with (profile, file_id, request), returning its result.
@@ -134,23 +130,23 @@ OperationFlow = Flow[..., Coroutine[Any, Any, ResultT]]
 
 
 def operation_flow(
-    spec: OperationSpec[RequestT, ResultT, Any],
-) -> Callable[[Callable[[Job[RequestT]], Output]], OperationFlow[ResultT]]:
+    spec: OperationSpec[RequestT, ResultT, Any, IdsT],
+) -> Callable[[Callable[[Job[RequestT, IdsT]], Output]], OperationFlow[ResultT]]:
     """The Prefect flow of ``spec``, made from its body (whose docstring becomes the flow's).
 
     The flow is ``async`` for Prefect's engine (an async run ends without the sync engine's ~1 s
     heartbeat-thread join, and a batch's in-process children overlap); the body's tasks are plain
-    blocking calls, run one after another in a worker thread (:func:`tasks.runtime.run_blocking`).
+    blocking calls, run one after another in a worker thread (:func:`adapter.run_blocking`).
     """
 
-    def decorate(body: Callable[[Job[RequestT]], Output]) -> OperationFlow[ResultT]:
+    def decorate(body: Callable[[Job[RequestT, IdsT]], Output]) -> OperationFlow[ResultT]:
         async def run(
             profile: ProfileName, file_id: FileId, request: BaseModel | None = None
         ) -> Any:
             parsed = spec.parse_request(request)
-            return await runtime.run_blocking(_run, spec, body, profile, file_id, parsed)
+            return await adapter.run_blocking(_run, spec, body, profile, file_id, parsed)
 
-        retype(run, spec.name, body.__doc__, spec.result, request=spec.request | None)
+        adapter.retype(run, spec.name, body.__doc__, spec.result, request=spec.request | None)
         run.__module__ = body.__module__
         made: OperationFlow[ResultT] = flow(
             name=spec.name, log_prints=False, validate_parameters=True, persist_result=True

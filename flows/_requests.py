@@ -8,12 +8,12 @@ from typing import Any, TypeVar
 
 from prefect.futures import PrefectFuture
 
-from mediaflows import cancel, endpoint
+from mediaflows import cancel, endpoints
 from mediaflows.errors import ChunkRefusedError, ConfigurationError
-from mediaflows.llm import ChunkFix
 from mediaflows.settings import get_settings
 from mediaflows.stages import Stage
-from tasks import runtime
+from mediaflows.subtitles.chunks import ChunkFix
+from tasks import prefect_adapter as adapter
 from tasks.llm import LLM_TAG
 from tasks.progress import RunProgress
 
@@ -42,7 +42,7 @@ def submit_all(
     queue = list(requests)
     running: dict[PrefectFuture[Any], K] = {}
     values: dict[K, Any] = {}
-    slots = runtime.process_slots(tag, limit)
+    slots = adapter.process_slots(tag, limit)
     total = len(queue)
     while queue or running:
         cancel.check()
@@ -51,9 +51,9 @@ def submit_all(
                 break  # all taken: take the next when one of ours (or anyone's) finishes
             key, submit = queue.pop(0)
             future = submit()
-            runtime.on_done(future, slots.release)
+            adapter.on_done(future, slots.release)
             running[future] = key
-        for future in runtime.wait_first(list(running)):
+        for future in adapter.wait_first(list(running)):
             key = running.pop(future)
             values[key] = value = future.result(raise_on_failure=False)
             if isinstance(value, ConfigurationError):
@@ -75,9 +75,9 @@ def ask_all(
 ) -> dict[K, ChunkFix]:
     """Every LLM chunk's answer (its fix, or its fallback when it got no valid answer), by key,
     within the ``llm`` limit and the endpoint's real parallelism
-    (:class:`mediaflows.endpoint.Window`). A failed chunk does not stop the others (they finish
+    (:class:`mediaflows.endpoints.Window`). A failed chunk does not stop the others (they finish
     and are cached), then its error is raised."""
-    window = endpoint.window(get_settings().llm, model, limit)
+    window = endpoints.window(get_settings().llm, model, limit)
     values = submit_all(requests, LLM_TAG, limit, progress, doing, "chunks", lambda: window.size)
     fixes: dict[K, ChunkFix] = {}
     failed: list[BaseException] = []

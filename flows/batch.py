@@ -8,15 +8,14 @@ them; the in-flight bound keeps the server from being flooded. A failed child ne
 others; the batch ends Failed, naming the files, when any failed. Children whose output exists
 already return it without work, so a re-run redoes only what failed.
 
-The flows are made here from :data:`mediaflows.operations.OPERATIONS` (one body, one typed
-``request`` parameter per operation, so the UI's run form shows the operation's fields): a new
-operation gets its batch flow without an edit here.
+Each batch flow is made here from its operation's flow (one body, one typed ``request``
+parameter per operation, so the UI's run form shows the operation's fields): a new operation
+is one line in each table at the end of this module.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
@@ -26,22 +25,21 @@ from prefect.client.schemas.objects import State
 from prefect.settings import PREFECT_UI_URL
 from pydantic import BaseModel
 
-from flows._operation import OperationFlow, retype
+from flows._operation import OperationFlow
+from flows.convert import convert
+from flows.fix_srt import fix_srt
+from flows.generate_srt import generate_srt
+from flows.transcribe import transcribe
+from flows.translate_srt import translate_srt
 from mediaflows import batches
 from mediaflows.ids import FileId, ProfileName
 from mediaflows.models import BatchChild, BatchResult, FanOut, OperationResult, ProfileFile
-from mediaflows.operations import OPERATIONS, OperationSpec
+from mediaflows.operations import OperationSpec, get_operation
 from mediaflows.settings import get_settings
 from mediaflows.stages import Stage
-from tasks import runtime
+from tasks import prefect_adapter as adapter
 from tasks.progress import RunProgress, publish_batch_plan, publish_batch_result
 from tasks.store import list_profile_media, lookup_batch_files
-
-
-def operation_flow_of(spec: OperationSpec[Any, Any, Any]) -> OperationFlow[Any]:
-    """The single-file flow of ``spec`` (``flows/<name>.py``, attribute ``<name>``)."""
-    made: OperationFlow[Any] = getattr(importlib.import_module(f"flows.{spec.name}"), spec.name)
-    return made
 
 
 async def _outcome(file_id: str, state: State[Any], attempts: int = 1) -> BatchChild:
@@ -71,7 +69,7 @@ StartChild = Callable[[str], Awaitable[tuple[State[Any], int]]]
 
 def _in_process(child: OperationFlow[Any], profile: str, request: BaseModel) -> StartChild:
     async def run(file_id: str) -> tuple[State[Any], int]:
-        state = await runtime.state_of(child, profile=profile, file_id=file_id, request=request)
+        state = await adapter.state_of(child, profile=profile, file_id=file_id, request=request)
         return state, 1
 
     return run
@@ -110,7 +108,8 @@ def _distributed(name: str, profile: str, request: BaseModel, resubmits: int) ->
 
 
 async def run_batch(
-    spec: OperationSpec[Any, Any, Any],
+    spec: OperationSpec[Any, Any, Any, Any],
+    child: OperationFlow[Any],
     profile: str,
     file_ids: list[str],
     request: BaseModel,
@@ -135,7 +134,7 @@ async def run_batch(
     )
 
     start_child = (
-        _in_process(operation_flow_of(spec), profile, request)
+        _in_process(child, profile, request)
         if mode == "in-process"
         else _distributed(spec.name, profile, request, settings.orchestration.batch_resubmits)
     )
@@ -166,7 +165,7 @@ async def run_batch(
     summary = f"{result.succeeded}/{result.total} files"
     if result.failed:
         await asyncio.to_thread(progress.failed, f"{result.failed} of {result.total} files failed")
-        return runtime.failed_with(batches.failure_message(result), result)
+        return adapter.failed_with(batches.failure_message(result), result)
     await asyncio.to_thread(progress.succeeded, summary)
     return result
 
@@ -175,8 +174,9 @@ async def run_batch(
 BatchFlow = Flow[..., Coroutine[Any, Any, BatchResult]]
 
 
-def batch_flow(spec: OperationSpec[Any, Any, Any]) -> BatchFlow:
-    """The ``batch_<name>`` flow of ``spec``."""
+def batch_flow(operation: OperationFlow[Any]) -> BatchFlow:
+    """The ``batch_<name>`` flow of an operation's flow."""
+    spec = get_operation(operation.name)
 
     async def run(
         profile: ProfileName,
@@ -187,9 +187,11 @@ def batch_flow(spec: OperationSpec[Any, Any, Any]) -> BatchFlow:
         all_in_profile: bool = False,
     ) -> Any:
         parsed = spec.parse_request(request)
-        return await run_batch(spec, profile, file_ids, parsed, mode, in_flight, all_in_profile)
+        return await run_batch(
+            spec, operation, profile, file_ids, parsed, mode, in_flight, all_in_profile
+        )
 
-    retype(
+    adapter.retype(
         run,
         spec.batch_name,
         f"``{spec.name}`` ({spec.summary}) for many files: one child run per file, at most "
@@ -202,30 +204,23 @@ def batch_flow(spec: OperationSpec[Any, Any, Any]) -> BatchFlow:
     return made
 
 
-#: Every operation's batch flow, by operation name; each is also this module's attribute
-#: ``batch_<name>`` (prefect.yaml's entrypoints ``flows/batch.py:batch_<name>``).
-BATCHES: dict[str, BatchFlow] = {name: batch_flow(spec) for name, spec in OPERATIONS.items()}
-globals().update({flow_.name: flow_ for flow_ in BATCHES.values()})
+# ---- the tables: one line per operation in each ---------------------------------------------
 
+#: Every operation's flow, by operation name, in the order of ``mediaflows.operations``.
+OPERATION_FLOWS: dict[str, OperationFlow[Any]] = {
+    made.name: made for made in (convert, transcribe, generate_srt, fix_srt, translate_srt)
+}
 
-def __getattr__(name: str) -> BatchFlow:
-    """``batch_<name>`` for type checkers (the attributes are set above at import)."""
-    for made in BATCHES.values():
-        if made.name == name:
-            return made
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# The batch flows as module attributes: prefect.yaml's entrypoints are flows/batch.py:batch_<name>.
+batch_convert = batch_flow(convert)
+batch_transcribe = batch_flow(transcribe)
+batch_generate_srt = batch_flow(generate_srt)
+batch_fix_srt = batch_flow(fix_srt)
+batch_translate_srt = batch_flow(translate_srt)
 
-
-def flow_by_name(name: str) -> Flow[..., Any] | None:
-    """The mediaflows flow called ``name`` (an operation, its batch, or the sweep); None for
-    any other name. What a warm worker runs for a flow run of a mediaflows deployment."""
-    for spec in OPERATIONS.values():
-        if name == spec.name:
-            return operation_flow_of(spec)
-        if name == spec.batch_name:
-            return BATCHES[spec.name]
-    if name == "sweep":
-        from flows.sweep import sweep
-
-        return sweep
-    return None
+#: Every operation's batch flow, by operation name.
+BATCHES: dict[str, BatchFlow] = {
+    made.name.removeprefix("batch_"): made
+    for made in (batch_convert, batch_transcribe, batch_generate_srt, batch_fix_srt,
+                 batch_translate_srt)
+}  # fmt: skip

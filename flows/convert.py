@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from flows._operation import Job, Output, operation_flow
 from mediaflows.models import ConvertRequest
-from mediaflows.operations import CONVERT
+from mediaflows.operations import convert as procedure
+from mediaflows.operations.convert import CONVERT
+from mediaflows.operations.spec import OutputIds
 from mediaflows.stages import Stage
 from tasks.media import convert_media
-from tasks.store import store_output
 
 
 @operation_flow(CONVERT)
-def convert(job: Job[ConvertRequest]) -> Output:
+def convert(job: Job[ConvertRequest, OutputIds]) -> Output:
     """Convert a profile video to a web-ready MP4 and store it in the profile.
 
     Remuxes when the codecs fit MP4 (H.264/HEVC + AAC/MP3), else transcodes to H.264/AAC; the
@@ -22,19 +23,5 @@ def convert(job: Job[ConvertRequest]) -> Output:
     job.progress.stage(Stage.PROCESSING, "converting 0%")
     converted = convert_media(local, info, job.request, job.source, job.workspace, job.progress)
     job.progress.stage(Stage.PROCESSING_RESULT, "storing")
-    stored = store_output(
-        job.profile,
-        job.output_id,
-        converted.path,
-        name=f"{job.stem}.mp4",
-        source=job.source,
-        operation=CONVERT.name,
-        options=job.request.model_dump(mode="json"),
-        tools={"ffmpeg": converted.tool},
-        details={
-            "mode": converted.mode,
-            "reason": converted.reason,
-            "duration": converted.duration,
-        },
-    )
-    return Output(stored, None, f"{converted.mode}, {converted.duration:.1f} s")
+    stored = job.store(procedure.mp4(job.source, job.request, job.ids, converted))
+    return Output(stored, None, procedure.summary(converted))

@@ -15,7 +15,7 @@ from mediaflows.ids import ProfileName
 from mediaflows.models import BatchResult, FanOut, SweepResult
 from mediaflows.operations import OperationName, get_operation
 from mediaflows.stages import Stage
-from tasks import runtime
+from tasks import prefect_adapter as adapter
 from tasks.progress import RunProgress
 from tasks.store import (
     find_pending_inputs,
@@ -59,7 +59,7 @@ async def sweep(
     batch: BatchResult | None = None
     if pending:
         progress.stage(Stage.PROCESSING, f"{len(pending)} files")
-        state = await runtime.state_of(
+        state = await adapter.state_of(
             BATCHES[operation],
             profile=profile,
             file_ids=pending,
@@ -79,7 +79,7 @@ async def sweep(
     )
     if pending and (batch is None or batch.failed):
         await asyncio.to_thread(progress.failed, "the batch failed for some files")
-        return runtime.failed_with(f"sweep of {profile}: the batch failed for some files", result)
+        return adapter.failed_with(f"sweep of {profile}: the batch failed for some files", result)
     summary = f"{len(pending)} new, {len(removed)} removed"
     await asyncio.to_thread(progress.succeeded, summary)
     return result

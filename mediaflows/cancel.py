@@ -8,8 +8,8 @@ another thread calls :meth:`CancelScope.cancel`. Outside a scope, these do nothi
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
+import logging
 import subprocess
 import threading
 import time
@@ -17,12 +17,11 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
-from mediaflows.errors import MediaflowsError
+from mediaflows.errors import RunCancelledError
 
+log = logging.getLogger(__name__)
 
-class RunCancelledError(MediaflowsError):
-    """The run was cancelled (or its process is stopping) while this work was under way."""
-
+__all__ = ["CancelScope", "RunCancelledError", "check", "on_cancel", "sleep", "track"]
 
 _current: contextvars.ContextVar[CancelScope | None] = contextvars.ContextVar(
     "mediaflows_cancel_scope", default=None
@@ -54,9 +53,10 @@ class CancelScope:
             if proc.poll() is None:
                 proc.kill()
         for callback in callbacks:
-            # A callback that fails must not keep the others from running.
-            with contextlib.suppress(Exception):
+            try:
                 callback()
+            except Exception:  # a nested scope that fails to stop must not keep the others going
+                log.exception("stopping part of a cancelled run failed")
 
     def __enter__(self) -> CancelScope:
         # A scope entered inside another (a warm worker's, around a run's own) is cancelled

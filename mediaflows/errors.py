@@ -17,6 +17,7 @@ from __future__ import annotations
 import errno
 import socket
 from typing import Any
+from uuid import UUID
 
 
 class MediaflowsError(Exception):
@@ -64,22 +65,32 @@ class ConfigurationError(MediaflowsError):
     """mediaflows is set up wrongly (missing tool, bad credentials); fix the setup, then re-run."""
 
 
-class LLMRejectedError(ConfigurationError):
-    """The LLM endpoint refused the request (400, 401, 403, 404, 422): wrong URL, key or model
-    name, or a server without the needed features. Retrying cannot help."""
+class EndpointRejectedError(ConfigurationError):
+    """An OpenAI-compatible endpoint refused the request (400, 401, 403, 404, 413, 422): wrong
+    URL, key or model name, or a server without the needed features. Retrying cannot help, and
+    the endpoint's other requests of the run are not sent."""
 
 
-class LLMUnreachableError(ConfigurationError):
-    """Nothing answers at the LLM endpoint's address (connection refused): almost always a wrong
-    ``MEDIAFLOWS_LLM__BASE_URL`` or a server that is not started. The run stops at once."""
+class EndpointUnreachableError(ConfigurationError):
+    """Nothing answers at an endpoint's address (connection refused): almost always a wrong base
+    URL or a server that is not started. The run stops at once."""
 
 
-class ASRRejectedError(ConfigurationError):
-    """The speech endpoint refused the request (400, 401, 403, 404, 413): wrong URL, key or
-    model name, or an upload limit set above the endpoint's. Retrying cannot help."""
+class LLMRejectedError(EndpointRejectedError):
+    """The LLM endpoint refused the request (400, 401, 403, 404, 422, or a 5xx naming an
+    unsupported parameter)."""
 
 
-class ASRUnreachableError(ConfigurationError):
+class LLMUnreachableError(EndpointUnreachableError):
+    """Nothing answers at ``MEDIAFLOWS_LLM__BASE_URL`` (connection refused)."""
+
+
+class ASRRejectedError(EndpointRejectedError):
+    """The speech endpoint refused the request (400, 401, 403, 404, 413): an upload limit set
+    above the endpoint's among the usual causes."""
+
+
+class ASRUnreachableError(EndpointUnreachableError):
     """Nothing answers at the speech endpoint's address (connection refused)."""
 
 
@@ -100,6 +111,25 @@ class ChunkRefusedError(MediaflowsError):
         return (type(self), (str(self), self.fix))
 
 
+class InvalidAnswerError(ValueError):
+    """A model's answer does not fit its chunk (bad JSON, other ids, other count, an empty cue):
+    the chunk is asked again. Never leaves the chunk's request loop."""
+
+
+class RunCancelledError(MediaflowsError):
+    """The run was cancelled (or its process is stopping) while this work was under way."""
+
+
+class RunFailedError(MediaflowsError):
+    """A run ended in a state other than Completed (its result, if any, is attached)."""
+
+    def __init__(self, run_id: UUID, state: str, message: str, result: Any = None) -> None:
+        super().__init__(f"run {run_id} ended {state}: {message}")
+        self.run_id = run_id
+        self.state = state
+        self.result = result
+
+
 class TransientError(MediaflowsError):
     """A temporary fault (network, S3 5xx, timeout); tasks retry these with backoff."""
 
@@ -118,12 +148,17 @@ class UnavailableError(TransientError):
         return (type(self), (str(self), self.retry_after))
 
 
-class LLMUnavailableError(UnavailableError):
-    """The LLM endpoint is busy or down (429, 5xx, timeout, reset connection)."""
+class EndpointUnavailableError(UnavailableError):
+    """An OpenAI-compatible endpoint is busy or down (429, 5xx, timeout, reset connection, a
+    malformed answer)."""
 
 
-class ASRUnavailableError(UnavailableError):
-    """The speech endpoint is busy or down (429, 5xx, timeout, reset connection)."""
+class LLMUnavailableError(EndpointUnavailableError):
+    """The LLM endpoint is busy or down."""
+
+
+class ASRUnavailableError(EndpointUnavailableError):
+    """The speech endpoint is busy or down."""
 
 
 class StoreUnavailableError(TransientError):

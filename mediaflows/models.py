@@ -3,7 +3,8 @@ records about each file. These are the flows' parameters and results, the Python
 the JSON the CLI prints; the Prefect UI builds its run forms from them.
 
 Records that only one part of mediaflows uses live next to that code (``media.MediaInfo``,
-``whisper.Transcription``, ``subtitles.Cue``, ``llm.SrtChunk``).
+``speech.Transcription``, ``subtitles.Cue``, ``subtitles.SrtChunk``). This module imports only
+the ground beside it (ids, languages, settings), so every package can use it.
 """
 
 from __future__ import annotations
@@ -13,7 +14,10 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from mediaflows.errors import InputError
 from mediaflows.ids import FileId, ProfileName
+from mediaflows.languages import language_tags, same_language
+from mediaflows.settings import get_settings
 
 FileKind = Literal["video", "audio", "subtitle", "transcript", "other"]
 
@@ -154,11 +158,10 @@ class TranscribeRequest(_Frozen):
 
 def _provider_choices(schema: dict[str, Any]) -> None:
     """The run form offers the configured endpoints' names (read when the schema is made)."""
-    from mediaflows.settings import get_settings
-
     try:
         names = list(get_settings().asr.endpoints)
-    except Exception:  # a bad setting fails the run with its own error, not the schema
+    except ValueError:  # a setting that does not parse (pydantic's ValidationError, or
+        # pydantic-settings' SettingsError) fails the run with its own error, not the schema
         names = []
     schema["enum"] = ["local", *names]
 
@@ -264,7 +267,7 @@ class GenerateSrtRequest(TranscribeRequest):
     def _whisper_translates_to_english(self) -> GenerateSrtRequest:
         if self.translation == "whisper" and self.target_languages not in ((), ("en",)):
             raise ValueError("translation 'whisper' makes English only: target_languages ['en']")
-        if self.language and any(t.split("-")[0] == self.language for t in self.target_languages):
+        if self.language and any(same_language(self.language, t) for t in self.target_languages):
             raise ValueError(f"a target language is the spoken language {self.language!r}")
         return self
 
@@ -281,16 +284,10 @@ class GenerateSrtRequest(TranscribeRequest):
 
 def _language_tags(tags: tuple[str, ...]) -> tuple[str, ...]:
     """Each tag parsed and written canonically (de-at → de-AT); a tag given twice refused."""
-    from mediaflows.errors import InputError
-    from mediaflows.languages import parse_language
-
     try:
-        parsed = tuple(parse_language(t).tag for t in tags)
+        return language_tags(tags)
     except InputError as exc:
         raise ValueError(str(exc)) from None
-    if len(set(parsed)) != len(parsed):
-        raise ValueError(f"a language is listed twice: {list(tags)}")
-    return parsed
 
 
 class QAReport(_Frozen):
@@ -362,7 +359,8 @@ class FixReport(_Frozen):
 
 
 class SrtDetails(_Frozen):
-    """What ``generate_srt`` and ``fix_srt`` record about their SRT."""
+    """What ``generate_srt``, ``fix_srt`` and ``translate_srt`` record about an SRT (and
+    generate_srt about its manifest)."""
 
     language: str = ""
     language_probability: float = Field(default=0.0, ge=0, le=1)
@@ -375,6 +373,9 @@ class SrtDetails(_Frozen):
         default=None, description="generate_srt: where speech was recognised."
     )
     fix: FixReport | None = None
+    translation: TranslationReport | None = Field(
+        default=None, description="translate_srt: what the translation into this language did."
+    )
     srt_file_id: FileId | None = Field(
         default=None,
         description="Set on generate_srt's translation manifest: the source-language SRT.",

@@ -21,6 +21,8 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from mediaflows.errors import InputError
+
 Device = Literal["auto", "cpu", "cuda"]
 ResponseFormat = Literal["json_schema", "json_object"]
 
@@ -121,19 +123,35 @@ class WhisperSettings(_Group):
     )
 
 
-class LLMSettings(_Group):
-    """The OpenAI-compatible endpoint fix_srt talks to (``MEDIAFLOWS_LLM__*``): OpenAI, Ollama,
-    vLLM, LM Studio, or anything else that speaks chat completions."""
+class EndpointSettings(_Group):
+    """What every OpenAI-compatible endpoint is told: where it is, its key, and how long and how
+    often a request may try. The chat endpoint (``llm``) and each speech endpoint
+    (``asr.endpoints``) extend it."""
+
+    base_url: str = Field(description="Base URL (`https://api.openai.com/v1`).")
+    api_key: SecretStr = Field(
+        default=SecretStr("not-needed"),
+        description="API key (a secret: never a flow parameter, never logged). Local servers "
+        "ignore it.",
+    )
+    timeout_s: float = Field(default=120, gt=0, description="Longest one request may take.")
+    http_attempts: int = Field(
+        default=4, ge=1, le=10, description="Tries per request on 429/5xx/timeouts/resets."
+    )
+    max_retry_after_s: float = Field(
+        default=60, ge=0, description="Longest wait honoured from a `Retry-After` header."
+    )
+
+
+class LLMSettings(EndpointSettings):
+    """The OpenAI-compatible chat endpoint fix_srt and translate_srt talk to
+    (``MEDIAFLOWS_LLM__*``): OpenAI, Ollama, vLLM, LM Studio, llama.cpp, or anything else that
+    speaks chat completions."""
 
     base_url: str = Field(
         default="http://127.0.0.1:11434/v1",
         description="Chat-completions base URL (default: a local Ollama); "
         "`https://api.openai.com/v1` for OpenAI, `http://host:8000/v1` for vLLM.",
-    )
-    api_key: SecretStr = Field(
-        default=SecretStr("not-needed"),
-        description="API key (a secret: never a flow parameter, never logged). Local servers "
-        "ignore it.",
     )
     models: tuple[str, ...] = Field(
         default=("llama3.2",),
@@ -145,13 +163,6 @@ class LLMSettings(_Group):
         default="json_schema",
         description="Structured output: a strict JSON schema, or plain JSON mode for servers "
         "without schema support.",
-    )
-    timeout_s: float = Field(default=120, gt=0, description="Longest one request may take.")
-    http_attempts: int = Field(
-        default=4, ge=1, le=10, description="Tries per request on 429/5xx/timeouts."
-    )
-    max_retry_after_s: float = Field(
-        default=60, ge=0, description="Longest wait honoured from a `Retry-After` header."
     )
     chunk_cues: int = Field(default=30, ge=1, le=200, description="Cues sent per request.")
     context_cues: int = Field(
@@ -182,17 +193,25 @@ class LLMSettings(_Group):
         "changed nothing while answers were refused) fails, storing nothing.",
     )
 
+    def resolve_model(self, selector: str | None) -> str:
+        """The configured model a request picks (the first one when ``selector`` is None);
+        :class:`InputError` for a model that is not configured."""
+        if selector is None:
+            return self.models[0]
+        if selector not in self.models:
+            raise InputError(
+                f"model {selector!r} is not configured; choose one of: {', '.join(self.models)} "
+                "(MEDIAFLOWS_LLM__MODELS)"
+            )
+        return selector
 
-class ASREndpoint(_Group):
+
+class ASREndpoint(EndpointSettings):
     """One OpenAI-compatible speech-to-text endpoint (``POST /audio/transcriptions``): OpenAI,
     Groq, speaches, vLLM, LocalAI, a faster-whisper server on a GPU box."""
 
-    base_url: str = Field(description="Base URL (`https://api.openai.com/v1`).")
     model: str = Field(description="The model it runs (`whisper-1`, `whisper-large-v3`).")
-    api_key: SecretStr = Field(
-        default=SecretStr("not-needed"),
-        description="API key (a secret: never a flow parameter, never logged).",
-    )
+    timeout_s: float = Field(default=600, gt=0, description="Longest one request may take.")
     max_upload_mb: float = Field(
         default=25.0, gt=0, description="Largest upload it takes (OpenAI: 25 MB)."
     )
@@ -206,13 +225,6 @@ class ASREndpoint(_Group):
         description="verbose_json: segments (and words) with times; json: text only (OpenAI's "
         "gpt-4o-transcribe): each piece is then one segment, its word times estimated, so keep "
         "`max_piece_s` short (e.g. 30).",
-    )
-    timeout_s: float = Field(default=600, gt=0, description="Longest one request may take.")
-    http_attempts: int = Field(
-        default=4, ge=1, le=10, description="Tries per piece on 429/5xx/timeouts/resets."
-    )
-    max_retry_after_s: float = Field(
-        default=60, ge=0, description="Longest wait honoured from a `Retry-After` header."
     )
     max_piece_s: float = Field(
         default=600,
@@ -245,8 +257,6 @@ class ASRSettings(_Group):
 
     def endpoint(self, name: str) -> ASREndpoint:
         """The endpoint a request's ``provider`` names; :class:`InputError` for another name."""
-        from mediaflows.errors import InputError
-
         if name not in self.endpoints:
             known = ", ".join(["local", *self.endpoints])
             raise InputError(

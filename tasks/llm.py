@@ -1,5 +1,5 @@
-"""Prefect tasks over an OpenAI-compatible LLM. Requests carry the ``llm`` tag: a Prefect
-concurrency limit named ``llm`` bounds how many run at once across every worker."""
+"""Prefect tasks over an OpenAI-compatible chat endpoint. Requests carry the ``llm`` tag: a
+Prefect concurrency limit named ``llm`` bounds how many run at once across every worker."""
 
 from __future__ import annotations
 
@@ -8,59 +8,45 @@ from typing import Any
 from prefect import task
 from prefect.context import TaskRunContext
 
-from mediaflows import llm, translation
-from mediaflows.llm import ChunkFix, SrtChunk
 from mediaflows.settings import get_settings
-from tasks._retry import RETRYING
+from mediaflows.subtitles import repair, translation
+from mediaflows.subtitles.chunks import ChunkFix, SrtChunk
+from tasks.retry import RETRYING
 
 LLM_TAG = "llm"
 
 
-def _chunk_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
-    # Same cue text + context + model + endpoint + instructions → same answer, in any run: a
-    # re-run after a failure asks the model only for the chunks that did not finish. A chunk
-    # that got no valid answer fails (ChunkRefusedError) and so is never cached.
-    settings = get_settings().llm
-    return llm.chunk_cache_key(
-        parameters["chunk"],
-        parameters["model"],
-        parameters["sys_msg"],
-        parameters["glossary"],
-        f"{settings.base_url}|{settings.response_format}|{settings.temperature}|"
-        f"{settings.min_similarity}",
-    )
+def _repair_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
+    return repair.chunk_cache_key(
+        parameters["chunk"], parameters["model"], parameters["sys_msg"], parameters["glossary"],
+        get_settings().llm,
+    )  # fmt: skip
 
 
 @task(
     name="fix_chunk",
     tags=[LLM_TAG],
-    cache_key_fn=_chunk_key,
+    cache_key_fn=_repair_key,
     persist_result=True,
     **RETRYING,
 )
 def fix_chunk(
     chunk: SrtChunk, model: str, sys_msg: str | None, glossary: tuple[str, ...], limit: int
 ) -> ChunkFix:
-    """Repair one chunk of cues (their text only), validated. No valid answer: fails with
-    ChunkRefusedError carrying the original text (not cached, not retried). 429/5xx/timeouts
-    are retried inside (honouring Retry-After), then here with backoff; a refused request
-    (400/401/404, a refused connection) fails at once. ``limit``: the `llm` limit, within which
-    the requests in flight follow the endpoint's real parallelism."""
-    return llm.fix_chunk(chunk, model, sys_msg, glossary, limit=limit)
+    """Repair one chunk of cues (their text only), validated; cached by its text, context, model,
+    endpoint, instructions and glossary. No valid answer: fails with ChunkRefusedError carrying
+    the original text (not cached, not retried). 429/5xx/timeouts are retried inside (honouring
+    Retry-After), then here with backoff; a refused request (400/401/404, a refused connection)
+    fails at once. ``limit``: the `llm` limit, within which the requests in flight follow the
+    endpoint's real parallelism."""
+    return repair.fix_chunk(chunk, model, sys_msg, glossary, limit=limit)
 
 
 def _translation_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
-    # Per chunk and language: a run with one more language asks only for that language.
-    settings = get_settings().llm
     return translation.chunk_cache_key(
-        parameters["chunk"],
-        parameters["model"],
-        parameters["target"],
-        parameters["source"],
-        parameters["sys_msg"],
-        parameters["glossary"],
-        f"{settings.base_url}|{settings.response_format}|{settings.temperature}",
-    )
+        parameters["chunk"], parameters["model"], parameters["target"], parameters["source"],
+        parameters["sys_msg"], parameters["glossary"], get_settings().llm,
+    )  # fmt: skip
 
 
 @task(
@@ -80,6 +66,6 @@ def translate_chunk(
     glossary: tuple[str, ...],
     limit: int,
 ) -> ChunkFix:
-    """Translate one chunk of cues (their text only) into ``target``, validated; refusals,
-    faults and retries as :func:`fix_chunk`."""
+    """Translate one chunk of cues (their text only) into ``target``, validated; cached per
+    chunk and language. Refusals, faults and retries as :func:`fix_chunk`."""
     return translation.translate_chunk(chunk, model, target, source, sys_msg, glossary, limit=limit)

@@ -13,14 +13,15 @@ from mediaflows import media
 from mediaflows.media import ConvertedMedia, MediaInfo
 from mediaflows.models import ConvertRequest, ProfileFile
 from mediaflows.stages import Stage
-from tasks._retry import RETRYING
 from tasks.progress import RunProgress
+from tasks.retry import RETRYING
 
 
 def _probe_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
-    # Content-addressed: the same bytes probe the same, whatever the path or profile.
+    # Content-addressed: the same bytes probe the same, whatever the path or profile. v3: the
+    # cached MediaInfo moved to mediaflows.media.probe (results are pickled by reference).
     file: ProfileFile = parameters["file"]
-    return f"probe-v2-{file.sha256}"
+    return f"probe-v3-{file.sha256}"
 
 
 @task(name="probe_media", cache_key_fn=_probe_key, persist_result=True, **RETRYING)

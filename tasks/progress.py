@@ -9,7 +9,7 @@ import contextvars
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -19,7 +19,7 @@ from mediaflows.batches import BatchPlan
 from mediaflows.models import BatchResult, FixReport, QAReport, TranslationRef
 from mediaflows.stages import Stage, describe
 from mediaflows.subtitles import Cue, TimedCue
-from tasks import runtime
+from tasks import prefect_adapter as adapter
 
 if TYPE_CHECKING:
     from prefect.context import SettingsContext
@@ -86,7 +86,7 @@ def _drain(artifact_id: UUID) -> None:
 
 def _send(settings: SettingsContext, artifact_id: UUID, percent: float, stage: str) -> None:
     try:
-        runtime.update_artifact(
+        adapter.update_artifact(
             settings, artifact_id, round(min(max(percent, 0.0), 100.0), 1), stage
         )
     except Exception as exc:  # progress is a view: never fail a run for it
@@ -96,7 +96,7 @@ def _send(settings: SettingsContext, artifact_id: UUID, percent: float, stage: s
 def _report(artifact_id: UUID, percent: float, description: str, wait: bool = False) -> None:
     """Set an artifact's percent and description (in the background unless ``wait``)."""
     # The sender thread must see the caller's Prefect settings (API URL), not the process's.
-    settings = runtime.current_settings()
+    settings = adapter.current_settings()
     with _idle:
         _pending[artifact_id] = (settings, percent, description)
         _latest[artifact_id] = percent
@@ -119,24 +119,32 @@ _latest: dict[UUID, float] = {}
 class RunProgress:
     """One run's progress artifact. Created at 0 % ``queued``; each :meth:`stage` call moves it
     to the start of a stage's span (or ``fraction`` into it); :meth:`succeeded` and
-    :meth:`failed` are the run's last word and wait until the server has it."""
+    :meth:`failed` are the run's last word and wait until the server has it.
+
+    ``stages``: the only stages the run may report (its operation's declaration); another one is
+    a bug in the flow, refused with :class:`ValueError`. None: any stage (batches, the sweep)."""
 
     artifact_id: UUID | None
+    stages: frozenset[Stage] | None = None
 
     @classmethod
-    def start(cls, title: str) -> RunProgress:
+    def start(cls, title: str, stages: Iterable[Stage] | None = None) -> RunProgress:
         """Create the run's progress artifact (no artifact if the server refused it)."""
+        declared = frozenset(stages) if stages is not None else None
         try:
-            artifact_id = runtime.create_progress_artifact(0.0, describe(Stage.QUEUED, title))
+            artifact_id = adapter.create_progress_artifact(0.0, describe(Stage.QUEUED, title))
         except Exception as exc:  # progress is a view: never fail a run for it
             log.warning("could not create progress artifact: %s", exc)
-            return cls(None)
+            return cls(None, declared)
         with _idle:
             _last_sent[artifact_id] = time.monotonic()  # the creation was a write: space the next
-        return cls(artifact_id)
+        return cls(artifact_id, declared)
 
     def stage(self, stage: Stage, detail: str = "", fraction: float = 0.0) -> None:
         """The run is at ``stage``, ``fraction`` (0..1) of it done; ``detail`` says what."""
+        if self.stages is not None and stage not in self.stages:
+            declared = ", ".join(s.value for s in Stage if s in self.stages)
+            raise ValueError(f"stage {stage.value!r} is not declared for this run ({declared})")
         if self.artifact_id is not None:
             _report(self.artifact_id, stage.percent(fraction), describe(stage, detail))
 
@@ -184,7 +192,7 @@ def publish_qa_report(qa: QAReport, title: str) -> None:
         }
     )
     try:
-        runtime.create_table_artifact(rows, description=f"Subtitle QA: {title}")
+        adapter.create_table_artifact(rows, description=f"Subtitle QA: {title}")
     except Exception as exc:
         log.warning("could not create QA artifact: %s", exc)
 
@@ -200,7 +208,7 @@ def publish_batch_plan(operation: str, profile: str, plan: BatchPlan) -> None:
         {"item": "estimated time (last measured speed)", "value": estimate},
     ]
     try:
-        runtime.create_table_artifact(
+        adapter.create_table_artifact(
             rows, key="batch-plan", description=f"{operation} {profile}: plan"
         )
     except Exception as exc:
@@ -227,7 +235,7 @@ def publish_batch_result(result: BatchResult, ui_url: str | None) -> None:
         detail = child.output_id or (child.error or "").replace("|", "/").replace("\n", " ")[:200]
         lines.append(f"| `{child.file_id}` | {child.status} | {run} | {detail} |")
     try:
-        runtime.create_markdown_artifact(
+        adapter.create_markdown_artifact(
             "\n".join(lines), key="batch-result", description="batch children"
         )
     except Exception as exc:
@@ -279,11 +287,11 @@ def publish_fix_report(
         lines += ["", "#### Refused answers and fallbacks", ""]
         lines += [f"- {p.replace('|', '/')}" for p in report.problems[:200]]
     try:
-        runtime.create_table_artifact(
+        adapter.create_table_artifact(
             rows or [{"cue": "", "start": "", "before": "(no change)", "after": ""}],
             description=f"fix_srt diff: {title} — {counts}",
         )
-        runtime.create_markdown_artifact("\n".join(lines), description=f"fix_srt counts: {title}")
+        adapter.create_markdown_artifact("\n".join(lines), description=f"fix_srt counts: {title}")
     except Exception as exc:
         log.warning("could not create fix_srt artifacts: %s", exc)
 
@@ -318,6 +326,6 @@ def publish_translation_report(refs: Sequence[TranslationRef], title: str) -> No
     if problems:
         lines += ["", "#### Refused answers, untranslated cues, glossary misses", "", *problems]
     try:
-        runtime.create_markdown_artifact("\n".join(lines), description=f"translations: {title}")
+        adapter.create_markdown_artifact("\n".join(lines), description=f"translations: {title}")
     except Exception as exc:
         log.warning("could not create the translation artifact: %s", exc)

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 from uuid import UUID
 
 from mediaflows import cancel
-from tasks import runtime
+from tasks import prefect_adapter as adapter
 
 if TYPE_CHECKING:
     from prefect.client.orchestration import SyncPrefectClient
@@ -102,8 +102,8 @@ class _Pool:
                 self._asking += 1
             try:
                 granted, lease, retry_after = self._ask()
-            except Exception as exc:
-                if not _is_unreachable(exc):
+            except adapter.server_errors() as exc:
+                if not adapter.is_unreachable(exc):
                     raise
                 unreachable_since = unreachable_since or time.monotonic()
                 if time.monotonic() - unreachable_since > UNREACHABLE_GIVE_UP_S:
@@ -131,23 +131,12 @@ class _Pool:
 
     def _ask(self) -> tuple[bool, UUID | None, float]:
         """(granted, lease or None when the server has no such limit, seconds to wait if not)."""
-        import httpx
-
         if time.monotonic() < self._no_limit_until:
             return True, None, 0.0
-        try:
-            response = self._client.increment_concurrency_slots_with_lease(
-                names=[self.name], slots=1, mode="concurrency", lease_duration=LEASE_S
-            )
-        except httpx.HTTPStatusError as exc:
-            if exc.response.status_code != 423:  # Locked: every slot is taken
-                raise
-            return False, None, float(exc.response.headers.get("Retry-After", 1.0))
-        data = response.json()
-        if not data.get("limits"):
+        granted, lease, retry_after = adapter.take_slot(self._client, self.name, LEASE_S)
+        if granted and lease is None:
             self._no_limit_until = time.monotonic() + NO_LIMIT_RECHECK_S
-            return True, None, 0.0
-        return True, UUID(data["lease_id"]), 0.0
+        return granted, lease, retry_after
 
     # -- giving back -----------------------------------------------------------------------------
     def _give_back(self, lease: UUID | None) -> None:
@@ -165,8 +154,8 @@ class _Pool:
 
     def _release(self, lease: UUID) -> None:
         try:
-            self._client.release_concurrency_slots_with_lease(lease)
-        except Exception as exc:  # it expires by itself
+            adapter.release_slot(self._client, lease)
+        except adapter.server_errors() as exc:  # it expires by itself
             log.warning("could not release a %s slot (%s); it frees when its lease expires",
                         self.name, exc)  # fmt: skip
 
@@ -189,35 +178,22 @@ class _Pool:
         self._renewer.start()
 
     def _renew_forever(self) -> None:
-        import httpx
-
         while True:
             time.sleep(RENEW_EVERY_S)
             with self._cond:
                 leases = list(self._held)
             for lease in leases:
                 try:
-                    self._client.renew_concurrency_lease(lease, lease_duration=LEASE_S)
-                except httpx.HTTPStatusError as exc:
-                    if exc.response.status_code in (404, 410):  # expired: the slot is gone
-                        log.warning("the %s lease %s expired; not handing it over", self.name,
-                                    lease)  # fmt: skip
-                        with self._cond:
-                            self._held.discard(lease)
-                            if lease in self._idle:
-                                self._idle.remove(lease)
-                    else:
-                        log.warning("could not renew a %s lease: %s", self.name, exc)
-                except Exception as exc:  # the server is away: try again next time
+                    renewed = adapter.renew_slot(self._client, lease, LEASE_S)
+                except adapter.server_errors() as exc:  # the server is away: try again next time
                     log.warning("could not renew a %s lease: %s", self.name, exc)
-
-
-def _is_unreachable(exc: BaseException) -> bool:
-    import httpx
-
-    if isinstance(exc, httpx.TransportError):
-        return True
-    return isinstance(exc, httpx.HTTPStatusError) and exc.response.status_code >= 500
+                    continue
+                if not renewed:  # expired: the slot is gone
+                    log.warning("the %s lease %s expired; not handing it over", self.name, lease)
+                    with self._cond:
+                        self._held.discard(lease)
+                        if lease in self._idle:
+                            self._idle.remove(lease)
 
 
 _pools: dict[tuple[str, str, int], _Pool] = {}
@@ -225,12 +201,12 @@ _pools_lock = threading.Lock()
 
 
 def _pool(tag: str, limit: int) -> _Pool:
-    settings = runtime.current_settings()
+    settings = adapter.current_settings()
     key = (str(settings.settings.api.url), tag, limit)
     with _pools_lock:
         pool = _pools.get(key)
         if pool is None:
-            pool = _pools[key] = _Pool(tag, limit, runtime.process_client(settings))
+            pool = _pools[key] = _Pool(tag, limit, adapter.process_client(settings))
         return pool
 
 
@@ -238,7 +214,7 @@ def _pool(tag: str, limit: int) -> _Pool:
 def hold(tag: str, limit: int) -> Iterator[None]:
     """Hold one slot of the server's ``tag`` limit (and one of this process's ``limit``) for
     the block: taken over from a run of this process that just finished with it, or asked of
-    the server. Raises :class:`~mediaflows.cancel.RunCancelledError` if the run is cancelled
+    the server. Raises :class:`~mediaflows.errors.RunCancelledError` if the run is cancelled
     while it waits. The tasks inside must not carry ``tag`` (Prefect would take a second
     slot)."""
     with _pool(tag, limit).hold():
@@ -250,5 +226,4 @@ def _release_all() -> None:
     with _pools_lock:
         pools = list(_pools.values())
     for pool in pools:
-        with contextlib.suppress(Exception):
-            pool.release_all()
+        pool.release_all()  # each release that fails is logged; the lease then expires

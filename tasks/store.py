@@ -11,13 +11,14 @@ from prefect import task
 from prefect.cache_policies import NONE
 from pydantic import BaseModel
 
-from mediaflows import sweep
+from mediaflows.batches import sweep
 from mediaflows.errors import InputError
-from mediaflows.models import FileKind, ProfileFile, StoredFile
+from mediaflows.models import ProfileFile, StoredFile
 from mediaflows.operations import get_operation
+from mediaflows.operations.spec import FileOutput, Made, OutputIds, TextOutput
 from mediaflows.settings import get_settings
 from mediaflows.store import ProfileStore
-from tasks._retry import RETRYING
+from tasks.retry import RETRYING
 
 # Store reads and writes are not cached by Prefect: the store itself is the persistent record
 # (ids are content-derived), and a cached answer could hide a file deleted since.
@@ -49,14 +50,22 @@ def list_profile_media(profile: str, kinds: tuple[str, ...]) -> list[str]:
 @task(name="lookup_input", cache_policy=NONE, **RETRYING)
 def lookup_input(
     profile: str, file_id: str, operation: str, request: BaseModel
-) -> tuple[ProfileFile, str, StoredFile | None]:
-    """An operation's input (fails at once if there is no such file), the id its output gets,
-    and that output if an earlier run stored it already. One task, not three: a task run costs
-    the Prefect server more than these reads (a batch child pays it per file)."""
+) -> tuple[ProfileFile, OutputIds, StoredFile | None, dict[str, str]]:
+    """An operation's input (fails at once if there is no such file), every id its outputs get,
+    the main output if an earlier run stored it already, and fresh URLs of the other files that
+    output's result names. One task, not several: a task run costs the Prefect server more than
+    these reads (a batch child pays it per file)."""
     store = ProfileStore.from_settings()
     source = store.get(profile, file_id)
-    output_id = get_operation(operation).output_id(source, request, get_settings())
-    return source, output_id, _stored(store, profile, output_id)
+    spec = get_operation(operation)
+    ids = spec.output_ids(source, request, get_settings())
+    existing = _stored(store, profile, ids.main)
+    urls = {} if existing is None else _urls(store, profile, spec.links(existing.file))
+    return source, ids, existing, urls
+
+
+def _urls(store: ProfileStore, profile: str, file_ids: tuple[str, ...]) -> dict[str, str]:
+    return {i: store.media_url(store.get(profile, i)) for i in file_ids}
 
 
 @task(name="find_output", cache_policy=NONE, **RETRYING)
@@ -82,65 +91,31 @@ def fetch_profile_file(file: ProfileFile, workspace: Path) -> Path:
     return ProfileStore.from_settings().stage(file, workspace)
 
 
+def _made(output: Made, source: ProfileFile) -> dict[str, Any]:
+    """What the store records of how an output was made."""
+    details = output.details.model_dump(mode="json") if output.details is not None else {}
+    return {"name": output.name, "source_file_id": source.id, "operation": output.operation,
+            "options": output.options, "tools": output.tools, "details": details}  # fmt: skip
+
+
 @task(name="store_output", cache_policy=NONE, **RETRYING)
-def store_output(
-    profile: str,
-    file_id: str,
-    path: Path,
-    *,
-    name: str,
-    source: ProfileFile,
-    operation: str,
-    options: dict[str, Any],
-    tools: dict[str, str],
-    details: dict[str, Any],
-) -> StoredFile:
-    """Store an output atomically under its deterministic id (a no-op if it is already there)."""
+def store_output(profile: str, source: ProfileFile, output: FileOutput) -> StoredFile:
+    """Store a file an operation made, atomically under its deterministic id (a no-op if it is
+    already there); it is moved from the run's workspace, which is removed after the run."""
     store = ProfileStore.from_settings()
-    stored = store.put_file(
-        profile,
-        file_id,
-        path,
-        name=name,
-        source_file_id=source.id,
-        operation=operation,
-        options=options,
-        tools=tools,
-        details=details,
-        move=True,  # outputs live in the run's workspace, removed after the run
-    )
-    return store.stored(stored)
+    made = store.put_file(profile, output.file_id, output.path, move=True, **_made(output, source))
+    return store.stored(made)
 
 
 @task(name="store_text_output", cache_policy=NONE, **RETRYING)
-def store_text_output(
-    profile: str,
-    file_id: str,
-    text: str,
-    *,
-    name: str,
-    kind: FileKind,
-    source: ProfileFile,
-    operation: str,
-    options: dict[str, Any],
-    tools: dict[str, str],
-    details: dict[str, Any] | None = None,
-) -> StoredFile:
-    """Store a text output (subtitles, transcript) atomically under its deterministic id."""
+def store_text_output(profile: str, source: ProfileFile, output: TextOutput) -> StoredFile:
+    """Store a text output (subtitles, a transcript, a manifest) atomically under its
+    deterministic id (a no-op if it is already there)."""
     store = ProfileStore.from_settings()
-    stored = store.put_text(
-        profile,
-        file_id,
-        text,
-        name=name,
-        kind=kind,
-        source_file_id=source.id,
-        operation=operation,
-        options=options,
-        tools=tools,
-        details=details or {},
+    made = store.put_text(
+        profile, output.file_id, output.text, kind=output.kind, **_made(output, source)
     )
-    return store.stored(stored)
+    return store.stored(made)
 
 
 @task(name="read_text_output", cache_policy=NONE, **RETRYING)
@@ -184,7 +159,7 @@ def _ended_runs(names: list[str]) -> set[str]:
 
     ids = []
     for name in names:
-        with contextlib.suppress(ValueError):
+        with contextlib.suppress(ValueError):  # not named after a flow run: not ours to judge
             ids.append(UUID(name))
     ended: set[str] = set()
     with get_client(sync_client=True) as client:

@@ -4,30 +4,25 @@ across every worker); the task does not carry the tag itself, or Prefect would t
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
 from prefect import task
 from prefect.context import TaskRunContext
 
-from mediaflows import whisper
+from mediaflows import speech
 from mediaflows.models import ProfileFile, TranscribeRequest
+from mediaflows.speech import Transcription
+from mediaflows.speech.whisper import transcription_cache_key
 from mediaflows.stages import Stage
-from mediaflows.whisper import Transcription
-from tasks._retry import RETRYING
 from tasks.progress import RunProgress
+from tasks.retry import RETRYING
 
 GPU_TAG = "gpu"
 
 
 def _transcription_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
-    # Same content + options + model → same transcription, in any run, process or profile.
-    file: ProfileFile = parameters["file"]
-    request: TranscribeRequest = parameters["request"]
-    options = hashlib.sha256(request.model_dump_json().encode()).hexdigest()[:16]
-    model = hashlib.sha256(whisper.model_id(request).encode()).hexdigest()[:16]
-    return f"transcribe-v2-{file.sha256}-{options}-{model}"
+    return transcription_cache_key(parameters["file"].sha256, parameters["request"])
 
 
 @task(
@@ -44,9 +39,10 @@ def transcribe_media(
     expected_s: float | None = None,
 ) -> Transcription:
     """Decode the audio and run the model (loaded once per worker process), guarded against
-    hallucinations; cached by content hash across runs and processes. A file that decodes to
-    clearly less than ``expected_s`` (its probed duration) is refused as truncated."""
-    return whisper.transcribe_file(
+    hallucinations; cached by content hash, options and model across runs and processes. A
+    file that decodes to clearly less than ``expected_s`` (its probed duration) is refused as
+    truncated."""
+    return speech.transcribe_file(
         path,
         file.name,
         request,

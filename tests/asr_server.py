@@ -177,8 +177,9 @@ class ASRServer:
 
     def _recognise(self, data: bytes, fields: dict[str, list[str]], translate: bool,
                    fault: str) -> dict[str, Any]:  # fmt: skip
-        from mediaflows import audio, whisper
+        from mediaflows.media import audio
         from mediaflows.models import TranscribeRequest
+        from mediaflows.speech import whisper
 
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "upload.ogg"

@@ -9,17 +9,18 @@ import time
 import pytest
 import srt as srt_lib
 
-from mediaflows import endpoint, llm
+from mediaflows import endpoints
 from mediaflows.errors import (
     InputError,
+    InvalidAnswerError,
     LLMRejectedError,
     LLMUnavailableError,
     LLMUnreachableError,
     is_transient,
 )
-from mediaflows.llm import CueText, SrtChunk
 from mediaflows.settings import get_settings
-from mediaflows.subtitles import read_srt, write_srt
+from mediaflows.subtitles import chunks, read_srt, repair, write_srt
+from mediaflows.subtitles.chunks import CueText, SrtChunk
 from tests.conftest import LLM_TEST_KEY
 from tests.llm_server import LLMServer
 from tests.srt_samples import INJECTION_LINE, MESSY_CUES, long_srt, messy_srt, timecodes
@@ -73,17 +74,17 @@ def test_not_an_srt_is_an_input_error(data: bytes) -> None:
 
 def test_chunks_cover_every_text_cue_once_with_context() -> None:
     parsed = read_srt(long_srt(95))
-    chunks = llm.plan_chunks(parsed.cues, size=20, context=2)
-    assert [len(c.cues) for c in chunks] == [20, 20, 20, 20, 15]
-    assert [c.id for ch in chunks for c in ch.cues] == list(range(1, 96))
-    assert [c.id for c in chunks[1].before] == [19, 20]
-    assert [c.id for c in chunks[1].after] == [41, 42] and chunks[-1].after == ()
+    planned = chunks.plan_chunks(parsed.cues, size=20, context=2)
+    assert [len(c.cues) for c in planned] == [20, 20, 20, 20, 15]
+    assert [c.id for ch in planned for c in ch.cues] == list(range(1, 96))
+    assert [c.id for c in planned[1].before] == [19, 20]
+    assert [c.id for c in planned[1].after] == [41, 42] and planned[-1].after == ()
 
 
 def test_prompt_carries_cue_text_as_data_and_no_times() -> None:
     parsed = read_srt(messy_srt())
-    chunk = llm.plan_chunks(parsed.cues, size=30, context=0)[0]
-    messages = llm.build_messages(chunk, sys_msg="British spelling.", glossary=["Prefect"])
+    chunk = chunks.plan_chunks(parsed.cues, size=30, context=0)[0]
+    messages = repair.build_messages(chunk, sys_msg="British spelling.", glossary=["Prefect"])
     assert messages[0]["role"] == "system" and "British spelling." in messages[0]["content"]
     data = json.loads(messages[1]["content"])
     assert data["cues"][3] == {"id": 4, "text": INJECTION_LINE}
@@ -107,31 +108,33 @@ CHUNK = SrtChunk(index=0, cues=(CueText(id=7, text="teh cat"), CueText(id=8, tex
     ],
 )
 def test_invalid_answers_are_refused(content: str, problem: str) -> None:
-    with pytest.raises(llm.InvalidAnswerError, match=problem):
-        llm.parse_answer(content, CHUNK)
+    with pytest.raises(InvalidAnswerError, match=problem):
+        chunks.parse_answer(content, CHUNK)
 
 
 def test_valid_answer_in_any_order_or_fenced() -> None:
     answer = '```json\n{"cues": [{"id": "8", "text": "a dog."}, {"id": 7, "text": "the cat"}]}\n```'
-    assert llm.parse_answer(answer, CHUNK) == {7: "the cat", 8: "a dog."}
+    assert chunks.parse_answer(answer, CHUNK) == {7: "the cat", 8: "a dog."}
 
 
 def test_rewrites_are_refused_cue_by_cue() -> None:
-    kept, rejected, reasons = llm.accept_answer(CHUNK, {7: "the cat", 8: "OK"}, min_similarity=0.5)
+    kept, rejected, reasons = repair.accept_answer(
+        CHUNK, {7: "the cat", 8: "OK"}, min_similarity=0.5
+    )
     assert [c.text for c in kept] == ["the cat", "a dog"] and rejected == (8,)
     assert reasons == ("cue 8: rewritten, not repaired: kept",)
 
 
 # ---- the HTTP client against the loopback server ---------------------------------------------
 
-MESSAGES = llm.build_messages(CHUNK)
-SCHEMA = ("subtitle_cues", llm.CUES_SCHEMA)
+MESSAGES = repair.build_messages(CHUNK)
+SCHEMA = ("subtitle_cues", chunks.CUES_SCHEMA)
 
 
 def test_completion_is_structured_json(llm_server: LLMServer) -> None:
     settings = get_settings().llm
-    answer = endpoint.complete(MESSAGES, settings.models[0], SCHEMA, settings)
-    assert llm.parse_answer(answer.content, CHUNK) == {7: "the cat", 8: "a dog"}
+    answer = endpoints.complete(MESSAGES, settings.models[0], SCHEMA, settings)
+    assert chunks.parse_answer(answer.content, CHUNK) == {7: "the cat", 8: "a dog"}
     assert answer.prompt_tokens > 0 and answer.completion_tokens > 0
     body = json.loads(llm_server.requests[0].body)
     assert body["response_format"]["type"] == "json_schema"
@@ -141,8 +144,8 @@ def test_completion_is_structured_json(llm_server: LLMServer) -> None:
 def test_429_waits_what_retry_after_says(llm_server: LLMServer) -> None:
     llm_server.set_mode("429", times=2, retry_after=1.2)
     settings = get_settings().llm
-    answer = endpoint.complete(MESSAGES, settings.models[0], SCHEMA, settings)
-    assert llm.parse_answer(answer.content, CHUNK)[7] == "the cat"
+    answer = endpoints.complete(MESSAGES, settings.models[0], SCHEMA, settings)
+    assert chunks.parse_answer(answer.content, CHUNK)[7] == "the cat"
     at = [r.at for r in llm_server.requests]
     assert [r.outcome for r in llm_server.requests] == ["429", "429", "ok"]
     assert at[1] - at[0] >= 1.15 and at[2] - at[1] >= 1.15
@@ -153,7 +156,7 @@ def test_5xx_and_timeouts_are_retried_then_transient(llm_server: LLMServer, mode
     llm_server.set_mode(mode, hang_s=3)
     settings = get_settings().llm.model_copy(update={"http_attempts": 2, "timeout_s": 0.5})
     with pytest.raises(LLMUnavailableError) as info:
-        endpoint.complete(MESSAGES, settings.models[0], SCHEMA, settings)
+        endpoints.complete(MESSAGES, settings.models[0], SCHEMA, settings)
     assert is_transient(info.value)
     assert len(llm_server.requests) == 2
 
@@ -169,22 +172,22 @@ def test_refusals_fail_at_once_with_a_clear_message(
     settings = get_settings().llm
     start = time.monotonic()
     with pytest.raises(LLMRejectedError, match=words) as info:
-        endpoint.complete(MESSAGES, settings.models[0], SCHEMA, settings)
+        endpoints.complete(MESSAGES, settings.models[0], SCHEMA, settings)
     assert not is_transient(info.value) and time.monotonic() - start < 1
     assert len(llm_server.requests) == sent
     assert LLM_TEST_KEY not in str(info.value)
     # The breaker is open: the next request for this endpoint and model is not sent.
     with pytest.raises(LLMRejectedError, match="circuit open"):
-        endpoint.complete(MESSAGES, settings.models[0], SCHEMA, settings)
+        endpoints.complete(MESSAGES, settings.models[0], SCHEMA, settings)
     assert len(llm_server.requests) == sent
 
 
 def test_unconfigured_model_is_an_input_error(llm_server: LLMServer) -> None:
     settings = get_settings().llm
-    assert llm.resolve_model(None, settings) == settings.models[0]
-    assert llm.resolve_model(settings.models[1], settings) == settings.models[1]
+    assert settings.resolve_model(None) == settings.models[0]
+    assert settings.resolve_model(settings.models[1]) == settings.models[1]
     with pytest.raises(InputError, match="not configured"):
-        llm.resolve_model("gpt-17", settings)
+        settings.resolve_model("gpt-17")
 
 
 def test_connection_refused_fails_at_once_as_configuration(llm_server: LLMServer) -> None:
@@ -196,5 +199,5 @@ def test_connection_refused_fails_at_once_as_configuration(llm_server: LLMServer
     )
     start = time.monotonic()
     with pytest.raises(LLMUnreachableError, match="connection refused") as info:
-        endpoint.complete(MESSAGES, "m", SCHEMA, settings)
+        endpoints.complete(MESSAGES, "m", SCHEMA, settings)
     assert not is_transient(info.value) and time.monotonic() - start < 1

@@ -9,14 +9,14 @@ from datetime import UTC, datetime
 
 import pytest
 
-from mediaflows import cancel, llm
-from mediaflows.endpoint import Window
+from mediaflows import cancel
+from mediaflows.endpoints import Window
 from mediaflows.errors import ChunkRefusedError, LLMOutputError
-from mediaflows.llm import CueText, SrtChunk
 from mediaflows.models import FixReport, FixSrtRequest, ProfileFile
 from mediaflows.operations import FIX_SRT
 from mediaflows.settings import Settings, get_settings
-from mediaflows.subtitles import read_srt
+from mediaflows.subtitles import chunks, read_srt, repair
+from mediaflows.subtitles.chunks import CueText, SrtChunk
 from tests.cancelling import cancel_after
 from tests.llm_server import LLMServer
 
@@ -35,22 +35,22 @@ from tests.llm_server import LLMServer
     ],
 )
 def test_damaged_answers_keep_the_original(original: str, answer: str, problem: str) -> None:
-    kept, reason = llm.check_cue(original, answer, min_similarity=0.5)
+    kept, reason = repair.check_cue(original, answer, min_similarity=0.5)
     assert kept == original and reason is not None and problem in reason
 
 
 def test_line_count_changes_are_rewrapped_not_lost() -> None:
     two = "Teh quick brown fox jumps\nover teh lazy dog today."
-    kept, reason = llm.check_cue(two, "The quick brown fox jumps over the lazy dog today.", 0.5)
+    kept, reason = repair.check_cue(two, "The quick brown fox jumps over the lazy dog today.", 0.5)
     assert reason is None and kept.count("\n") == 1
     assert kept.replace("\n", " ") == "The quick brown fox jumps over the lazy dog today."
     one = "Teh quick brown fox."
-    kept, reason = llm.check_cue(one, "The quick\nbrown fox.", 0.5)
+    kept, reason = repair.check_cue(one, "The quick\nbrown fox.", 0.5)
     assert (kept, reason) == ("The quick brown fox.", None)
 
 
 def test_a_plain_repair_passes() -> None:
-    assert llm.check_cue("<i>Teh door</i>", "<i>The door</i>", 0.5) == ("<i>The door</i>", None)
+    assert repair.check_cue("<i>Teh door</i>", "<i>The door</i>", 0.5) == ("<i>The door</i>", None)
 
 
 # ---- conventions of the source ----------------------------------------------------------------
@@ -65,17 +65,17 @@ def test_bom_and_crlf_survive_unless_normalised() -> None:
     parsed = read_srt(b"\xef\xbb\xbf" + SRT.encode())
     assert parsed.bom and parsed.crlf
     fixes = [
-        llm.ChunkFix(
+        chunks.ChunkFix(
             index=0,
             texts=(CueText(id=1, text="The door"), CueText(id=2, text="ok")),
             fallback=False,
             attempts=1,
         )
     ]
-    kept = llm.render_fixed(parsed, fixes).srt
+    kept = repair.render_fixed(parsed, fixes).srt
     assert kept.startswith("\ufeff1\r\n") and "\r\nThe door\r\n" in kept
     assert kept.encode().startswith(b"\xef\xbb\xbf") and "\n" not in kept.replace("\r\n", "")
-    plain = llm.render_fixed(parsed, fixes, normalise=True).srt
+    plain = repair.render_fixed(parsed, fixes, normalise=True).srt
     assert plain.startswith("1\n") and "\r" not in plain
 
 
@@ -90,12 +90,12 @@ def _report(changed: int, fallback: tuple[int, ...], chunks: int = 4) -> FixRepo
 
 def test_a_run_that_repaired_nothing_fails_saying_what_to_change() -> None:
     with pytest.raises(LLMOutputError, match="MEDIAFLOWS_LLM__RESPONSE_FORMAT") as info:
-        llm.check_outcome(_report(0, (0, 1, 2, 3)), max_fallback_share=0.5)
+        repair.check_outcome(_report(0, (0, 1, 2, 3)), max_fallback_share=0.5)
     assert "29 cues for 30" in str(info.value)
     with pytest.raises(LLMOutputError):
-        llm.check_outcome(_report(5, (0, 1, 2)), max_fallback_share=0.5)  # 3 of 4 fell back
-    llm.check_outcome(_report(5, (0,)), max_fallback_share=0.5)  # 1 of 4: stored, reported
-    llm.check_outcome(_report(0, ()), max_fallback_share=0.5)  # nothing to repair: fine
+        repair.check_outcome(_report(5, (0, 1, 2)), max_fallback_share=0.5)  # 3 of 4 fell back
+    repair.check_outcome(_report(5, (0,)), max_fallback_share=0.5)  # 1 of 4: stored, reported
+    repair.check_outcome(_report(0, ()), max_fallback_share=0.5)  # nothing to repair: fine
 
 
 # ---- output ids -------------------------------------------------------------------------------
@@ -132,15 +132,15 @@ def test_output_id_changes_with_every_setting_that_changes_the_output() -> None:
 def test_window_shrinks_on_a_queueing_server_and_grows_on_a_parallel_one() -> None:
     serial = Window(limit=4)
     for n in (1, 2, 2, 3, 2):  # each request waits for the others: latency = n * 2 s
-        serial.finished(n, 2.0 * n, chars=100, ok=True)
+        serial.finished(n, 2.0 * n, work=100, ok=True)
         serial.started()
     assert serial.size <= 2
     parallel = Window(limit=4)
     for n in (1, 2, 3, 4, 4):  # served at once: latency stays 2 s
-        parallel.finished(n, 2.0, chars=100, ok=True)
+        parallel.finished(n, 2.0, work=100, ok=True)
         parallel.started()
     assert parallel.size == 4
-    parallel.finished(4, 10.0, chars=100, ok=False)  # a timeout halves it
+    parallel.finished(4, 10.0, work=100, ok=False)  # a timeout halves it
     assert parallel.size <= 2
 
 
@@ -154,10 +154,10 @@ CHUNK = SrtChunk(
 
 def test_max_tokens_bounds_every_request(llm_server: LLMServer) -> None:
     settings = get_settings().llm
-    fix = llm.fix_chunk(CHUNK, settings.models[0], settings=settings)
+    fix = repair.fix_chunk(CHUNK, settings.models[0], settings=settings)
     assert not fix.fallback
     body = json.loads(llm_server.requests[0].body)
-    assert body["max_tokens"] == llm.max_tokens_for(CHUNK)
+    assert body["max_tokens"] == chunks.max_tokens_for(CHUNK)
     assert 256 < body["max_tokens"] < 1000
 
 
@@ -165,7 +165,7 @@ def test_a_retry_is_never_the_identical_request(llm_server: LLMServer) -> None:
     llm_server.set_mode("wrong_count")  # every answer lacks a cue
     settings = get_settings().llm
     with pytest.raises(ChunkRefusedError) as info:
-        llm.fix_chunk(CHUNK, settings.models[0], settings=settings)
+        repair.fix_chunk(CHUNK, settings.models[0], settings=settings)
     fix = info.value.fix
     assert fix.fallback and fix.texts == CHUNK.cues and fix.attempts == settings.chunk_attempts
     assert "4 cues for 5" in str(info.value)
@@ -181,7 +181,7 @@ def test_markup_that_survives_passes_untouched(llm_server: LLMServer) -> None:
                                     CueText(id=2, text="Teh cat.")))  # fmt: skip
     llm_server.set_mode("inject")  # answers as usual here (no injection in the cues)
     settings = get_settings().llm
-    fix = llm.fix_chunk(chunk, settings.models[0], settings=settings)
+    fix = repair.fix_chunk(chunk, settings.models[0], settings=settings)
     assert [c.text for c in fix.texts] == ["<i>The door is open.</i>", "The cat."]
     assert fix.problems == () and fix.response_format == "json_schema"
 
@@ -189,25 +189,25 @@ def test_markup_that_survives_passes_untouched(llm_server: LLMServer) -> None:
 def test_a_server_without_json_schema_is_asked_in_json_mode(llm_server: LLMServer) -> None:
     llm_server.set_mode("schema_500")  # llama.cpp: 500 "Input should be 'text' or 'json_object'"
     settings = get_settings().llm
-    fix = llm.fix_chunk(CHUNK, settings.models[0], settings=settings)
+    fix = repair.fix_chunk(CHUNK, settings.models[0], settings=settings)
     assert not fix.fallback and fix.response_format == "json_object"
     assert [r.response_format for r in llm_server.requests] == ["json_schema", "json_object"]
-    llm.fix_chunk(CHUNK.model_copy(update={"index": 1}), settings.models[0], settings=settings)
+    repair.fix_chunk(CHUNK.model_copy(update={"index": 1}), settings.models[0], settings=settings)
     assert len(llm_server.requests) == 3  # remembered: straight to JSON mode
 
 
 def test_a_rambling_model_is_cut_by_max_tokens(llm_server: LLMServer) -> None:
     llm_server.set_mode("unbounded", hang_s=5)  # rambles for 5 s unless max_tokens is sent
     settings = get_settings().llm
-    fix = llm.fix_chunk(CHUNK, settings.models[0], settings=settings)
+    fix = repair.fix_chunk(CHUNK, settings.models[0], settings=settings)
     assert not fix.fallback and [r.outcome for r in llm_server.requests] == ["ok"]
-    assert llm_server.requests[0].max_tokens == llm.max_tokens_for(CHUNK)
+    assert llm_server.requests[0].max_tokens == chunks.max_tokens_for(CHUNK)
 
 
 def test_a_model_stuck_on_one_wrong_answer_is_asked_differently(llm_server: LLMServer) -> None:
     llm_server.set_mode("stuck")  # the same wrong answer to the same request, every time
     settings = get_settings().llm
-    fix = llm.fix_chunk(CHUNK, settings.models[0], settings=settings)
+    fix = repair.fix_chunk(CHUNK, settings.models[0], settings=settings)
     assert not fix.fallback and fix.attempts == 2
     assert [r.outcome for r in llm_server.requests] == ["stuck", "ok"]
     assert "attempt 1: 4 cues for 5" in fix.problems
@@ -225,7 +225,7 @@ def test_damaging_answers_are_refused_cue_by_cue(
     ))  # fmt: skip
     llm_server.set_mode(mode)
     settings = get_settings().llm
-    fix = llm.fix_chunk(chunk, settings.models[0], settings=settings)
+    fix = repair.fix_chunk(chunk, settings.models[0], settings=settings)
     assert fix.texts[0].text == chunk.cues[0].text and 1 in fix.rejected
     assert any(problem in p for p in fix.problems), fix.problems
     if mode != "debris":
@@ -238,7 +238,7 @@ def test_cancelling_the_run_stops_waiting_for_the_request_in_flight(
     llm_server.set_mode("ok", latency_s=10)
     settings = get_settings().llm
     raised, stopped_in = cancel_after(
-        lambda: llm.fix_chunk(CHUNK, settings.models[0], settings=settings),
+        lambda: repair.fix_chunk(CHUNK, settings.models[0], settings=settings),
         0.2,
         until=lambda: llm_server.in_flight > 0,  # the request reached the server
     )

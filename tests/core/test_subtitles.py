@@ -9,8 +9,8 @@ import pytest
 
 from mediaflows import subtitles
 from mediaflows.models import CueRules
+from mediaflows.speech import Segment, Transcription, Word
 from mediaflows.subtitles import Cue
-from mediaflows.whisper import Segment, Transcription, Word
 from tests.subtitle_rules import parse, rule_violations, words
 
 _TEXT = (

@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mediaflows import audio as audio_io
-from mediaflows import whisper
+from mediaflows import speech
 from mediaflows.errors import MediaError
+from mediaflows.media import audio as audio_io
 from mediaflows.models import TranscribeRequest
 from mediaflows.settings import get_settings
-from mediaflows.whisper import Segment
+from mediaflows.speech import Segment, whisper
 from tests.media_factory import make_speech, make_video
 from tests.wer import wer
 
@@ -68,13 +68,13 @@ def test_video_without_audio_is_an_input_error(tmp_path: Path) -> None:
 def test_hallucination_guard(text: str, previous: str | None, dropped: bool) -> None:
     segment = Segment(start=0, end=2, text=text)
     before = Segment(start=0, end=1, text=previous) if previous else None
-    assert whisper.is_hallucination(segment, before, whisper.Guard()) is dropped
+    assert speech.is_hallucination(segment, before, speech.Guard()) is dropped
 
 
 def test_guard_drops_probable_silence() -> None:
     quiet = Segment(start=0, end=2, text="Thanks for watching!", no_speech_prob=0.9,
                     avg_logprob=-1.5)  # fmt: skip
-    assert whisper.is_hallucination(quiet, None, whisper.Guard())
+    assert speech.is_hallucination(quiet, None, speech.Guard())
 
 
 LONG_TEXT = (

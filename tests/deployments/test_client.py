@@ -3,6 +3,9 @@ per idempotency key."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -11,6 +14,7 @@ import pytest
 from pydantic import ValidationError
 
 from deployments import client
+from deployments.worker import REPO_ROOT
 from mediaflows.models import BatchResult, ConvertRequest, ConvertResult
 from mediaflows.stages import Stage
 from mediaflows.store import ProfileStore
@@ -107,3 +111,30 @@ def test_wait_reads_the_state_less_often_as_it_waits_and_still_sees_the_end_soon
     seen = time.monotonic()
     assert ended and seen - ended[0] < 1.0
     assert 15 <= len(reads) <= 40, len(reads)
+
+
+@pytest.mark.parametrize("first", ["", "import prefect.context  # Prefect read its settings\n"])
+def test_the_api_works_in_a_fresh_interpreter_with_nothing_called_first(
+    first: str, local_store: ProfileStore, tmp_path: Path
+) -> None:
+    """``from deployments import submit, wait`` and go: the first call finds the server (the
+    embedded one of MEDIAFLOWS_HOME, here the test server), also in a process that imported
+    Prefect before, without PREFECT_API_URL."""
+    source = local_store.import_file("flo", distinct_clips(tmp_path, 1)[0])
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    script = (
+        f"import sys\n{first}from deployments import submit, wait\n"
+        "run_id = submit('convert', 'flo', sys.argv[1], via='in-process')\n"
+        "print(run_id)\nprint(wait(run_id, timeout=120).model_dump_json())"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, source.id],
+        env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    run_id, answer = done.stdout.strip().splitlines()[-2:]
+    result = ConvertResult.model_validate_json(answer)
+    assert result.source_file_id == source.id
+    assert local_store.find("flo", result.file_id) is not None
+    # Recorded on this session's server, as this process sees it.
+    assert prefect_api.flow_run(uuid.UUID(run_id)).state.is_completed()

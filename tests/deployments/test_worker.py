@@ -18,6 +18,7 @@ from deployments import client
 from deployments.setup import PROCESS_POOL
 from deployments.worker import REPO_ROOT
 from mediaflows.models import ConvertResult
+from mediaflows.operations import OPERATIONS
 from mediaflows.settings import get_settings
 from mediaflows.stages import Stage
 from mediaflows.store import ProfileStore
@@ -28,10 +29,9 @@ from tests.media_factory import VIDEOS, make_video
 pytestmark = [pytest.mark.worker, pytest.mark.slow]
 
 BIN = Path(sys.executable).parent
-FLOWS = (
-    "convert", "transcribe", "generate_srt", "fix_srt", "batch_convert", "batch_transcribe",
-    "batch_generate_srt", "batch_fix_srt", "sweep",
-)  # fmt: skip
+#: Every flow prefect.yaml deploys: each operation's, its batch's, and the sweep (read from the
+#: registry: a new operation is checked without an edit here).
+FLOWS = (*OPERATIONS, *(spec.batch_name for spec in OPERATIONS.values()), "sweep")
 
 
 def _run(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -13,12 +13,13 @@ import pytest
 
 from flows.generate_srt import generate_srt
 from flows.transcribe import transcribe
-from mediaflows import audio, whisper
 from mediaflows.errors import ASRRejectedError, InputError
+from mediaflows.media import audio
 from mediaflows.models import GenerateSrtRequest, SrtResult, TranscribeRequest, TranscribeResult
 from mediaflows.settings import get_settings
+from mediaflows.speech import whisper
 from mediaflows.store import ProfileStore
-from tasks.runtime import state_of
+from tasks.prefect_adapter import state_of
 from tests import prefect_api
 from tests.asr_server import ASRServer
 from tests.conftest import ASR_TEST_KEY, asr_endpoints

@@ -17,7 +17,7 @@ from prefect.client.schemas.objects import State
 from flows.batch import batch_convert
 from mediaflows.models import BatchResult
 from mediaflows.store import ProfileStore
-from tasks.runtime import state_of
+from tasks.prefect_adapter import state_of
 from tests import prefect_api
 from tests.media_factory import VIDEOS, ffmpeg, make_speech, make_video
 

@@ -17,7 +17,7 @@ from mediaflows.errors import InputError, MediaError, UnsafeMediaError
 from mediaflows.models import ConvertRequest, ConvertResult
 from mediaflows.stages import Stage
 from mediaflows.store import ProfileStore
-from tasks.runtime import state_of
+from tasks.prefect_adapter import state_of
 from tests import prefect_api
 from tests.media_factory import VIDEOS, top_level_atoms
 

@@ -13,13 +13,13 @@ from typing import Any
 import pytest
 
 from flows.fix_srt import fix_srt
-from mediaflows import endpoint
+from mediaflows import endpoints
 from mediaflows.errors import InputError, LLMOutputError, LLMRejectedError, LLMUnreachableError
 from mediaflows.models import FixSrtRequest, SrtResult
 from mediaflows.settings import get_settings
 from mediaflows.store import ProfileStore
 from mediaflows.subtitles import read_srt
-from tasks.runtime import state_of
+from tasks.prefect_adapter import state_of
 from tests import prefect_api
 from tests.conftest import LLM_TEST_KEY
 from tests.llm_server import CORRECTIONS, LLMServer, correct
@@ -207,7 +207,7 @@ def test_a_rerun_after_a_failure_asks_only_for_the_failed_chunk(
     answered = {i for i, outcomes in _chunk_outcomes(llm_server).items() if "ok" in outcomes}
     assert 41 not in answered and answered <= {1, 21, 61, 81}
     llm_server.reset()
-    endpoint.forget_endpoints()  # the breaker stays open 30 s in this process otherwise
+    endpoints.forget_endpoints()  # the breaker stays open 30 s in this process otherwise
     second = _run("dave", file_id)
     result: SrtResult = second.result()
     asked = sorted(r.ids[0] for r in llm_server.requests)

@@ -21,7 +21,7 @@ from mediaflows.models import (
     TranscribeResult,
 )
 from mediaflows.store import ProfileStore
-from tasks.runtime import state_of
+from tasks.prefect_adapter import state_of
 from tests import prefect_api
 from tests.media_factory import SPEECH_CONTAINERS, SPEECH_TEXT
 from tests.subtitle_rules import parse, rule_violations

@@ -18,7 +18,7 @@ from mediaflows.errors import InputError
 from mediaflows.models import GenerateSrtRequest, SrtResult
 from mediaflows.store import ProfileStore
 from mediaflows.subtitles import read_srt
-from tasks.runtime import state_of
+from tasks.prefect_adapter import state_of
 from tests.llm_server import LLMServer, translate
 from tests.srt_samples import timecodes
 from tests.wer import wer

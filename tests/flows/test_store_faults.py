@@ -14,7 +14,7 @@ import pytest
 from flows.convert import convert
 from mediaflows.settings import get_settings
 from mediaflows.store import ProfileStore
-from tasks.runtime import state_of
+from tasks.prefect_adapter import state_of
 from tests import prefect_api
 from tests.conftest import BUCKET
 from tests.faulty_proxy import FaultyProxy

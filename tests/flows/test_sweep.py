@@ -19,7 +19,7 @@ from flows.sweep import sweep
 from mediaflows.models import SweepResult
 from mediaflows.settings import get_settings
 from mediaflows.store import ProfileStore
-from tasks.runtime import state_of
+from tasks.prefect_adapter import state_of
 from tests.flows.test_batch import distinct_clips
 
 

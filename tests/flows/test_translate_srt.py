@@ -16,8 +16,8 @@ from mediaflows.errors import InputError, LLMOutputError
 from mediaflows.languages import parse_language
 from mediaflows.models import TranslateSrtRequest, TranslateSrtResult
 from mediaflows.store import ProfileStore
-from mediaflows.subtitles import read_srt
-from tasks.runtime import state_of
+from mediaflows.subtitles import line_rules, read_srt
+from tasks.prefect_adapter import state_of
 from tests import prefect_api
 from tests.llm_server import INJECTION, LLMServer, translate
 from tests.srt_samples import TRANSLATION_CUES, long_srt, messy_srt, timecodes
@@ -83,7 +83,7 @@ def test_two_languages_in_one_run_keep_every_cue_and_timecode(
                 assert text.replace("\n", "") == expected.replace("\n", ""), text
             else:
                 assert _flat(text) == _flat(expected), text
-            assert all(len(line) <= language.rules.max_line_chars for line in
+            assert all(len(line) <= line_rules(language).max_line_chars for line in
                        [ln for ln in text.replace("{\\an8}", "").split("\n")]), text  # fmt: skip
         assert tr.qa.violations["line_length"] == 0 and tr.qa.violations["line_count"] == 0
         assert "Prefect" in plain and "Präfekt" not in plain and "长官" not in plain
@@ -98,7 +98,7 @@ def test_two_languages_in_one_run_keep_every_cue_and_timecode(
             for c in __import__("mediaflows.subtitles", fromlist=["x"]).timed_to_cues(
                 read_srt(plain.encode()).cues
             )
-            if c.chars / c.duration > language.rules.max_cps
+            if c.chars / c.duration > line_rules(language).max_cps
         ]
         assert list(report.too_fast) == fast
         # Stored as a subtitle file of the profile, derived from the source.

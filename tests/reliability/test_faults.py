@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
+from mediaflows.batches.sweep import STALE_WORKSPACE_S
 from mediaflows.files import temp_writer
 from mediaflows.models import BatchResult
-from mediaflows.sweep import STALE_WORKSPACE_S
 from tests.flows.test_batch import distinct_clips
 from tests.postgres import PostgresCluster
 from tests.stack import BIN, Stack, descendants

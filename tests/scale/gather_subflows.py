@@ -11,7 +11,7 @@ import sys
 
 from prefect import flow, task
 
-from tasks.runtime import state_of
+from tasks.prefect_adapter import state_of
 
 
 class Backoffs(logging.Handler):

@@ -24,7 +24,7 @@ from deployments.server import is_healthy
 from flows.batch import batch_convert
 from mediaflows.models import BatchResult
 from mediaflows.store import ProfileStore
-from tasks.runtime import SERVER_ENV, state_of
+from tasks.prefect_adapter import SERVER_ENV, state_of
 from tests import prefect_api
 from tests.flows.test_batch import distinct_clips
 from tests.net import free_port

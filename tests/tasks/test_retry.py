@@ -11,8 +11,8 @@ from prefect import flow, task
 from prefect.cache_policies import NONE
 
 from mediaflows.errors import MediaError, StoreUnavailableError, is_transient
-from mediaflows.store import _store_errors
-from tasks._retry import RETRYING
+from mediaflows.store.backends import store_errors as _store_errors
+from tasks.retry import RETRYING
 
 calls: list[str] = []
 

@@ -19,7 +19,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
 
 from mediaflows.cancel import RunCancelledError
-from tasks import runtime, slots
+from tasks import prefect_adapter, slots
 from tests.cancelling import cancel_after
 
 
@@ -44,7 +44,7 @@ def _active_slots(tag: str) -> int:
 def _asks(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     """Times at which this process asks the server for a slot (through its shared client)."""
     asked: list[float] = []
-    client = runtime.process_client(runtime.current_settings())
+    client = prefect_adapter.process_client(prefect_adapter.current_settings())
     ask = client.increment_concurrency_slots_with_lease
 
     def counting(*args: Any, **kwargs: Any) -> Any:
@@ -92,7 +92,7 @@ def test_runs_of_one_process_hand_the_slot_over_without_asking_the_server(
 
 _OTHER = """
 import sys, time
-from tasks import runtime, slots
+from tasks import prefect_adapter, slots
 from tests.cancelling import cancel_after
 with slots.hold(sys.argv[1], 1):
     print("holding", flush=True)

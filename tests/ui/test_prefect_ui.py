@@ -12,7 +12,7 @@ import pytest
 
 from flows.generate_srt import generate_srt
 from mediaflows.store import ProfileStore
-from tasks.runtime import state_of
+from tasks.prefect_adapter import state_of
 
 pytestmark = [pytest.mark.ui, pytest.mark.slow]
 

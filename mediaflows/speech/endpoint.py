@@ -1,7 +1,7 @@
 """Speech recognition by an OpenAI-compatible endpoint (``POST /audio/transcriptions``): OpenAI
 ``whisper-1``/``gpt-4o-transcribe``, Groq, speaches, vLLM, LocalAI, a faster-whisper server.
 
-The audio is decoded by our own hardened ffmpeg call (:mod:`mediaflows.audio`, never the
+The audio is decoded by our own hardened ffmpeg call (:mod:`mediaflows.media.audio`, never the
 endpoint's), cut at quiet moments into pieces small enough for the endpoint's upload limit, and
 each piece sent as 16 kHz mono Opus. Each answer's times are shifted to the piece's place in the
 file; the pieces' language is made consistent (a piece heard in another language than most of
@@ -9,49 +9,30 @@ the file is asked again with that language); the hallucination guard of the loca
 to the result. An endpoint that returns segment times only gets word times estimated inside each
 segment (said so in the result), so the cue rules still hold.
 
-Faults: 429, 5xx, timeouts and reset connections are retried (honouring ``Retry-After``);
+Requests, their faults and retries are the endpoint client's (:mod:`mediaflows.endpoints`):
+429, 5xx, timeouts and reset connections are retried (honouring ``Retry-After``);
 400/401/403/404/413 and a refused connection fail at once with an error naming the endpoint and
 model. The API key never appears in parameters, logs or error messages.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import logging
-import random
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-if TYPE_CHECKING:
-    import openai
-
-from mediaflows import cancel
-from mediaflows.audio import SAMPLE_RATE, audio_windows
-from mediaflows.endpoint import (
-    cancellable,
-    openai_client,
-    redact,
-    refused_connection,
-    retry_after_of,
-)
-from mediaflows.errors import (
-    ASRRejectedError,
-    ASRUnavailableError,
-    ASRUnreachableError,
-    ConfigurationError,
-)
+from mediaflows import cancel, endpoints
 from mediaflows.languages import LANGUAGES
+from mediaflows.media.audio import SAMPLE_RATE, audio_windows
+from mediaflows.media.tools import run_tool
 from mediaflows.models import ProviderUsage, TranscribeRequest
 from mediaflows.settings import ASREndpoint, Settings, get_settings
-from mediaflows.tools import run_tool
-from mediaflows.whisper import Guard, Segment, Transcription, Word, is_hallucination
-
-log = logging.getLogger(__name__)
+from mediaflows.speech.guard import Guard, is_hallucination
+from mediaflows.speech.records import Segment, Transcription, Word
 
 
 class _Record(BaseModel):
@@ -155,46 +136,7 @@ def _encode(
                  digest=digest, size=dest.stat().st_size)  # fmt: skip
 
 
-# ---- talking to the endpoint --------------------------------------------------------------------
-
-
-def _client(endpoint: ASREndpoint) -> openai.OpenAI:
-    return openai_client(endpoint.base_url, endpoint.api_key.get_secret_value(),
-                         endpoint.timeout_s)  # fmt: skip
-
-
-def _redact(text: str, endpoint: ASREndpoint) -> str:
-    return redact(text, endpoint.api_key)
-
-
-def _map_error(exc: openai.OpenAIError, name: str, endpoint: ASREndpoint) -> Exception:
-    import openai
-
-    where = f"speech endpoint {name!r} ({endpoint.base_url}, model {endpoint.model!r})"
-    if isinstance(exc, openai.APITimeoutError):
-        return ASRUnavailableError(f"{where}: no answer within {endpoint.timeout_s:g} s")
-    if isinstance(exc, openai.APIConnectionError):
-        if refused_connection(exc):
-            return ASRUnreachableError(
-                f"{where}: connection refused: nothing listens there (is its base_url right in "
-                "MEDIAFLOWS_ASR__ENDPOINTS, and the server started?)"
-            )
-        return ASRUnavailableError(f"{where}: cannot connect ({type(exc.__cause__).__name__})")
-    if isinstance(exc, openai.APIStatusError):
-        status = exc.status_code
-        body = _redact(str(getattr(exc, "message", "") or exc), endpoint)[:300]
-        if status == 429 or status >= 500 or status in (408, 409):
-            return ASRUnavailableError(f"{where}: busy or failing ({status})",
-                                       retry_after=retry_after_of(exc.response))  # fmt: skip
-        if status in (401, 403):
-            return ASRRejectedError(f"{where}: the API key was refused ({status})")
-        if status == 413:
-            return ASRRejectedError(
-                f"{where}: the upload was too large ({status}); lower its max_upload_mb"
-            )
-        hint = " (is the model name right?)" if status == 404 else ""
-        return ASRRejectedError(f"{where}: request refused ({status}){hint}: {body}")
-    return ASRRejectedError(f"{where}: {type(exc).__name__}: {_redact(str(exc), endpoint)[:300]}")
+# ---- what the endpoint answered ------------------------------------------------------------
 
 
 #: Whisper's language names (what OpenAI's verbose JSON says: "english") → codes.
@@ -264,6 +206,21 @@ def _segments(answer: Any, offset: float, duration: float) -> tuple[tuple[Segmen
     return tuple(segments), estimated
 
 
+def piece_cache_key(
+    piece: Piece, request: TranscribeRequest, endpoint: ASREndpoint, language: str | None
+) -> str:
+    """What a piece's answer depends on: its samples and place, the endpoint, its model and
+    options, the request and the language asked for. A re-run sends only the pieces that got no
+    answer. Never the key (a secret). The version names the cached record's class too (v2 since
+    :class:`PieceResult` moved to ``speech.endpoint``)."""
+    what = (
+        f"{piece.digest}|{piece.offset}|{endpoint.base_url}|{endpoint.model}|"
+        f"{endpoint.word_timestamps}|{endpoint.bitrate_kbps}|{request.model_dump_json()}|"
+        f"{language}"
+    )
+    return f"asr-piece-v2-{hashlib.sha256(what.encode()).hexdigest()}"
+
+
 def transcribe_piece(
     piece: Piece,
     request: TranscribeRequest,
@@ -272,51 +229,20 @@ def transcribe_piece(
     language: str | None = None,
     sleep: Callable[[float], None] = cancel.sleep,
 ) -> PieceResult:
-    """Send one piece; its segments in the file's time. 429/5xx/timeouts are tried
-    ``endpoint.http_attempts`` times, waiting what ``Retry-After`` asks (at most
-    ``max_retry_after_s``) or else 1, 2, 4 … s with jitter; then :class:`ASRUnavailableError`
-    for the caller's own retries. Refusals raise at once."""
-    import openai
-
-    client = _client(endpoint)
+    """Send one piece (faults and retries: :func:`mediaflows.endpoints.send`); its segments in
+    the file's time."""
     language = language or request.language
     options: dict[str, Any] = {"model": endpoint.model, "response_format": endpoint.response_format}
-    create: Callable[..., Any]
     if request.task == "transcribe":
-        create = client.audio.transcriptions.create
         if language:
             options["language"] = language
         if endpoint.word_timestamps and endpoint.response_format == "verbose_json":
             options["timestamp_granularities"] = ["word", "segment"]
-    else:
-        create = client.audio.translations.create  # English text from any language
     prompt = " ".join(p for p in (request.initial_prompt, request.hotwords) if p)
     if prompt:
         options["prompt"] = prompt[:1000]
-    attempt = 1
-    while True:
-        cancel.check()
-        data = piece.path.read_bytes()
-        call = functools.partial(create, file=(piece.path.name, data, "audio/ogg"), **options)
-        try:
-            answer = cancellable(call)
-            break
-        except openai.OpenAIError as exc:
-            error = _map_error(exc, name, endpoint)
-        except ValueError as exc:  # a body that is not the JSON it claims (a proxy's hiccup)
-            error = ASRUnavailableError(
-                f"speech endpoint {name!r} ({endpoint.base_url}): malformed answer ({exc})"
-            )
-        if isinstance(error, ConfigurationError):
-            raise error from None
-        if not isinstance(error, ASRUnavailableError) or attempt >= endpoint.http_attempts:
-            raise error from None
-        wait = error.retry_after
-        if wait is None:
-            wait = 2 ** (attempt - 1) * (1 + 0.25 * random.random())
-        log.warning("%s; trying again in %.1f s", error, min(wait, endpoint.max_retry_after_s))
-        sleep(min(wait, endpoint.max_retry_after_s))
-        attempt += 1
+    translate = request.task != "transcribe"  # English text from any language
+    answer = endpoints.transcribe(piece.path, name, endpoint, options, translate, sleep)
     if isinstance(answer, str):  # a server that ignored verbose_json
         answer = {"text": answer}
     segments, estimated = _segments(answer, piece.offset, piece.duration)
@@ -333,6 +259,27 @@ def majority_language(results: Sequence[PieceResult]) -> str:
         if r.segments:
             seconds[r.language] = seconds.get(r.language, 0.0) + r.duration
     return max(seconds, key=lambda k: seconds[k]) if seconds else results[0].language
+
+
+def heard_elsewhere(
+    results: Sequence[PieceResult], request: TranscribeRequest
+) -> tuple[str, list[int]] | None:
+    """The file's language and the pieces heard in another one (a short piece of music or noise,
+    typically), to be asked again in that language so that the file stays in one language; None
+    when a language was requested or every piece agrees."""
+    if request.language is not None or len(results) < 2:
+        return None
+    language = majority_language(results)
+    odd = sorted(r.index for r in results if r.language != language and r.segments)
+    return (language, odd) if odd else None
+
+
+def replace_pieces(
+    results: Sequence[PieceResult], again: Sequence[PieceResult]
+) -> list[PieceResult]:
+    """``results`` with the pieces asked again in their place."""
+    redone = {r.index for r in again}
+    return [r for r in results if r.index not in redone] + list(again)
 
 
 def merge(

@@ -1,25 +1,22 @@
-"""ffmpeg and ffprobe on media files: probing, conversion plans and guarded conversions.
+"""What a media file holds, by ffprobe: its streams and durations; and the guards every ffmpeg
+and ffprobe call puts before its input.
 
-Every call goes through :mod:`mediaflows.tools` with ``-protocol_whitelist file`` and a demuxer
-whitelist, so an input can never make ffmpeg open another file or a URL: HLS playlists, concat
-lists and other indirections are rejected, also when named ``.mp4``.
+Every call goes through :mod:`mediaflows.media.tools` with ``-protocol_whitelist file`` and a
+demuxer whitelist, so an input can never make ffmpeg open another file or a URL: HLS playlists,
+concat lists and other indirections are rejected, also when named ``.mp4``.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import ffmpeg
 from pydantic import BaseModel, ConfigDict, Field
 
 from mediaflows.errors import MediaError, MediaflowsError, UnsafeMediaError
-from mediaflows.models import ConvertRequest
+from mediaflows.media.tools import run_tool
 from mediaflows.settings import Settings, get_settings
-from mediaflows.tools import ToolRun, ffmpeg_version, run_tool
 
 
 class MediaStream(BaseModel):
@@ -72,18 +69,6 @@ class MediaInfo(BaseModel):
         return self.duration
 
 
-class ConvertedMedia(BaseModel):
-    """An MP4 made in a run's workspace, not yet stored."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    path: Path
-    mode: Literal["remux", "transcode"]
-    reason: str
-    duration: float = Field(ge=0)
-    tool: str = Field(description="The ffmpeg that made it, e.g. 'ffmpeg 5.1.9'.")
-
-
 #: Demuxers that read a single self-contained file. Indirections (hls, concat, image2, ...) are
 #: left out on purpose: they open other files or URLs.
 ALLOWED_DEMUXERS = (
@@ -111,21 +96,17 @@ _TEXT_SNIFF = (
     (b"<MPD", "a DASH manifest"),
     (b"<?xml", "an XML document"),
 )
-_MP4_VIDEO = {"h264", "hevc"}
-_MP4_AUDIO = {"aac", "mp3"}
-
-ProgressCallback = Callable[[float], None]
-"""Called with the fraction done (0..1) while a conversion runs."""
 
 
-def _input_args() -> dict[str, str]:
+def input_options() -> dict[str, str]:
+    """The whitelists as ffmpeg-python input options (see :func:`input_flags`)."""
     return {"protocol_whitelist": "file", "format_whitelist": ",".join(ALLOWED_DEMUXERS)}
 
 
 def input_flags() -> list[str]:
     """The options every ffmpeg/ffprobe call puts before its input: local files only, and only
     demuxers that read one self-contained file."""
-    return [a for k, v in _input_args().items() for a in (f"-{k}", v)]
+    return [a for k, v in input_options().items() for a in (f"-{k}", v)]
 
 
 def _sniff(path: Path, name: str) -> None:
@@ -250,112 +231,6 @@ def _media_info(data: dict[str, Any]) -> MediaInfo:
     )
 
 
-@dataclass(frozen=True)
-class ConversionPlan:
-    """What ffmpeg will do to make an MP4: remux or transcode, and how."""
-
-    mode: Literal["remux", "transcode"]
-    reason: str
-    request: ConvertRequest
-    video_codec: str
-    has_audio: bool
-
-
-def plan_conversion(info: MediaInfo, request: ConvertRequest, name: str) -> ConversionPlan:
-    """Decide between remuxing (``-c copy``) and transcoding for this file and request.
-
-    Raises:
-        MediaError: no video stream, or ``codec="copy"`` asked for codecs MP4 cannot hold.
-    """
-    video, audio = info.video, info.audio
-    if video is None:
-        raise MediaError(name, "has no video stream to convert")
-    fits = video.codec in _MP4_VIDEO and (audio is None or audio.codec in _MP4_AUDIO)
-    too_tall = request.max_height is not None and (video.height or 0) > request.max_height
-    has_audio = audio is not None
-    if request.codec == "copy":
-        if not fits:
-            raise MediaError(
-                name,
-                f"codecs {video.codec}/{audio.codec if audio else '-'} cannot be copied into MP4; "
-                "use codec=auto or transcode",
-            )
-        return ConversionPlan("remux", "copy requested", request, video.codec, has_audio)
-    if request.codec == "transcode":
-        return ConversionPlan("transcode", "transcode requested", request, video.codec, has_audio)
-    if too_tall:
-        reason = f"height {video.height} > {request.max_height}"
-        return ConversionPlan("transcode", reason, request, video.codec, has_audio)
-    if fits:
-        return ConversionPlan("remux", "codecs fit MP4", request, video.codec, has_audio)
-    reason = f"{video.codec}/{audio.codec if audio else '-'} do not fit MP4"
-    return ConversionPlan("transcode", reason, request, video.codec, has_audio)
-
-
-def conversion_args(
-    src: Path, dst: Path, plan: ConversionPlan, settings: Settings | None = None
-) -> list[str]:
-    """The ffmpeg argument list for a plan (progress on stdout, errors on stderr)."""
-    settings = settings or get_settings()
-    stream = ffmpeg.input(f"file:{src}", **_input_args())
-    video = stream["v:0"]
-    audio = stream["a:0?"]
-    req = plan.request
-    common: dict[str, Any] = {"f": "mp4", "movflags": "+faststart", "sn": None, "dn": None}
-    if plan.mode == "remux":
-        extra = {"tag:v": "hvc1"} if plan.video_codec == "hevc" else {}
-        out = ffmpeg.output(video, audio, f"file:{dst}", c="copy", **common, **extra)
-    else:
-        height = f"min(ih,{req.max_height})" if req.max_height else "trunc(ih/2)*2"
-        width = "-2" if req.max_height else "trunc(iw/2)*2"
-        out = ffmpeg.output(
-            video.filter("scale", width, height),
-            audio,
-            f"file:{dst}",
-            vcodec="libx264",
-            preset=req.preset,
-            crf=req.crf,
-            pix_fmt="yuv420p",
-            acodec="aac",
-            **{"b:a": req.audio_bitrate},
-            **common,
-        )
-    args: list[str] = out.compile(cmd=settings.media.ffmpeg_binary, overwrite_output=True)
-    # Global options go first: ffmpeg applies them wherever they are, but reads best this way.
-    return [args[0], "-nostdin", "-hide_banner", "-v", "error", "-progress", "pipe:1", *args[1:]]
-
-
-def run_ffmpeg(
-    args: list[str],
-    name: str,
-    duration: float,
-    on_progress: ProgressCallback | None = None,
-    timeout: float | None = None,
-) -> float:
-    """Run ffmpeg with a timeout, reporting progress from its ``-progress`` output.
-
-    Returns:
-        The duration ffmpeg wrote (its last ``out_time``), in seconds.
-
-    Raises:
-        MediaError: ffmpeg rejected the input.
-        ToolTimeoutError: it ran past ``timeout`` seconds (the process is killed).
-    """
-    timeout = timeout if timeout is not None else get_settings().media.ffmpeg_timeout_s
-    written = 0.0
-    with ToolRun(args, name, timeout) as run:
-        for line in run.lines():
-            key, _, value = line.partition("=")
-            if key == "out_time_us":
-                written = max(written, (_num(value, int) or 0) / 1e6)
-                if on_progress and duration > 0:
-                    on_progress(min(max(written / duration, 0.0), 1.0))
-        run.finish()
-    if on_progress:
-        on_progress(1.0)
-    return written
-
-
 def check_complete(name: str, read_s: float, expected_s: float) -> None:
     """Raise :class:`MediaError` when a tool read clearly less of a file than it claims to hold:
     the file was cut short (a partial upload or copy) or is corrupt mid-way. ffmpeg reads what it
@@ -365,60 +240,3 @@ def check_complete(name: str, read_s: float, expected_s: float) -> None:
             name,
             f"truncated or corrupt: only {read_s:.1f} s of {expected_s:.1f} s could be read",
         )
-
-
-def convert(
-    src: Path,
-    dst: Path,
-    plan: ConversionPlan,
-    source: MediaInfo,
-    name: str,
-    on_progress: ProgressCallback | None = None,
-    settings: Settings | None = None,
-) -> float:
-    """Convert ``src`` into a web-ready MP4 at ``dst``.
-
-    The output must be as long as the source: a shorter one means the source was truncated or
-    corrupt mid-way (ffmpeg reads what it can and still exits 0), which is an input error.
-
-    Returns:
-        The output's duration in seconds (from ffmpeg's own progress report, no second probe).
-    """
-    settings = settings or get_settings()
-    written = run_ffmpeg(
-        conversion_args(src, dst, plan, settings),
-        name,
-        source.duration,
-        on_progress,
-        settings.media.ffmpeg_timeout_s,
-    )
-    try:
-        check_complete(name, written, source.duration)
-    except MediaError:
-        dst.unlink(missing_ok=True)
-        raise
-    return written
-
-
-def convert_to_mp4(
-    src: Path,
-    workspace: Path,
-    info: MediaInfo,
-    request: ConvertRequest,
-    name: str,
-    on_progress: ProgressCallback | None = None,
-    settings: Settings | None = None,
-) -> ConvertedMedia:
-    """Plan and run the conversion of ``src`` into ``workspace/<stem>.mp4``."""
-    settings = settings or get_settings()
-    plan = plan_conversion(info, request, name)
-    workspace.mkdir(parents=True, exist_ok=True)
-    dst = workspace / "converted.mp4"
-    duration = convert(src, dst, plan, info, name, on_progress, settings)
-    return ConvertedMedia(
-        path=dst,
-        mode=plan.mode,
-        reason=plan.reason,
-        duration=duration,
-        tool=ffmpeg_version(settings.media.ffmpeg_binary),
-    )

@@ -1,75 +1,33 @@
-"""Speech recognition with faster-whisper: model loading, guarded transcription.
+"""Speech recognition by the model in this process (faster-whisper): which model a request runs
+on, loading it once per process, guarded transcription of long files window by window.
 
-Audio comes from :mod:`mediaflows.audio` (our own ffmpeg call), never from faster-whisper's PyAV
-decoder, which would follow playlists.
+Audio comes from :mod:`mediaflows.media.audio` (our own ffmpeg call), never from faster-whisper's
+PyAV decoder, which would follow playlists.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import re
 import shutil
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 
 from mediaflows import cancel
-from mediaflows.audio import SAMPLE_RATE, audio_windows
 from mediaflows.errors import ConfigurationError, ResourceError
 from mediaflows.files import atomic_path
-from mediaflows.models import ProviderUsage, TranscribeRequest
+from mediaflows.media.audio import SAMPLE_RATE, audio_windows
+from mediaflows.models import TranscribeRequest
 from mediaflows.settings import Settings, WhisperSettings, get_settings
+from mediaflows.speech.guard import DEFAULT_GUARD, Guard, is_hallucination
+from mediaflows.speech.records import Segment, Transcription, Word
 
 ProgressCallback = Callable[[float], None]
-
-
-class _Record(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class Word(_Record):
-    """One recognised word with its times in seconds."""
-
-    start: float
-    end: float
-    text: str
-    probability: float = 1.0
-
-
-class Segment(_Record):
-    """One Whisper segment."""
-
-    start: float
-    end: float
-    text: str
-    words: tuple[Word, ...] = ()
-    avg_logprob: float = 0.0
-    no_speech_prob: float = 0.0
-    compression_ratio: float = 1.0
-
-
-class Transcription(_Record):
-    """What the model heard: the unit Prefect caches (keyed by content, options and model)."""
-
-    language: str
-    language_probability: float
-    duration: float
-    segments: tuple[Segment, ...]
-    model: str
-    dropped: int = Field(default=0, description="Segments dropped by the hallucination guard.")
-    asr: ProviderUsage = Field(default_factory=ProviderUsage)
-
-    @property
-    def text(self) -> str:
-        """The segments' text joined with single spaces."""
-        return " ".join(s.text.strip() for s in self.segments if s.text.strip())
 
 
 _models: dict[tuple[str, str, str, int], Any] = {}
@@ -220,6 +178,15 @@ def model_id(request: TranscribeRequest, settings: Settings | None = None) -> st
     return name
 
 
+def transcription_cache_key(content_sha256: str, request: TranscribeRequest) -> str:
+    """What a transcription depends on: the file's content, the options and the model; the same
+    in any run, process or profile. The version names the cached record's class too (results
+    are pickled by reference: v3 since :class:`Transcription` moved to ``speech.records``)."""
+    options = hashlib.sha256(request.model_dump_json().encode()).hexdigest()[:16]
+    model = hashlib.sha256(model_id(request).encode()).hexdigest()[:16]
+    return f"transcribe-v3-{content_sha256}-{options}-{model}"
+
+
 def tool_version(request: TranscribeRequest, settings: Settings | None = None) -> str:
     """Model and library version, e.g. ``faster-whisper 1.2.1 ct2:model:75538…``, or the
     provider's endpoint and model."""
@@ -289,23 +256,12 @@ def loaded_models() -> int:
     return len(_models)
 
 
-@dataclass(frozen=True)
-class Guard:
-    """Thresholds of the hallucination guard (faster-whisper's own, plus repetition checks)."""
-
-    no_speech_prob: float = 0.6
-    avg_logprob: float = -1.0
-    compression_ratio: float = 2.4
-    max_ngram_repeats: int = 4
-    silence_threshold: float = 2.0
-
-
 def transcribe(
     audio: np.ndarray,
     request: TranscribeRequest,
     on_progress: ProgressCallback | None = None,
     settings: Settings | None = None,
-    guard: Guard = Guard(),
+    guard: Guard = DEFAULT_GUARD,
 ) -> Transcription:
     """Transcribe 16 kHz mono audio held in memory (see :func:`transcribe_windows`)."""
     return transcribe_windows(
@@ -318,7 +274,7 @@ def transcribe_windows(
     request: TranscribeRequest,
     on_progress: ProgressCallback | None = None,
     settings: Settings | None = None,
-    guard: Guard = Guard(),
+    guard: Guard = DEFAULT_GUARD,
     duration_hint: float | None = None,
 ) -> Transcription:
     """Transcribe 16 kHz mono audio given as ``(start s, samples)`` windows, dropping what looks
@@ -424,34 +380,6 @@ def _segment(raw: Any, offset: float = 0.0) -> Segment:
     )
 
 
-_WORD_RE = re.compile(r"[\w']+")
-
-
-def _max_ngram_repeats(text: str, max_n: int = 4) -> int:
-    """The most times any 1..max_n-word phrase repeats back to back ("no no no no")."""
-    words = [w.lower() for w in _WORD_RE.findall(text)]
-    best = 1
-    for n in range(1, max_n + 1):
-        for start in range(len(words) - n):
-            phrase, count, i = words[start : start + n], 1, start + n
-            while words[i : i + n] == phrase:
-                count, i = count + 1, i + n
-            best = max(best, count)
-    return best
-
-
-def is_hallucination(segment: Segment, previous: Segment | None, guard: Guard) -> bool:
-    if not segment.text or not _WORD_RE.search(segment.text):
-        return True
-    if segment.no_speech_prob > guard.no_speech_prob and segment.avg_logprob < guard.avg_logprob:
-        return True  # Whisper's own "this was silence" rule, applied strictly
-    if segment.compression_ratio > guard.compression_ratio:
-        return True
-    if _max_ngram_repeats(segment.text) > guard.max_ngram_repeats:
-        return True
-    return previous is not None and segment.text.lower() == previous.text.lower()
-
-
 def transcribe_file(
     path: Path,
     name: str,
@@ -461,7 +389,7 @@ def transcribe_file(
     expected_s: float | None = None,
 ) -> Transcription:
     """Decode a local media file window by window and transcribe it (memory stays bounded
-    however long the file; see :func:`~mediaflows.audio.audio_windows`).
+    however long the file; see :func:`~mediaflows.media.audio.audio_windows`).
 
     Args:
         expected_s: How long the audio claims to be (``MediaInfo.audio_duration``): progress is

@@ -1,37 +1,35 @@
-"""Subtitle translation over any OpenAI-compatible endpoint, with the guarantees of the repair
-(:mod:`mediaflows.llm`): the model sees cue numbers and text only, in chunks with read-only
-context, answers structured JSON with the same ids, is asked again on a mismatch, and a chunk
-that keeps failing keeps its source text and is reported. Times are copied from the source, so
-the cue count and every timecode are those of the source file.
+"""Subtitle translation over any OpenAI-compatible endpoint, with the guarantees of every LLM
+operation on subtitles (:mod:`.chunks`): the model sees cue numbers and text only, in chunks
+with read-only context, answers structured JSON with the same ids, is asked again on a
+mismatch, and a chunk that keeps failing keeps its source text and is reported. Times are
+copied from the source, so the cue count and every timecode are those of the source file.
 
 What differs from a repair: no similarity check (a translation shares nothing with its source);
 instead a cheap check that each answer is in the target language (its script, not the source
 left as it was, not another language's common words), and the text is re-wrapped to the target
-language's line rules (:mod:`mediaflows.languages`). A cue that fails these checks keeps its
-source text and is counted as untranslated.
+language's line rules (:mod:`.lines`). A cue that fails these checks keeps its source text and
+is counted as untranslated.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
 
-from mediaflows import llm
-from mediaflows.errors import LLMOutputError
-from mediaflows.languages import (
-    Language,
+from mediaflows.errors import InvalidAnswerError, LLMOutputError
+from mediaflows.languages import Language, parse_language
+from mediaflows.models import QAReport, TranslationReport
+from mediaflows.settings import LLMSettings, get_settings
+from mediaflows.subtitles import chunks
+from mediaflows.subtitles.formats import timed_to_cues, write_srt
+from mediaflows.subtitles.language_checks import (
     detect_language,
     implausible_length,
     not_in_language,
-    parse_language,
-    wrap,
 )
-from mediaflows.llm import Accepted, ChunkFix, CueText, InvalidAnswerError, SrtChunk
-from mediaflows.models import QAReport, TranslationReport
-from mediaflows.settings import LLMSettings, get_settings
-from mediaflows.subtitles import ParsedSrt, RenderedSubtitles, qa_report, timed_to_cues, write_srt
+from mediaflows.subtitles.lines import line_rules, wrap
+from mediaflows.subtitles.qa import qa_report
+from mediaflows.subtitles.records import ParsedSrt, RenderedSubtitles
 
 #: Part of every cache key and output id: bump it when the prompt or validation changes.
 PROMPT_VERSION = "translate-srt-v1"
@@ -62,7 +60,7 @@ def parse_glossary(entries: Sequence[str]) -> dict[str, str]:
 
 
 def build_messages(
-    chunk: SrtChunk,
+    chunk: chunks.SrtChunk,
     target: Language,
     source: Language | None,
     sys_msg: str | None = None,
@@ -71,30 +69,18 @@ def build_messages(
     """System and user messages for one chunk: the cue text goes in as JSON data only."""
     source_name = source.describe() if source else "the source language (work it out)"
     system = SYSTEM_PROMPT.format(target=target.describe(), source=source_name)
-    if sys_msg:
-        system += (
-            "\n\nAdditional instructions from the operator (they cannot change the answer "
-            f"format or the rules above):\n{sys_msg}"
-        )
-    data: dict[str, Any] = {
-        "target_language": target.tag,
-        "source_language": source.tag if source else None,
-        "cues": [c.model_dump() for c in chunk.cues],
-    }
-    if chunk.before:
-        data["context_before"] = [c.model_dump() for c in chunk.before]
-    if chunk.after:
-        data["context_after"] = [c.model_dump() for c in chunk.after]
     used = {t: v for t, v in (glossary or {}).items() if _mentions(chunk, t)}
-    if used:
-        data["glossary"] = used
-    return [
-        {"role": "system", "content": system},
-        {"role": "user", "content": json.dumps(data, ensure_ascii=False)},
-    ]
+    return chunks.chunk_messages(
+        system,
+        chunk,
+        sys_msg,
+        target_language=target.tag,
+        source_language=source.tag if source else None,
+        glossary=used,
+    )
 
 
-def _mentions(chunk: SrtChunk, term: str) -> bool:
+def _mentions(chunk: chunks.SrtChunk, term: str) -> bool:
     folded = term.casefold()
     return any(folded in c.text.casefold() for c in (*chunk.before, *chunk.cues, *chunk.after))
 
@@ -106,11 +92,9 @@ def check_cue(
     text is then kept and the cue counts as untranslated), and a remark on an accepted answer
     (a glossary term not written as given)."""
     text = answer.replace("\r\n", "\n").strip()
-    if llm.TAG.findall(text) != llm.TAG.findall(original):
-        return original, "markup changed", None
-    for debris in llm.DEBRIS:
-        if text.count(debris) > original.count(debris):
-            return original, f"debris {debris!r} in the answer", None
+    damaged = chunks.damage(original, text)
+    if damaged is not None:
+        return original, damaged, None
     # Glossary terms are written as given (often kept in the source's script): not judged.
     judged, source = text, original
     for term, wanted in glossary.items():
@@ -133,12 +117,12 @@ def check_cue(
 
 
 def accept_translation(
-    chunk: SrtChunk, texts: dict[int, str], target: Language, glossary: Mapping[str, str]
-) -> Accepted:
+    chunk: chunks.SrtChunk, texts: dict[int, str], target: Language, glossary: Mapping[str, str]
+) -> chunks.Accepted:
     """The text to keep per cue, the cues left in the source language, and why. A chunk whose
     answer is half or more not in the target language is asked again
     (:class:`InvalidAnswerError`)."""
-    kept: list[CueText] = []
+    kept: list[chunks.CueText] = []
     refused: list[int] = []
     reasons: list[str] = []
     for cue in chunk.cues:
@@ -148,7 +132,7 @@ def accept_translation(
             reasons.append(f"cue {cue.id}: {problem}: left untranslated")
         elif remark is not None:
             reasons.append(f"cue {cue.id}: {remark}")
-        kept.append(CueText(id=cue.id, text=text))
+        kept.append(chunks.CueText(id=cue.id, text=text))
     if len(chunk.cues) >= 2 and len(refused) * 2 >= len(chunk.cues):
         first = next(r for r in reasons if "untranslated" in r)
         raise InvalidAnswerError(
@@ -159,7 +143,7 @@ def accept_translation(
 
 
 def translate_chunk(
-    chunk: SrtChunk,
+    chunk: chunks.SrtChunk,
     model: str,
     target: str,
     source: str | None = None,
@@ -167,9 +151,9 @@ def translate_chunk(
     glossary: Sequence[str] = (),
     settings: LLMSettings | None = None,
     limit: int | None = None,
-) -> ChunkFix:
+) -> chunks.ChunkFix:
     """Translate one chunk of cues into ``target`` (a BCP-47 tag), validated; faults and
-    fallbacks as :func:`mediaflows.llm.ask_chunk`."""
+    fallbacks as :func:`.chunks.ask_chunk`."""
     settings = settings or get_settings().llm
     language = parse_language(target)
     terms = parse_glossary(glossary)
@@ -177,26 +161,28 @@ def translate_chunk(
         chunk, language, parse_language(source) if source else None, sys_msg, terms
     )
 
-    def accept(c: SrtChunk, texts: dict[int, str]) -> Accepted:
+    def accept(c: chunks.SrtChunk, texts: dict[int, str]) -> chunks.Accepted:
         return accept_translation(c, texts, language, terms)
 
     # A translation may take more tokens than its source (longer words, another script).
-    bound = 2 * llm.max_tokens_for(chunk)
-    return llm.ask_chunk(chunk, model, messages, accept, settings, limit, max_tokens=bound)
+    bound = 2 * chunks.max_tokens_for(chunk)
+    return chunks.ask_chunk(chunk, model, messages, accept, settings, limit, max_tokens=bound)
 
 
 def chunk_cache_key(
-    chunk: SrtChunk,
+    chunk: chunks.SrtChunk,
     model: str,
     target: str,
     source: str | None,
     sys_msg: str | None,
     glossary: Sequence[str],
-    endpoint: str,
+    settings: LLMSettings,
 ) -> str:
-    """What a chunk's translation depends on (see :func:`mediaflows.llm.chunk_cache_key`): a
-    re-run, or a run with one more language, asks only for what it has no answer for."""
-    return llm.chunk_cache_key(
+    """What a chunk's translation depends on (see :func:`.chunks.chunk_cache_key`), per chunk
+    and language: a re-run, or a run with one more language, asks only for what it has no
+    answer for."""
+    endpoint = f"{settings.base_url}|{settings.response_format}|{settings.temperature}"
+    return chunks.chunk_cache_key(
         chunk, model, sys_msg, glossary, endpoint, PROMPT_VERSION, target=target, source=source
     )
 
@@ -213,7 +199,7 @@ def source_language(parsed: ParsedSrt, given: str | None) -> str | None:
 
 def render_translation(
     parsed: ParsedSrt,
-    fixes: Sequence[ChunkFix],
+    fixes: Sequence[chunks.ChunkFix],
     target: Language,
     bilingual: bool = False,
     normalise: bool = False,
@@ -221,8 +207,8 @@ def render_translation(
     """The translated file: the source's cues and times with the translated text (the original
     line above it when ``bilingual``), with the source's BOM and line ends unless ``normalise``.
     The QA report measures the translation alone against the target's rules."""
-    translated = llm.apply_fixes(parsed.cues, fixes)
-    qa = qa_report(timed_to_cues(translated), target.rules)
+    translated = chunks.apply_fixes(parsed.cues, fixes)
+    qa = qa_report(timed_to_cues(translated), line_rules(target))
     shown = translated
     if bilingual:
         shown = [
@@ -237,7 +223,7 @@ def render_translation(
 
 def summarize(
     parsed: ParsedSrt,
-    fixes: Sequence[ChunkFix],
+    fixes: Sequence[chunks.ChunkFix],
     rendered: RenderedSubtitles,
     target: Language,
     model: str,
@@ -248,8 +234,8 @@ def summarize(
     chunk_cues = {f.index: [t.id for t in f.texts] for f in fixes}
     left = {i for f in fixes for i in f.rejected}
     left |= {i for f in fixes if f.fallback for i in chunk_cues[f.index]}
-    limit = target.rules.max_cps
-    translated = llm.apply_fixes(parsed.cues, fixes)
+    limit = line_rules(target).max_cps
+    translated = chunks.apply_fixes(parsed.cues, fixes)
     too_fast = tuple(
         c.index for c in timed_to_cues(translated)
         if c.duration > 0 and c.chars / c.duration > limit + 1e-6 and c.text.strip()
@@ -264,16 +250,8 @@ def summarize(
         untranslated=tuple(sorted(left)),
         chunks=len(fixes),
         fallback_chunks=tuple(sorted(f.index for f in fixes if f.fallback)),
-        problems=tuple(
-            f"chunk {f.index}: {p}"
-            for f in sorted(fixes, key=lambda f: f.index)
-            for p in f.problems
-        ),
-        retries=sum(f.attempts - 1 for f in fixes),
         too_fast=too_fast,
-        response_format=next((f.response_format for f in fixes if f.response_format), ""),
-        prompt_tokens=sum(f.prompt_tokens for f in fixes),
-        completion_tokens=sum(f.completion_tokens for f in fixes),
+        **chunks.request_totals(fixes),
     )
 
 
@@ -290,8 +268,7 @@ def check_outcome(report: TranslationReport, max_fallback_share: float) -> None:
             f"model {report.model!r}, {report.language}: {len(report.fallback_chunks)} of "
             f"{report.chunks} chunks got no valid answer and {len(report.untranslated)} of "
             f"{report.cues} cues are untranslated; nothing stored. First problem: {first}. "
-            "Try another model (MEDIAFLOWS_LLM__MODELS), MEDIAFLOWS_LLM__RESPONSE_FORMAT="
-            "json_object, or fewer cues per request (MEDIAFLOWS_LLM__CHUNK_CUES)."
+            f"{chunks.REMEDY}"
         )
 
 

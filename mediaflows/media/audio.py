@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from mediaflows import cancel
-from mediaflows.media import check_complete, input_flags
+from mediaflows.media.probe import check_complete, input_flags
+from mediaflows.media.tools import ToolRun
 from mediaflows.settings import Settings, get_settings
-from mediaflows.tools import ToolRun
 
 SAMPLE_RATE = 16000
 #: A window is cut at the quietest 100 ms within this many seconds of its nominal end.

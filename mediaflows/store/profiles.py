@@ -7,40 +7,26 @@ Layout, under the store root (a directory, or ``s3://bucket/prefix``)::
 
 A file exists once its metadata exists. Content is written first and metadata last, each write
 atomic (temp file + rename on disk; a single PUT or a completed multipart upload on S3), so a crash
-never leaves a half-written file visible. Output ids are deterministic (see ``ids.output_file_id``),
+never leaves a half-written file visible. Output ids are deterministic (``ids.output_file_id``),
 so a re-run overwrites nothing and finds what an earlier run stored.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import mimetypes
-import os
-import shutil
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from io import BufferedReader
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
-from urllib.parse import quote
+from typing import Any
 
-from mediaflows.errors import (
-    ConfigurationError,
-    InputError,
-    MediaflowsError,
-    ProfileFileNotFoundError,
-    StoreUnavailableError,
-    is_transient,
-)
-from mediaflows.files import atomic_path, atomic_write, remove_abandoned_temp_files, temp_name
+from mediaflows.errors import ConfigurationError, InputError, ProfileFileNotFoundError
+from mediaflows.files import atomic_path, remove_abandoned_temp_files, temp_name
 from mediaflows.ids import check_file_id, check_profile, content_file_id
 from mediaflows.models import FileKind, ProfileFile, StoredFile
 from mediaflows.settings import Settings, get_settings
-
-if TYPE_CHECKING:
-    from mypy_boto3_s3 import S3Client
+from mediaflows.store.backends import Backend, LocalBackend, S3Backend, store_errors
 
 _EXTRA_TYPES = {
     ".srt": "application/x-subrip",
@@ -84,203 +70,19 @@ def _sha256_of_handle(f: BufferedReader) -> str:
     return hashlib.file_digest(f, "sha256").hexdigest()
 
 
-class _Backend(Protocol):
-    def read_bytes(self, key: str) -> bytes | None: ...
-    def write_bytes(self, key: str, data: bytes) -> None: ...
-    def put_file(self, key: str, src: Path, move: bool = False) -> None: ...
-    def get_file(self, key: str, dest: Path) -> None: ...
-    def local_path(self, key: str) -> Path | None: ...
-    def list_names(self, prefix: str) -> list[str]: ...
-    def url(self, key: str, name: str, content_type: str) -> str: ...
-    def delete(self, key: str) -> None: ...
-
-
-class _LocalBackend:
-    """A directory on this machine."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root.expanduser().resolve()
-
-    def _path(self, key: str) -> Path:
-        return self.root / key
-
-    def read_bytes(self, key: str) -> bytes | None:
-        try:
-            return self._path(key).read_bytes()
-        except FileNotFoundError:
-            return None
-
-    def write_bytes(self, key: str, data: bytes) -> None:
-        atomic_write(self._path(key), data)
-
-    def put_file(self, key: str, src: Path, move: bool = False) -> None:
-        with atomic_path(self._path(key)) as tmp:
-            if move:
-                try:
-                    os.replace(src, tmp)  # same filesystem: no copy of a large output
-                except OSError:
-                    shutil.copyfile(src, tmp)
-            else:
-                shutil.copyfile(src, tmp)
-
-    def get_file(self, key: str, dest: Path) -> None:
-        shutil.copyfile(self._path(key), dest)
-
-    def local_path(self, key: str) -> Path | None:
-        return self._path(key)
-
-    def list_names(self, prefix: str) -> list[str]:
-        directory = self._path(prefix)
-        if not directory.is_dir():
-            return []
-        return sorted(p.name for p in directory.iterdir() if not p.name.startswith("."))
-
-    def url(self, key: str, name: str, content_type: str) -> str:
-        return self._path(key).as_uri()
-
-    def delete(self, key: str) -> None:
-        self._path(key).unlink(missing_ok=True)
-
-
-class _S3Backend:
-    """A bucket (and prefix) on S3 or an S3-compatible server, through s3fs; URLs through boto3."""
-
-    def __init__(self, url: str, settings: Settings) -> None:
-        import s3fs
-
-        bucket_and_prefix = url.removeprefix("s3://").strip("/")
-        if not bucket_and_prefix:
-            raise ConfigurationError(f"store URL {url!r} names no bucket")
-        self.bucket, _, prefix = bucket_and_prefix.partition("/")
-        self.prefix = f"{prefix}/" if prefix else ""
-        self.settings = settings
-        self._client_kwargs: dict[str, Any] = {}
-        if settings.store.s3_region:
-            self._client_kwargs["region_name"] = settings.store.s3_region
-        creds: dict[str, Any] = {}
-        if settings.store.s3_access_key_id and settings.store.s3_secret_access_key:
-            creds = {
-                "key": settings.store.s3_access_key_id.get_secret_value(),
-                "secret": settings.store.s3_secret_access_key.get_secret_value(),
-            }
-        self.fs = s3fs.S3FileSystem(
-            endpoint_url=settings.store.s3_endpoint_url,
-            client_kwargs=self._client_kwargs,
-            **creds,
-        )
-        self._creds = creds
-        self._boto: S3Client | None = None
-
-    def _full(self, key: str) -> str:
-        return f"{self.bucket}/{self.prefix}{key}"
-
-    def read_bytes(self, key: str) -> bytes | None:
-        try:
-            data: bytes = self.fs.cat_file(self._full(key))
-        except FileNotFoundError:
-            return None
-        return data
-
-    def write_bytes(self, key: str, data: bytes) -> None:
-        self.fs.pipe_file(self._full(key), data)
-
-    def put_file(self, key: str, src: Path, move: bool = False) -> None:
-        # A single PUT, or a multipart upload that becomes visible only when completed: atomic.
-        self.fs.put_file(str(src), self._full(key))
-
-    def get_file(self, key: str, dest: Path) -> None:
-        self.fs.get_file(self._full(key), str(dest))
-
-    def local_path(self, key: str) -> Path | None:
-        return None
-
-    def list_names(self, prefix: str) -> list[str]:
-        path = self._full(prefix).rstrip("/")
-        try:
-            entries = self.fs.ls(path, detail=False, refresh=True)
-        except FileNotFoundError:
-            return []
-        return sorted(e.rsplit("/", 1)[-1] for e in entries)
-
-    def delete(self, key: str) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            self.fs.rm_file(self._full(key))
-
-    def _client(self) -> S3Client:
-        if self._boto is None:
-            import boto3
-
-            session = boto3.session.Session(
-                aws_access_key_id=self._creds.get("key"),
-                aws_secret_access_key=self._creds.get("secret"),
-            )
-            self._boto = session.client(
-                "s3", endpoint_url=self.settings.store.s3_endpoint_url, **self._client_kwargs
-            )
-        return self._boto
-
-    def url(self, key: str, name: str, content_type: str) -> str:
-        return self._client().generate_presigned_url(
-            "get_object",
-            Params={
-                "Bucket": self.bucket,
-                "Key": f"{self.prefix}{key}",
-                "ResponseContentType": content_type,
-                "ResponseContentDisposition": f"inline; filename*=UTF-8''{quote(name)}",
-            },
-            ExpiresIn=self.settings.store.media_url_expiry_s,
-        )
-
-
-@contextlib.contextmanager
-def _store_errors(what: str) -> Iterator[None]:
-    """Map backend failures onto the error tree: transient ones become StoreUnavailableError."""
-    try:
-        yield
-    except MediaflowsError:
-        raise
-    except PermissionError as exc:
-        raise ConfigurationError(f"store refused {what}: {exc}") from exc
-    except Exception as exc:
-        if is_transient(exc) or _is_s3_server_error(exc):
-            raise StoreUnavailableError(f"store failed during {what}: {exc}") from exc
-        raise
-
-
-def _is_s3_server_error(exc: BaseException) -> bool:
-    """True for an S3 5xx/throttling answer (s3fs wraps them in a plain OSError)."""
-    cause: BaseException | None = exc
-    while cause is not None:
-        response = getattr(cause, "response", None)
-        if isinstance(response, dict):
-            status = response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-            code = response.get("Error", {}).get("Code", "")
-            if status >= 500 or code in {
-                "SlowDown",
-                "RequestTimeout",
-                "Throttling",
-                "InternalError",
-            }:
-                return True
-        if is_transient(cause) and cause is not exc:
-            return True
-        cause = cause.__cause__ or cause.__context__
-    return False
-
-
 class ProfileStore:
     """Profiles and their files, on one backend chosen by the store URL."""
 
     def __init__(self, url: str, settings: Settings | None = None) -> None:
         self.settings = settings or get_settings()
         self.url = url
-        self._backend: _Backend
+        self._backend: Backend
         if url.startswith("s3://"):
-            self._backend = _S3Backend(url, self.settings)
+            self._backend = S3Backend(url, self.settings)
         elif "://" in url and not url.startswith("file://"):
             raise ConfigurationError(f"unsupported store URL {url!r} (use a path or s3://)")
         else:
-            self._backend = _LocalBackend(Path(url.removeprefix("file://")))
+            self._backend = LocalBackend(Path(url.removeprefix("file://")))
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> ProfileStore:
@@ -300,7 +102,7 @@ class ProfileStore:
     def find(self, profile: str, file_id: str) -> ProfileFile | None:
         """The metadata of a file, or None if the profile has no such file."""
         key = self._meta_key(profile, file_id)
-        with _store_errors(f"reading {profile}/{file_id}"):
+        with store_errors(f"reading {profile}/{file_id}"):
             data = self._backend.read_bytes(key)
         return None if data is None else ProfileFile.model_validate_json(data)
 
@@ -314,7 +116,7 @@ class ProfileStore:
     def list_files(self, profile: str) -> list[ProfileFile]:
         """Every file of a profile, in id order."""
         prefix = f"profiles/{check_profile(profile)}/files/"
-        with _store_errors(f"listing {profile}"):
+        with store_errors(f"listing {profile}"):
             names = self._backend.list_names(prefix)
         ids = [n.removesuffix(".json") for n in names if n.endswith(".json")]
         return [f for f in (self.find(profile, i) for i in ids) if f is not None]
@@ -338,7 +140,7 @@ class ProfileStore:
         key = self._blob_key(file.profile, file.id)
         workspace.mkdir(parents=True, exist_ok=True)
         dest = workspace / f"{file.id}{file.suffix}"
-        with _store_errors(f"downloading {file.profile}/{file.id}"):
+        with store_errors(f"downloading {file.profile}/{file.id}"):
             self._backend.get_file(key, dest)
         return dest
 
@@ -347,7 +149,7 @@ class ProfileStore:
         file = self.get(profile, file_id)
         with (
             atomic_path(dest, fsync=False) as tmp,
-            _store_errors(f"downloading {profile}/{file_id}"),
+            store_errors(f"downloading {profile}/{file_id}"),
         ):
             self._backend.get_file(self._blob_key(profile, file_id), tmp)
         return file
@@ -355,7 +157,7 @@ class ProfileStore:
     def read_bytes(self, file: ProfileFile) -> bytes:
         """The content of a (small) profile file."""
         key = self._blob_key(file.profile, file.id)
-        with _store_errors(f"reading {file.profile}/{file.id}"):
+        with store_errors(f"reading {file.profile}/{file.id}"):
             data = self._backend.read_bytes(key)
         if data is None:
             raise ProfileFileNotFoundError(file.profile, file.id)
@@ -388,7 +190,7 @@ class ProfileStore:
     # writing ---------------------------------------------------------------------------------
     def delete(self, profile: str, file_id: str) -> None:
         """Remove a file: its metadata first (it no longer exists), then its content."""
-        with _store_errors(f"deleting {profile}/{file_id}"):
+        with store_errors(f"deleting {profile}/{file_id}"):
             self._backend.delete(self._meta_key(profile, file_id))
             self._backend.delete(self._blob_key(profile, file_id))
 
@@ -463,7 +265,7 @@ class ProfileStore:
             # Hash while the content is copied, uploaded or synced: hashlib releases the GIL, so
             # the two overlap instead of adding up. The open handle survives a move (same inode).
             digest = pool.submit(_sha256_of_handle, content) if sha256 is None else None
-            with _store_errors(f"writing {profile}/{file_id}"):
+            with store_errors(f"writing {profile}/{file_id}"):
                 self._backend.put_file(self._blob_key(profile, file_id), path, move=move)
             sha256 = sha256 or (digest.result() if digest else "")
         meta = ProfileFile(
@@ -481,7 +283,7 @@ class ProfileStore:
             tools=tools or {},
             details=details or {},
         )
-        with _store_errors(f"writing {profile}/{file_id}"):
+        with store_errors(f"writing {profile}/{file_id}"):
             self._backend.write_bytes(
                 self._meta_key(profile, file_id), meta.model_dump_json(indent=2).encode()
             )

@@ -1,0 +1,32 @@
+"""Media files through ffmpeg and ffprobe: what a file holds, web-ready MP4s, and its audio as
+samples for speech recognition. Every call runs through one guarded runner (:mod:`.tools`:
+argument lists, timeouts, cancellation, local files only, demuxers that read one file).
+
+* :mod:`.tools`: the ffmpeg/ffprobe runner and its error mapping.
+* :mod:`.probe`: :class:`MediaInfo` from ffprobe; the input whitelists; truncation check.
+* :mod:`.convert`: the MP4 plan (remux or transcode) and the conversion with progress.
+* :mod:`.audio`: the first audio stream as 16 kHz mono float32, window by window.
+"""
+
+from mediaflows.media.audio import SAMPLE_RATE, audio_windows, decode_audio
+from mediaflows.media.convert import ConversionPlan, ConvertedMedia, convert_to_mp4, plan_conversion
+from mediaflows.media.probe import MediaInfo, MediaStream, check_complete, import_details, probe
+from mediaflows.media.tools import ToolRun, ffmpeg_version, run_tool
+
+__all__ = [
+    "SAMPLE_RATE",
+    "ConversionPlan",
+    "ConvertedMedia",
+    "MediaInfo",
+    "MediaStream",
+    "ToolRun",
+    "audio_windows",
+    "check_complete",
+    "convert_to_mp4",
+    "decode_audio",
+    "ffmpeg_version",
+    "import_details",
+    "plan_conversion",
+    "probe",
+    "run_tool",
+]

@@ -1,0 +1,271 @@
+"""``generate_srt``: a profile audio/video file → readable subtitles (SRT, and on request WebVTT
+and JSON) with a QA report; with target languages, their translations too, listed in a
+manifest stored last.
+
+The procedure, step by step as the flow runs it: :func:`check_request` (before any work), the
+transcription, :func:`check_spoken` (a target that is the spoken language is refused),
+:func:`subtitle_files` (the cues and every format, the SRT last), then for translations either a
+child ``translate_srt`` run on the stored SRT (:func:`translation_request`,
+:func:`translations_from`) or Whisper's own English (:func:`english_request`,
+:func:`english_file`, :func:`english_refs`), and the :func:`manifest`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from mediaflows.errors import InputError
+from mediaflows.ids import output_file_id
+from mediaflows.languages import LANGUAGES, same_language
+from mediaflows.models import (
+    FileKind,
+    GenerateSrtRequest,
+    ProfileFile,
+    SrtDetails,
+    SrtResult,
+    StoredFile,
+    TranscribeRequest,
+    TranslateSrtRequest,
+    TranslateSrtResult,
+    TranslationRef,
+)
+from mediaflows.operations import spec
+from mediaflows.operations.spec import OperationSpec, OutputIds, TextOutput
+from mediaflows.operations.translate_srt import manifest_text, translations_of
+from mediaflows.settings import Settings
+from mediaflows.speech import Transcription, model_name, tool_version
+from mediaflows.subtitles import RenderedSubtitles, render, translation
+from mediaflows.subtitles.chunks import llm_options
+
+
+class GenerateSrtIds(OutputIds):
+    """The ids of every output: the SRT, WebVTT and JSON (the same whatever languages the
+    request also translates into: adding a language later does not transcribe again), the
+    manifest, and the English SRT of Whisper's own translate task. ``main`` is the manifest
+    with target languages, else the SRT."""
+
+    srt: str
+    vtt: str
+    json_: str
+    manifest: str
+    english: str
+
+
+def output_ids(
+    source: ProfileFile, request: GenerateSrtRequest, settings: Settings
+) -> GenerateSrtIds:
+    """Every id of the run, from the input's content, the request and the model (the LLM's
+    options too for the manifest of LLM translations)."""
+    tool = tool_version(request.transcribe_request(), settings)
+    subtitles = request.subtitle_options()
+    srt, vtt, json_, english = (
+        output_file_id(source.sha256, "generate_srt", subtitles, tool, variant)
+        for variant in ("srt", "vtt", "json", "whisper-en")
+    )
+    options: dict[str, Any] = request.model_dump(mode="json")
+    if request.translation == "llm" and request.target_languages:
+        options["llm"] = llm_options(request.translation_model, settings)
+    manifest = output_file_id(source.sha256, "generate_srt", options, tool, "manifest")
+    return GenerateSrtIds(
+        main=manifest if request.target_languages else srt,
+        srt=srt,
+        vtt=vtt,
+        json_=json_,
+        manifest=manifest,
+        english=english,
+    )
+
+
+def _result(
+    stored: StoredFile,
+    details: SrtDetails,
+    content: str | None,
+    cached: bool,
+    urls: Mapping[str, str],
+) -> SrtResult:
+    """An SRT result; from the manifest when the request had target languages (the result is
+    then the source SRT's, with the translations)."""
+    plain = spec.result_builder(SrtResult, "file_id", "content")
+    if details.srt_file_id is None:
+        return plain(stored, details, content, cached, urls)
+    data: dict[str, Any] = json.loads(content) if content else {"srt": "", "translations": {}}
+    unlisted = details.model_copy(update={"translations": ()})
+    return plain(stored, unlisted, data["srt"], cached, urls).model_copy(
+        update={
+            "file_id": details.srt_file_id,
+            "media_url": urls[details.srt_file_id],
+            "manifest_id": stored.file.id,
+            "translations": translations_of(details.translations, data["translations"], urls),
+        }
+    )
+
+
+def _linked(details: SrtDetails) -> tuple[str, ...]:
+    if details.srt_file_id is None:
+        return ()
+    return (details.srt_file_id, *(t.file_id for t in details.translations))
+
+
+GENERATE_SRT: OperationSpec[GenerateSrtRequest, SrtResult, SrtDetails, GenerateSrtIds] = (
+    OperationSpec(
+        "generate_srt", "audio/video → subtitles (SRT, VTT, JSON)", GenerateSrtRequest,
+        SrtResult, SrtDetails, input_kinds=("video", "audio"),
+        stages=spec.LOCAL_OR_PROVIDER_WORK, output_ids=output_ids, build_result=_result,
+        content=spec.as_is, linked=_linked, cli_flags={"target_languages": "--to"},
+    )
+)  # fmt: skip
+
+
+def check_request(request: GenerateSrtRequest, settings: Settings) -> None:
+    """Refuse, before any work, what cannot be done: Whisper's own translation on an
+    English-only model."""
+    if request.translation == "whisper" and request.target_languages:
+        model = model_name(request.transcribe_request(), settings)
+        if model.endswith(".en"):
+            raise InputError(
+                f"translation 'whisper' needs a multilingual model, not {model!r} (model: base)"
+            )
+
+
+def check_spoken(transcription: Transcription, request: GenerateSrtRequest, name: str) -> None:
+    """Refuse a target language that is the language heard (the request named none)."""
+    spoken = transcription.language
+    targets = request.target_languages if request.translation == "llm" else ()
+    if any(same_language(spoken, target) for target in targets):
+        raise InputError(
+            f"{name}: the speech is in {spoken!r} (detected, probability "
+            f"{transcription.language_probability:.2f}), a target language; leave it out "
+            "or pass the spoken language (language)"
+        )
+
+
+def _file(
+    source: ProfileFile,
+    request: GenerateSrtRequest,
+    settings: Settings,
+    file_id: str,
+    suffix: str,
+    kind: FileKind,
+    text: str,
+    details: SrtDetails | None = None,
+) -> TextOutput:
+    tools = {"whisper": tool_version(request.transcribe_request(), settings)}
+    return GENERATE_SRT.text_output(
+        source, file_id, suffix, kind, text, options=request.model_dump(mode="json"),
+        tools=tools, details=details,
+    )  # fmt: skip
+
+
+def subtitle_files(
+    source: ProfileFile,
+    request: GenerateSrtRequest,
+    ids: GenerateSrtIds,
+    transcription: Transcription,
+    settings: Settings,
+) -> tuple[RenderedSubtitles, list[TextOutput]]:
+    """The cues in every requested format, and the files to store in order: WebVTT and JSON
+    first, the SRT last (its presence means the whole output is complete)."""
+    subs = render(transcription, request.rules, vtt=request.vtt, json_output=request.json_output)
+    files = []
+    if subs.vtt is not None:
+        files.append(_file(source, request, settings, ids.vtt, "vtt", "subtitle", subs.vtt))
+    if subs.json_text is not None:
+        files.append(_file(source, request, settings, ids.json_, "json", "transcript",
+                           subs.json_text))  # fmt: skip
+    details = SrtDetails(
+        language=transcription.language,
+        language_probability=round(transcription.language_probability, 4),
+        duration=transcription.duration,
+        qa=subs.qa,
+        vtt_file_id=ids.vtt if subs.vtt is not None else None,
+        json_file_id=ids.json_ if subs.json_text is not None else None,
+        dropped_segments=transcription.dropped,
+        asr=transcription.asr,
+    )
+    files.append(_file(source, request, settings, ids.srt, "srt", "subtitle", subs.srt, details))
+    return subs, files
+
+
+def translation_request(
+    request: GenerateSrtRequest, transcription: Transcription
+) -> TranslateSrtRequest:
+    """What the child translate_srt run is asked: the targets, the model, the layout, and the
+    language heard as the source (when it is one mediaflows knows)."""
+    known = transcription.language if transcription.language in LANGUAGES else None
+    return TranslateSrtRequest(
+        target_languages=request.target_languages,
+        source_language=known,
+        model=request.translation_model,
+        bilingual=request.bilingual,
+    )
+
+
+def translations_from(
+    child: TranslateSrtResult,
+) -> tuple[tuple[TranslationRef, ...], dict[str, str], dict[str, str]]:
+    """What the manifest lists of a child translate_srt run's result: a reference per language,
+    its text, and its fresh URL (by file id)."""
+    refs = tuple(
+        TranslationRef(language=t.language, file_id=t.file_id, qa=t.qa, report=t.report)
+        for t in child.translations
+    )
+    texts = {t.language: t.content for t in child.translations}
+    return refs, texts, {t.file_id: t.media_url for t in child.translations}
+
+
+def english_request(
+    request: GenerateSrtRequest, spoken: Transcription, name: str
+) -> TranscribeRequest:
+    """The model's own translate task over the same audio (a second pass, cached like the
+    first); :class:`InputError` when the speech is English already."""
+    if spoken.language == "en":
+        raise InputError(f"{name}: the speech is in English already")
+    return request.transcribe_request().model_copy(update={"task": "translate"})
+
+
+def english_file(
+    source: ProfileFile,
+    request: GenerateSrtRequest,
+    ids: GenerateSrtIds,
+    english: Transcription,
+    settings: Settings,
+) -> tuple[RenderedSubtitles, TextOutput]:
+    """Whisper's English, as cues and as the file stored (``<name>.en.srt``)."""
+    subs = render(english, request.rules)
+    details = SrtDetails(language="en", qa=subs.qa)
+    return subs, _file(source, request, settings, ids.english, "en.srt", "subtitle", subs.srt,
+                       details)  # fmt: skip
+
+
+def english_refs(
+    english: RenderedSubtitles, stored: StoredFile
+) -> tuple[tuple[TranslationRef, ...], dict[str, str]]:
+    """What the manifest lists of Whisper's English: its reference (no LLM report) and text."""
+    ref = TranslationRef(language="en", file_id=stored.file.id, qa=english.qa)
+    return (ref,), {"en": english.srt}
+
+
+def manifest(
+    source: ProfileFile,
+    request: GenerateSrtRequest,
+    ids: GenerateSrtIds,
+    srt: TextOutput,
+    refs: Sequence[TranslationRef],
+    texts: Mapping[str, str],
+    settings: Settings,
+) -> TextOutput:
+    """The manifest stored last (``<name>.subtitles.json``): the SRT and every translation."""
+    assert isinstance(srt.details, SrtDetails)
+    details = srt.details.model_copy(update={"srt_file_id": srt.file_id,
+                                             "translations": tuple(refs)})  # fmt: skip
+    return _file(source, request, settings, ids.manifest, "subtitles.json", "other",
+                 manifest_text(texts, srt.text), details)  # fmt: skip
+
+
+def summary(subs: RenderedSubtitles, refs: Sequence[TranslationRef] = ()) -> str:
+    """The run's last word in the UI: the cues, and a line per translation."""
+    return "; ".join(
+        [f"{subs.qa.cues} cues"] + [translation.qa_line(r.language, r.qa, r.report) for r in refs]
+    )

@@ -1,0 +1,232 @@
+"""``translate_srt``: a profile SRT → one SRT per target language, the same cues and times, the
+text translated by an LLM and re-wrapped to each language's line rules; a manifest listing them
+is stored last (its presence means every language is done).
+
+The procedure, step by step as the flow runs it: :func:`plan` (the source language, the chunks,
+the model), the chunks asked of the model (one task each, per language), :func:`finish` (every
+language rendered and summarised) and :func:`check` (every language checked before any is
+stored: nothing half-written), then each language's :func:`translation_file` and the
+:func:`manifest`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from mediaflows.errors import InputError
+from mediaflows.ids import output_file_id
+from mediaflows.languages import parse_language, same_language
+from mediaflows.models import (
+    ProfileFile,
+    QAReport,
+    SrtDetails,
+    StoredFile,
+    TranslateSrtDetails,
+    TranslateSrtRequest,
+    TranslateSrtResult,
+    Translation,
+    TranslationRef,
+    TranslationReport,
+)
+from mediaflows.operations.spec import PROVIDER_WORK, OperationSpec, OutputIds, TextOutput, as_is
+from mediaflows.settings import Settings
+from mediaflows.subtitles import translation
+from mediaflows.subtitles.chunks import ChunkFix, SrtChunk, llm_options, plan_chunks
+from mediaflows.subtitles.records import ParsedSrt
+
+
+class TranslateSrtIds(OutputIds):
+    """The manifest's id (``main``) and each language's SRT id. A language's id does not depend
+    on the other targets: a run with one more language finds the others stored."""
+
+    languages: dict[str, str]
+
+
+def _tool(llm: Mapping[str, Any]) -> str:
+    return f"{llm['model']}|{translation.PROMPT_VERSION}"
+
+
+def output_ids(
+    source: ProfileFile, request: TranslateSrtRequest, settings: Settings
+) -> TranslateSrtIds:
+    """Every id of the run: the request, the model resolved and the endpoint's settings, the
+    prompt version (:func:`~mediaflows.subtitles.chunks.llm_options`)."""
+    llm = llm_options(request.model, settings)
+    options = {**request.model_dump(mode="json"), **llm}
+    return TranslateSrtIds(
+        main=output_file_id(source.sha256, "translate_srt", options, _tool(llm), "manifest"),
+        languages={
+            language: output_file_id(
+                source.sha256,
+                "translate_srt",
+                {**request.for_language(language), **llm},
+                _tool(llm),
+                language,
+            )
+            for language in request.target_languages
+        },
+    )
+
+
+def manifest_text(translations: Mapping[str, str], srt: str | None = None) -> str:
+    """A manifest's content: each translation's SRT by language (and the source SRT)."""
+    return json.dumps({"srt": srt, "translations": dict(translations)}, ensure_ascii=False)
+
+
+def translations_of(
+    refs: Sequence[TranslationRef], texts: Mapping[str, str], urls: Mapping[str, str]
+) -> tuple[Translation, ...]:
+    """The translations a manifest lists, with their text and fresh URLs."""
+    return tuple(
+        Translation(**r.model_dump(), media_url=urls[r.file_id], content=texts.get(r.language, ""))
+        for r in refs
+    )
+
+
+def _result(
+    stored: StoredFile,
+    details: TranslateSrtDetails,
+    content: str | None,
+    cached: bool,
+    urls: Mapping[str, str],
+) -> TranslateSrtResult:
+    texts = json.loads(content)["translations"] if content else {}
+    return TranslateSrtResult(
+        profile=stored.file.profile,
+        source_file_id=stored.file.source_file_id or "",
+        media_url=stored.media_url,
+        cached=cached,
+        file_id=stored.file.id,
+        source_language=details.source_language,
+        translations=translations_of(details.translations, texts, urls),
+    )
+
+
+TRANSLATE_SRT: OperationSpec[
+    TranslateSrtRequest, TranslateSrtResult, TranslateSrtDetails, TranslateSrtIds
+] = OperationSpec(
+    "translate_srt", "SRT → one SRT per target language, the same cues and times, by an LLM",
+    TranslateSrtRequest, TranslateSrtResult, TranslateSrtDetails, input_kinds=("subtitle",),
+    stages=PROVIDER_WORK, output_ids=output_ids, build_result=_result, content=as_is,
+    linked=lambda details: tuple(t.file_id for t in details.translations),
+    cli_flags={"target_languages": "--to"},
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class TranslationPlan:
+    """What a run asks of the model: the source language (given, guessed, or None: the model
+    works it out), the model and the LLM options that enter output ids, the chunks."""
+
+    source: str | None
+    model: str
+    llm: dict[str, Any]
+    chunks: list[SrtChunk]
+
+
+def plan(
+    parsed: ParsedSrt, request: TranslateSrtRequest, settings: Settings, name: str
+) -> TranslationPlan:
+    """The run's plan; :class:`InputError` when the SRT is in a target language already."""
+    source = translation.source_language(parsed, request.source_language)
+    for language in request.target_languages:
+        if source is not None and same_language(source, language):
+            how = "given" if request.source_language else "guessed from its text"
+            raise InputError(
+                f"{name} is in {language} ({how}): not a target language"
+                + ("" if request.source_language else "; pass source_language if it is not")
+            )
+    llm = llm_options(request.model, settings)
+    chunks = plan_chunks(parsed.cues, settings.llm.chunk_cues, settings.llm.context_cues)
+    return TranslationPlan(source=source, model=str(llm["model"]), llm=llm, chunks=chunks)
+
+
+@dataclass(frozen=True)
+class Translated:
+    """One language's translation, checked, not yet stored."""
+
+    srt: str
+    qa: QAReport
+    report: TranslationReport
+
+
+def finish(
+    plan: TranslationPlan,
+    parsed: ParsedSrt,
+    answers: Mapping[tuple[str, int], ChunkFix],
+    languages: Sequence[str],
+    request: TranslateSrtRequest,
+) -> dict[str, Translated]:
+    """Each language's file rendered from its chunks' answers, and its report."""
+    made = {}
+    for language in languages:
+        target = parse_language(language)
+        fixes = [answers[(language, c.index)] for c in plan.chunks]
+        rendered = translation.render_translation(
+            parsed, fixes, target, request.bilingual, request.normalise
+        )
+        report = translation.summarize(parsed, fixes, rendered, target, plan.model, plan.source)
+        made[language] = Translated(rendered.srt, rendered.qa, report)
+    return made
+
+
+def check(made: Mapping[str, Translated], settings: Settings) -> None:
+    """Raise :class:`~mediaflows.errors.LLMOutputError` for the first language where most
+    chunks got no valid answer (or nothing was translated): nothing is stored then."""
+    for translated in made.values():
+        translation.check_outcome(translated.report, settings.llm.max_fallback_share)
+
+
+def _tools(plan: TranslationPlan) -> dict[str, str]:
+    return {"llm": plan.model, "prompt": translation.PROMPT_VERSION}
+
+
+def translation_file(
+    source: ProfileFile,
+    request: TranslateSrtRequest,
+    plan: TranslationPlan,
+    ids: TranslateSrtIds,
+    language: str,
+    translated: Translated,
+) -> TextOutput:
+    """One language's SRT as it is stored: ``<name>.<language>.srt``."""
+    details = SrtDetails(language=language, qa=translated.qa, translation=translated.report)
+    return TRANSLATE_SRT.text_output(
+        source, ids.languages[language], f"{language}.srt", "subtitle", translated.srt,
+        options={**request.for_language(language), **plan.llm}, tools=_tools(plan),
+        details=details,
+    )  # fmt: skip
+
+
+def ref_of(language: str, stored: StoredFile) -> TranslationRef:
+    """A stored translation as a manifest lists it (from its details)."""
+    details = SrtDetails.model_validate(stored.file.details)
+    return TranslationRef(
+        language=language, file_id=stored.file.id, qa=details.qa, report=details.translation
+    )
+
+
+def manifest(
+    source: ProfileFile,
+    request: TranslateSrtRequest,
+    plan: TranslationPlan,
+    ids: TranslateSrtIds,
+    refs: Sequence[TranslationRef],
+    texts: Mapping[str, str],
+) -> TextOutput:
+    """The manifest as it is stored last: ``<name>.translations.json``, every language's SRT."""
+    details = TranslateSrtDetails(source_language=plan.source or "", translations=tuple(refs))
+    return TRANSLATE_SRT.text_output(
+        source, ids.main, "translations.json", "other", manifest_text(texts),
+        options={**request.model_dump(mode="json"), **plan.llm}, tools=_tools(plan),
+        details=details,
+    )  # fmt: skip
+
+
+def summary(refs: Sequence[TranslationRef], already: int) -> str:
+    """The run's last word in the UI: a line per language, and how many were stored before."""
+    line = "; ".join(translation.qa_line(r.language, r.qa, r.report) for r in refs)
+    return line + (f" ({already} already stored)" if already else "")

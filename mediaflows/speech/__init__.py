@@ -1,0 +1,62 @@
+"""Speech recognition: the model in this process (faster-whisper) or any OpenAI-compatible speech
+endpoint, both handing on the same records and both checked by the same hallucination guard.
+
+* :mod:`.records`: :class:`Word`, :class:`Segment`, :class:`Transcription` (what subtitles are
+  built from; the unit Prefect caches).
+* :mod:`.guard`: the hallucination guard.
+* :mod:`.whisper`: which model a request runs on, loading it once per process, guarded
+  transcription of long files window by window.
+* :mod:`.endpoint`: a file's audio cut into pieces for an endpoint, each piece's answer, the
+  pieces merged into one transcription in one language.
+"""
+
+from mediaflows.speech.endpoint import (
+    Piece,
+    PieceResult,
+    cut_pieces,
+    heard_elsewhere,
+    merge,
+    piece_cache_key,
+    replace_pieces,
+    transcribe_piece,
+)
+from mediaflows.speech.guard import Guard, is_hallucination
+from mediaflows.speech.records import Segment, Transcription, Word
+from mediaflows.speech.whisper import (
+    BUNDLED,
+    load_model,
+    loaded_models,
+    model_id,
+    model_loads,
+    model_name,
+    tool_version,
+    transcribe,
+    transcribe_file,
+    unload_idle,
+)
+
+__all__ = [
+    "BUNDLED",
+    "Guard",
+    "Piece",
+    "PieceResult",
+    "Segment",
+    "Transcription",
+    "Word",
+    "cut_pieces",
+    "heard_elsewhere",
+    "is_hallucination",
+    "load_model",
+    "loaded_models",
+    "merge",
+    "model_id",
+    "model_loads",
+    "model_name",
+    "piece_cache_key",
+    "replace_pieces",
+    "tool_version",
+    "transcribe",
+    "transcribe_file",
+    "transcribe_piece",
+    "unload_idle",
+]

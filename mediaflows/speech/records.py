@@ -1,0 +1,51 @@
+"""What speech recognition hands on, whoever did it (the local model or an endpoint): words with
+their times, segments, and a file's transcription. The unit Prefect caches, and what subtitles
+are built from."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from mediaflows.models import ProviderUsage
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Word(_Record):
+    """One recognised word with its times in seconds."""
+
+    start: float
+    end: float
+    text: str
+    probability: float = 1.0
+
+
+class Segment(_Record):
+    """One Whisper segment."""
+
+    start: float
+    end: float
+    text: str
+    words: tuple[Word, ...] = ()
+    avg_logprob: float = 0.0
+    no_speech_prob: float = 0.0
+    compression_ratio: float = 1.0
+
+
+class Transcription(_Record):
+    """What the model heard: the unit Prefect caches (keyed by content, options and model)."""
+
+    language: str
+    language_probability: float
+    duration: float
+    segments: tuple[Segment, ...]
+    model: str
+    dropped: int = Field(default=0, description="Segments dropped by the hallucination guard.")
+    asr: ProviderUsage = Field(default_factory=ProviderUsage)
+
+    @property
+    def text(self) -> str:
+        """The segments' text joined with single spaces."""
+        return " ".join(s.text.strip() for s in self.segments if s.text.strip())

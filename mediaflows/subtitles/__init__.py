@@ -1,0 +1,60 @@
+"""Subtitles: readable cues built from speech, the files they are written to and read from, the
+readability rules and their QA, and the LLM operations on their text (repair, translation).
+
+* :mod:`.records`: :class:`Cue`, :class:`TimedCue`, :class:`ParsedSrt`,
+  :class:`RenderedSubtitles`, and what a viewer reads of a line (:func:`visible_len`).
+* :mod:`.cues`: cues from a transcription's word times (:func:`render`).
+* :mod:`.qa`: the QA report (cues breaking each rule, reading speed).
+* :mod:`.formats`: SRT, WebVTT, JSON written (pysubs2); real-world SRT read back.
+* :mod:`.lines`: each language's line rules, and the wrap that keeps them.
+* :mod:`.language_checks`: cheap checks that a text is in a language.
+* :mod:`.chunks`: cue text through an LLM chunk by chunk, validated (repair and translation).
+* :mod:`.repair`: fix_srt's prompt and what a repair may change.
+* :mod:`.translation`: translate_srt's prompt, its checks, the translated file and its report.
+"""
+
+from mediaflows.subtitles.chunks import ChunkFix, CueText, SrtChunk, plan_chunks
+from mediaflows.subtitles.cues import break_lines, build_cues, render
+from mediaflows.subtitles.formats import (
+    read_srt,
+    timed_to_cues,
+    to_json,
+    to_srt,
+    to_vtt,
+    write_srt,
+)
+from mediaflows.subtitles.lines import line_rules, wrap
+from mediaflows.subtitles.qa import qa_report
+from mediaflows.subtitles.records import (
+    MARKUP,
+    Cue,
+    ParsedSrt,
+    RenderedSubtitles,
+    TimedCue,
+    visible_len,
+)
+
+__all__ = [
+    "MARKUP",
+    "ChunkFix",
+    "Cue",
+    "CueText",
+    "ParsedSrt",
+    "RenderedSubtitles",
+    "SrtChunk",
+    "TimedCue",
+    "break_lines",
+    "build_cues",
+    "line_rules",
+    "plan_chunks",
+    "qa_report",
+    "read_srt",
+    "render",
+    "timed_to_cues",
+    "to_json",
+    "to_srt",
+    "to_vtt",
+    "visible_len",
+    "wrap",
+    "write_srt",
+]

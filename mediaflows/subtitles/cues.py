@@ -1,0 +1,212 @@
+"""Readable subtitle cues from a transcription's word timestamps, rendered with their QA report.
+
+Raw Whisper segments run ~6 s and ~90 characters: too long to read. Cues are rebuilt from the
+words: a cue ends at a long pause, before it would overflow its lines or its maximum duration, and
+preferably at the end of a sentence or clause. Lines are broken between words (never inside one),
+balanced, preferably after punctuation. Cue times are then stretched, never overlapping, so that
+each cue stays up long enough to be read (minimum duration, maximum characters per second).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mediaflows.models import CueRules
+from mediaflows.speech.records import Transcription, Word
+from mediaflows.subtitles.formats import to_json, to_srt, to_vtt
+from mediaflows.subtitles.qa import qa_report
+from mediaflows.subtitles.records import Cue, RenderedSubtitles
+
+_SENTENCE_END = (".", "?", "!", "…", '."', '?"', '!"')
+_CLAUSE_END = (",", ";", ":", "—", "–")
+_WEAK_ENDINGS = {"a", "an", "the", "of", "to", "and", "or", "but", "in", "on", "at", "for", "with"}
+
+
+@dataclass
+class _W:
+    start: float
+    end: float
+    text: str
+    segment_end: bool = False  # Whisper ended a segment here: often a pause or a sentence
+
+    @property
+    def sentence_end(self) -> bool:
+        return self.text.endswith(_SENTENCE_END)
+
+    @property
+    def clause_end(self) -> bool:
+        return self.text.endswith(_CLAUSE_END)
+
+
+def _words(transcription: Transcription) -> list[_W]:
+    words: list[_W] = []
+    for segment in transcription.segments:
+        seg_words: tuple[Word, ...] = segment.words
+        if not seg_words and segment.text:
+            # No word timestamps: spread the segment's words evenly over it.
+            parts = segment.text.split()
+            step = (segment.end - segment.start) / max(len(parts), 1)
+            seg_words = tuple(
+                Word(start=segment.start + i * step, end=segment.start + (i + 1) * step, text=p)
+                for i, p in enumerate(parts)
+            )
+        for w in seg_words:
+            text = w.text.strip()
+            if text:
+                words.append(_W(max(w.start, 0.0), max(w.end, w.start), text))
+        if words:
+            words[-1].segment_end = True
+    return words
+
+
+def break_lines(words: list[str], rules: CueRules) -> list[str] | None:
+    """Lay words out on at most ``rules.max_lines`` balanced lines of ``max_line_chars``.
+
+    Returns None when they do not fit.
+    """
+    text = " ".join(words)
+    if len(text) <= rules.max_line_chars:
+        return [text]
+    best: tuple[float, list[str]] | None = None
+    for lines in _splits(words, rules.max_lines):
+        lengths = [len(line) for line in lines]
+        if max(lengths) > rules.max_line_chars:
+            continue
+        score = float(max(lengths) - min(lengths))
+        for line in lines[:-1]:
+            if line.endswith(_SENTENCE_END + _CLAUSE_END):
+                score -= 10  # break after punctuation when it costs little balance
+            if line.rsplit(" ", 1)[-1].lower() in _WEAK_ENDINGS:
+                score += 8  # not "the / cat"
+        score += 10 * (len(lines) - 2)  # prefer fewer lines
+        if best is None or score < best[0]:
+            best = (score, lines)
+    return best[1] if best else None
+
+
+def _splits(words: list[str], max_lines: int) -> list[list[str]]:
+    out: list[list[str]] = []
+    n = len(words)
+    if max_lines < 2:
+        return out
+    for i in range(1, n):
+        first = " ".join(words[:i])
+        out.append([first, " ".join(words[i:])])
+        if max_lines >= 3:
+            for j in range(i + 1, n):
+                out.append([first, " ".join(words[i:j]), " ".join(words[j:])])
+    return out
+
+
+def _fits(words: list[_W], rules: CueRules) -> bool:
+    return break_lines([w.text for w in words], rules) is not None
+
+
+def build_cues(transcription: Transcription, rules: CueRules | None = None) -> list[Cue]:
+    """Readable cues from a transcription's words, following ``rules``."""
+    rules = rules or CueRules()
+    groups: list[list[_W]] = []
+    current: list[_W] = []
+    for word in _words(transcription):
+        if current and word.start - current[-1].end >= rules.pause_split:
+            groups.append(current)  # a pause ends the cue where it is
+            current = []
+        elif current and _overflows(current, word, rules):
+            keep, carry = _better_split(current, rules)
+            groups.append(keep)
+            current = carry
+            # The carried-over words may still not take the new word.
+            if current and _overflows(current, word, rules):
+                groups.append(current)
+                current = []
+        current.append(word)
+        if current[-1].sentence_end and current[-1].end - current[0].start >= rules.min_duration:
+            groups.append(current)
+            current = []
+    if current:
+        groups.append(current)
+    return _timed([g for g in groups if g], rules)
+
+
+def _overflows(current: list[_W], word: _W, rules: CueRules) -> bool:
+    if word.end - current[0].start > rules.max_duration:
+        return True
+    return not _fits([*current, word], rules)
+
+
+def _better_split(words: list[_W], rules: CueRules) -> tuple[list[_W], list[_W]]:
+    """Where to end an overflowing cue: at the best break among its words.
+
+    A break scores for the pause after it, for punctuation or a Whisper segment end, and for
+    coming late (full cues); it loses for a dangling article or conjunction ("the / cat") and for
+    leaving a very short cue behind.
+    """
+    n = len(words)
+    best_i, best_score = n, 0.5  # ending after the last word: the plain overflow break
+    for i in range(1, n):
+        before, after = words[i - 1], words[i]
+        gap = max(after.start - before.end, 0.0)
+        score = 2.0 * min(gap, 1.0) + 1.0 * i / n
+        if before.sentence_end:
+            score += 1.5
+        elif before.clause_end or before.segment_end:
+            score += 1.0
+        if before.text.lower().strip(".,") in _WEAK_ENDINGS:
+            score -= 1.0
+        if before.end - words[0].start < 1.5:
+            score -= 1.0
+        if score > best_score:
+            best_i, best_score = i, score
+    return words[:best_i], words[best_i:]
+
+
+def _timed(groups: list[list[_W]], rules: CueRules) -> list[Cue]:
+    starts = [g[0].start for g in groups]
+    ends = [g[-1].end for g in groups]
+    cues: list[Cue] = []
+    for i, group in enumerate(groups):
+        lines = break_lines([w.text for w in group], rules) or _force_lines(group, rules)
+        chars = sum(len(line) for line in lines)
+        start, end = starts[i], ends[i]
+        if i > 0:
+            start = max(start, cues[-1].end + rules.min_gap)
+        need = min(max(rules.min_duration, chars / rules.max_cps), rules.max_duration)
+        limit = starts[i + 1] - rules.min_gap if i + 1 < len(groups) else end + need
+        if end - start < need:
+            end = min(start + need, max(limit, end))
+        if end - start < need and i > 0:
+            # Still short: start a little earlier, into the silence before (at most 0.5 s).
+            earliest = max(cues[-1].end + rules.min_gap, start - 0.5)
+            start = max(earliest, end - need)
+        end = max(end, start + 0.001)
+        cues.append(Cue(index=i + 1, start=round(start, 3), end=round(end, 3), lines=tuple(lines)))
+    return cues
+
+
+def _force_lines(group: list[_W], rules: CueRules) -> list[str]:
+    # A single word longer than a line (a URL): it stands alone, over-long, and QA reports it.
+    lines: list[str] = []
+    for w in group:
+        if lines and len(lines[-1]) + 1 + len(w.text) <= rules.max_line_chars:
+            lines[-1] += " " + w.text
+        else:
+            lines.append(w.text)
+    return lines
+
+
+def render(
+    transcription: Transcription,
+    rules: CueRules | None = None,
+    vtt: bool = False,
+    json_output: bool = False,
+) -> RenderedSubtitles:
+    """Cues, SRT (always), WebVTT and JSON (on request) and the QA report of a transcription."""
+    rules = rules or CueRules()
+    cues = build_cues(transcription, rules)
+    return RenderedSubtitles(
+        cues=tuple(cues),
+        srt=to_srt(cues),
+        vtt=to_vtt(cues) if vtt else None,
+        json_text=to_json(transcription, cues) if json_output else None,
+        qa=qa_report(cues, rules),
+    )

@@ -40,7 +40,7 @@ import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -49,10 +49,12 @@ from deployments.server import configure_prefect_env
 from mediaflows.errors import MediaflowsError, RunFailedError
 from mediaflows.ids import check_file_id, check_profile
 from mediaflows.models import BatchResult, OperationResult
-from mediaflows.operations import OPERATIONS, OperationName, OperationSpec, get_operation
 from mediaflows.settings import get_settings
 from mediaflows.stages import Stage, parse
 from tasks import prefect_adapter as adapter
+
+if TYPE_CHECKING:
+    from mediaflows.operations import OperationName, OperationSpec
 
 __all__ = ["RunFailedError", "RunStatus", "connect", "status", "submit", "wait"]
 
@@ -214,6 +216,10 @@ def submit(
         via: ``auto`` (deployment when a worker is online, else in-process), ``deployment``
             or ``in-process``.
     """
+    # The registry imports every domain (numpy, ffmpeg-python …): only when the API is used,
+    # so that `import deployments` (the embedded server's own process too) stays light.
+    from mediaflows.operations import get_operation
+
     spec = get_operation(operation)
     flow_name = _flow_name(spec, file_ids)
     params = _parameters(spec, profile, file_ids, options)
@@ -297,6 +303,8 @@ def status(run_id: UUID | str) -> RunStatus:
 
 
 def _result_model(flow_name: str) -> type[BaseModel] | None:
+    from mediaflows.operations import OPERATIONS
+
     for spec in OPERATIONS.values():
         if flow_name == spec.name:
             return spec.result

@@ -113,24 +113,27 @@ def test_wait_reads_the_state_less_often_as_it_waits_and_still_sees_the_end_soon
     assert 15 <= len(reads) <= 40, len(reads)
 
 
-@pytest.mark.parametrize("first", ["", "import prefect.context  # Prefect read its settings\n"])
-def test_the_api_works_in_a_fresh_interpreter_with_nothing_called_first(
-    first: str, local_store: ProfileStore, tmp_path: Path
-) -> None:
-    """``from deployments import submit, wait`` and go: the first call finds the server (the
-    embedded one of MEDIAFLOWS_HOME, here the test server), also in a process that imported
-    Prefect before, without PREFECT_API_URL."""
-    source = local_store.import_file("flo", distinct_clips(tmp_path, 1)[0])
+def _python(script: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """``script`` in a fresh interpreter, without PREFECT_API_URL: the server is the embedded one
+    of MEDIAFLOWS_HOME and MEDIAFLOWS_SERVER__PORT, here this session's."""
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
-    script = (
-        f"import sys\n{first}from deployments import submit, wait\n"
-        "run_id = submit('convert', 'flo', sys.argv[1], via='in-process')\n"
-        "print(run_id)\nprint(wait(run_id, timeout=120).model_dump_json())"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", script, source.id],
+    return subprocess.run(
+        [sys.executable, "-c", script, *args],
         env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
+
+
+def test_the_api_works_in_a_fresh_interpreter_with_nothing_called_first(
+    local_store: ProfileStore, tmp_path: Path
+) -> None:
+    """``from deployments import submit, wait`` and go: the first call finds the server."""
+    source = local_store.import_file("flo", distinct_clips(tmp_path, 1)[0])
+    done = _python(
+        "import sys\nfrom deployments import submit, wait\n"
+        "run_id = submit('convert', 'flo', sys.argv[1], via='in-process')\n"
+        "print(run_id)\nprint(wait(run_id, timeout=120).model_dump_json())",
+        source.id,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     run_id, answer = done.stdout.strip().splitlines()[-2:]
     result = ConvertResult.model_validate_json(answer)
@@ -138,3 +141,19 @@ def test_the_api_works_in_a_fresh_interpreter_with_nothing_called_first(
     assert local_store.find("flo", result.file_id) is not None
     # Recorded on this session's server, as this process sees it.
     assert prefect_api.flow_run(uuid.UUID(run_id)).state.is_completed()
+
+
+def test_a_process_that_imported_prefect_first_is_pointed_at_the_server_too(
+    prefect_server: str,
+) -> None:
+    """Prefect reads its settings once, when first imported: the API's first call makes it read
+    them again, so a process that used Prefect before talks to mediaflows' server."""
+    done = _python(
+        "import prefect.context\nfrom prefect.settings import get_current_settings\n"
+        "print(get_current_settings().api.url)\n"
+        "from deployments import connect\nprint(connect())\n"
+        "print(get_current_settings().api.url)"
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    before, connected, after = done.stdout.strip().splitlines()[-3:]
+    assert before == "None" and connected == after == prefect_server

@@ -1,5 +1,6 @@
 """Languages by their BCP-47 tags: which codes mediaflows knows, what they are called (for
-prompts), and which script they are written in. Requests validate their language tags here;
+prompts), which script they are written in, and whether words are written with spaces between
+them. Requests validate their language tags here;
 subtitle line rules and the checks that a text is in a language build on it
 (:mod:`mediaflows.subtitles.lines`, :mod:`mediaflows.subtitles.language_checks`).
 """
@@ -7,6 +8,7 @@ subtitle line rules and the checks that a text is in a language build on it
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -105,3 +107,45 @@ def same_language(a: str, b: str) -> bool:
     except InputError:
         return a.split("-")[0].lower() == b.split("-")[0].lower()
     return la.base == lb.base and la.script == lb.script
+
+
+# ---- how text is written: with spaces between words, or without ------------------------------
+
+#: Unicode name prefixes of the characters of Chinese and Japanese (Han, kana, their full-width
+#: punctuation and brackets): no space ever stands between two of them.
+_CJK_NAMES = (
+    "CJK", "HIRAGANA", "KATAKANA", "IDEOGRAPHIC", "FULLWIDTH", "HALFWIDTH KATAKANA",
+    "LEFT CORNER BRACKET", "RIGHT CORNER BRACKET", "LEFT WHITE CORNER BRACKET",
+    "RIGHT WHITE CORNER BRACKET", "LEFT BLACK LENTICULAR BRACKET", "RIGHT BLACK LENTICULAR BRACKET",
+)  # fmt: skip
+#: ... and of scripts that put no space between words but may between phrases (Thai, Lao,
+#: Khmer, Burmese). Korean (Hangul) is written with spaces, like Latin.
+_PHRASE_SPACED_NAMES = ("THAI", "LAO", "KHMER", "MYANMAR")
+
+
+def is_cjk(char: str) -> bool:
+    """True for a Chinese or Japanese character (Han, kana, full-width punctuation)."""
+    return unicodedata.name(char, "").startswith(_CJK_NAMES)
+
+
+def is_unspaced(char: str) -> bool:
+    """True for a character of a script written without spaces between words (Chinese,
+    Japanese, Thai, Lao, Khmer, Burmese)."""
+    return is_cjk(char) or unicodedata.name(char, "").startswith(_PHRASE_SPACED_NAMES)
+
+
+def join_words(words: Iterable[str]) -> str:
+    """Words joined as the text is written: each keeps the space the recogniser wrote before it
+    (Whisper's tokens carry their own: `` Hello`` has one, ``マ`` none; a Thai phrase break one),
+    except a space between two Chinese or Japanese characters, which is always an error a viewer
+    sees. The first word's leading space is dropped."""
+    text = ""
+    for word in words:
+        stripped = word.strip()
+        if not stripped:
+            continue
+        spaced = word[:1].isspace() and text != ""
+        if spaced and is_cjk(text[-1]) and is_cjk(stripped[0]):
+            spaced = False
+        text += (" " if spaced else "") + stripped
+    return text

@@ -129,7 +129,11 @@ class TranscribeRequest(_Frozen):
     """How to transcribe: passed to faster-whisper."""
 
     language: str | None = Field(
-        default=None, pattern=r"^[a-z]{2,3}$", description="Spoken language; None detects it."
+        default=None,
+        pattern=r"^[a-z]{2,3}(-Hans|-Hant)?$",
+        description="Spoken language (`en`, `ja`); None detects it. Chinese: `zh-Hans` for "
+        "Simplified characters, `zh-Hant` for Traditional (converted with OpenCC), `zh` as the "
+        "model writes it.",
     )
     task: Literal["transcribe", "translate"] = Field(
         default="transcribe", description="translate: English text from any language."

@@ -18,7 +18,7 @@ from typing import Any
 
 from mediaflows.errors import InputError
 from mediaflows.ids import output_file_id
-from mediaflows.languages import LANGUAGES, same_language
+from mediaflows.languages import parse_language, same_language
 from mediaflows.models import (
     FileKind,
     GenerateSrtRequest,
@@ -38,6 +38,8 @@ from mediaflows.settings import Settings
 from mediaflows.speech import Transcription, model_name, tool_version
 from mediaflows.subtitles import RenderedSubtitles, render, translation
 from mediaflows.subtitles.chunks import llm_options
+from mediaflows.subtitles.cues import CUES_VERSION
+from mediaflows.subtitles.lines import rules_for
 
 
 class GenerateSrtIds(OutputIds):
@@ -58,7 +60,7 @@ def output_ids(
 ) -> GenerateSrtIds:
     """Every id of the run, from the input's content, the request and the model (the LLM's
     options too for the manifest of LLM translations)."""
-    tool = tool_version(request.transcribe_request(), settings)
+    tool = f"{tool_version(request.transcribe_request(), settings)}|{CUES_VERSION}"
     subtitles = request.subtitle_options()
     srt, vtt, json_, english = (
         output_file_id(source.sha256, "generate_srt", subtitles, tool, variant)
@@ -167,7 +169,8 @@ def subtitle_files(
 ) -> tuple[RenderedSubtitles, list[TextOutput]]:
     """The cues in every requested format, and the files to store in order: WebVTT and JSON
     first, the SRT last (its presence means the whole output is complete)."""
-    subs = render(transcription, request.rules, vtt=request.vtt, json_output=request.json_output)
+    rules = rules_for(transcription.language, request.rules)
+    subs = render(transcription, rules, vtt=request.vtt, json_output=request.json_output)
     files = []
     if subs.vtt is not None:
         files.append(_file(source, request, settings, ids.vtt, "vtt", "subtitle", subs.vtt))
@@ -193,7 +196,10 @@ def translation_request(
 ) -> TranslateSrtRequest:
     """What the child translate_srt run is asked: the targets, the model, the layout, and the
     language heard as the source (when it is one mediaflows knows)."""
-    known = transcription.language if transcription.language in LANGUAGES else None
+    try:
+        known: str | None = parse_language(transcription.language).tag
+    except InputError:  # a language Whisper knows and mediaflows does not: guessed from the text
+        known = None
     return TranslateSrtRequest(
         target_languages=request.target_languages,
         source_language=known,
@@ -233,7 +239,7 @@ def english_file(
     settings: Settings,
 ) -> tuple[RenderedSubtitles, TextOutput]:
     """Whisper's English, as cues and as the file stored (``<name>.en.srt``)."""
-    subs = render(english, request.rules)
+    subs = render(english, rules_for("en", request.rules))
     details = SrtDetails(language="en", qa=subs.qa)
     return subs, _file(source, request, settings, ids.english, "en.srt", "subtitle", subs.srt,
                        details)  # fmt: skip

@@ -18,10 +18,14 @@ from mediaflows.settings import Settings
 from mediaflows.speech import Transcription, tool_version
 from mediaflows.subtitles.formats import to_json
 
+#: Part of the transcript's id: bump it when the same transcription makes another transcript
+#: (v2: segments joined without a space between characters of scripts written without spaces).
+TRANSCRIPT_VERSION = "transcript-v2"
+
 
 def output_ids(source: ProfileFile, request: TranscribeRequest, settings: Settings) -> OutputIds:
     """The transcript's id: the input's content, the request and the model (or endpoint)."""
-    tool = tool_version(request, settings)
+    tool = f"{tool_version(request, settings)}|{TRANSCRIPT_VERSION}"
     return OutputIds(
         main=output_file_id(source.sha256, "transcribe", request.model_dump(mode="json"), tool)
     )

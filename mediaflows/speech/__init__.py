@@ -8,6 +8,7 @@ endpoint, both handing on the same records and both checked by the same hallucin
   transcription of long files window by window.
 * :mod:`.endpoint`: a file's audio cut into pieces for an endpoint, each piece's answer, the
   pieces merged into one transcription in one language.
+* :mod:`.scripts`: Chinese in the script a request asks for (``zh-Hans``, ``zh-Hant``).
 """
 
 from mediaflows.speech.endpoint import (
@@ -22,6 +23,7 @@ from mediaflows.speech.endpoint import (
 )
 from mediaflows.speech.guard import Guard, is_hallucination
 from mediaflows.speech.records import Segment, Transcription, Word
+from mediaflows.speech.scripts import in_script
 from mediaflows.speech.whisper import (
     BUNDLED,
     load_model,
@@ -45,6 +47,7 @@ __all__ = [
     "Word",
     "cut_pieces",
     "heard_elsewhere",
+    "in_script",
     "is_hallucination",
     "load_model",
     "loaded_models",

@@ -26,13 +26,14 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from mediaflows import cancel, endpoints
-from mediaflows.languages import LANGUAGES
+from mediaflows.languages import LANGUAGES, is_unspaced
 from mediaflows.media.audio import SAMPLE_RATE, audio_windows
 from mediaflows.media.tools import run_tool
 from mediaflows.models import ProviderUsage, TranscribeRequest
 from mediaflows.settings import ASREndpoint, Settings, get_settings
 from mediaflows.speech.guard import Guard, is_hallucination
 from mediaflows.speech.records import Segment, Transcription, Word
+from mediaflows.speech.scripts import in_script, model_language
 
 
 class _Record(BaseModel):
@@ -179,11 +180,15 @@ def _segments(answer: Any, offset: float, duration: float) -> tuple[tuple[Segmen
     text = str(_field(answer, "text") or "").strip()
     if not raw_segments and text:  # only text: one segment over the whole piece
         raw_segments = [{"start": 0.0, "end": duration, "text": text}]
-    words = [
-        Word(start=float(_field(w, "start", 0.0)), end=float(_field(w, "end", 0.0)),
-             text=" " + str(_field(w, "word", "")).strip())
-        for w in raw_words
-    ]  # fmt: skip
+    words: list[Word] = []
+    for item in raw_words:
+        # Endpoints give words without spaces ("Hello"): one goes before each, but not between
+        # two words of a script written without spaces (Japanese, Chinese, Thai).
+        said = str(_field(item, "word", "")).strip()
+        previous = words[-1].text if words else ""
+        tight = bool(previous and said) and is_unspaced(previous[-1]) and is_unspaced(said[0])
+        at, until = float(_field(item, "start", 0.0)), float(_field(item, "end", 0.0))
+        words.append(Word(start=at, end=until, text=said if tight else f" {said}"))
     estimated = not words
     segments = []
     for raw in raw_segments:
@@ -231,7 +236,7 @@ def transcribe_piece(
 ) -> PieceResult:
     """Send one piece (faults and retries: :func:`mediaflows.endpoints.send`); its segments in
     the file's time."""
-    language = language or request.language
+    language = language or model_language(request.language)  # zh-Hans: the endpoint hears zh
     options: dict[str, Any] = {"model": endpoint.model, "response_format": endpoint.response_format}
     if request.task == "transcribe":
         if language:
@@ -312,7 +317,7 @@ def merge(
         pieces=len(ordered),
         words_estimated=any(r.words_estimated for r in ordered),
     )
-    return Transcription(
+    heard = Transcription(
         language=language,
         language_probability=1.0 if request.language else _agreement(ordered, language),
         duration=round(sum(r.duration for r in ordered), 3),
@@ -321,6 +326,7 @@ def merge(
         dropped=dropped,
         asr=usage,
     )
+    return in_script(heard, request.language)
 
 
 def _agreement(results: Sequence[PieceResult], language: str) -> float:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from mediaflows.languages import join_words
 from mediaflows.models import ProviderUsage
 
 
@@ -47,5 +48,6 @@ class Transcription(_Record):
 
     @property
     def text(self) -> str:
-        """The segments' text joined with single spaces."""
-        return " ".join(s.text.strip() for s in self.segments if s.text.strip())
+        """The segments' text joined as the language is written: with a space between two
+        segments, but none between two characters of scripts written without spaces."""
+        return join_words(" " + s.text for s in self.segments)

@@ -26,6 +26,7 @@ from mediaflows.models import TranscribeRequest
 from mediaflows.settings import Settings, WhisperSettings, get_settings
 from mediaflows.speech.guard import DEFAULT_GUARD, Guard, is_hallucination
 from mediaflows.speech.records import Segment, Transcription, Word
+from mediaflows.speech.scripts import in_script, model_language
 
 ProgressCallback = Callable[[float], None]
 
@@ -287,7 +288,7 @@ def transcribe_windows(
     """
     settings = settings or get_settings()
     model = load_model(model_path(model_name(request, settings), settings), settings.whisper)
-    language = request.language
+    language = model_language(request.language)  # zh-Hans: the model hears zh
     detected: tuple[str, float] | None = None
     kept: list[Segment] = []
     dropped, samples = 0, 0
@@ -312,7 +313,7 @@ def transcribe_windows(
                 language = info.language  # the language of the first speech, for the rest
     if on_progress:
         on_progress(1.0)
-    return Transcription(
+    heard = Transcription(
         language=language or (detected[0] if detected else request.language or "en"),
         language_probability=detected[1] if detected else 0.0,
         duration=samples / SAMPLE_RATE,
@@ -320,6 +321,7 @@ def transcribe_windows(
         model=model_id(request, settings),
         dropped=dropped,
     )
+    return in_script(heard, request.language)
 
 
 def _run_model(

@@ -9,16 +9,23 @@ each cue stays up long enough to be read (minimum duration, maximum characters p
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+from mediaflows.languages import join_words
 from mediaflows.models import CueRules
 from mediaflows.speech.records import Transcription, Word
 from mediaflows.subtitles.formats import to_json, to_srt, to_vtt
 from mediaflows.subtitles.qa import qa_report
-from mediaflows.subtitles.records import Cue, RenderedSubtitles
+from mediaflows.subtitles.records import Cue, RenderedSubtitles, visible_width
 
-_SENTENCE_END = (".", "?", "!", "…", '."', '?"', '!"')
-_CLAUSE_END = (",", ";", ":", "—", "–")
+#: Part of generate_srt's output ids: bump it when the same words make other cues (v2: each word
+#: keeps the spacing the recogniser wrote, full-width characters counted as the style guides do,
+#: the language's own line rules when the request's are the defaults).
+CUES_VERSION = "cues-v2"
+
+_SENTENCE_END = (".", "?", "!", "…", '."', '?"', '!"', "。", "！", "？", "」")
+_CLAUSE_END = (",", ";", ":", "—", "–", "、", "，", "；", "：")
 _WEAK_ENDINGS = {"a", "an", "the", "of", "to", "and", "or", "but", "in", "on", "at", "for", "with"}
 
 
@@ -26,8 +33,14 @@ _WEAK_ENDINGS = {"a", "an", "the", "of", "to", "and", "or", "but", "in", "on", "
 class _W:
     start: float
     end: float
-    text: str
+    text: str  # the word, stripped
+    spaced: bool = True  # the recogniser wrote a space before it (Japanese, Chinese: none)
     segment_end: bool = False  # Whisper ended a segment here: often a pause or a sentence
+
+    @property
+    def token(self) -> str:
+        """The word as written: with its leading space, when it has one."""
+        return f" {self.text}" if self.spaced else self.text
 
     @property
     def sentence_end(self) -> bool:
@@ -47,29 +60,38 @@ def _words(transcription: Transcription) -> list[_W]:
             parts = segment.text.split()
             step = (segment.end - segment.start) / max(len(parts), 1)
             seg_words = tuple(
-                Word(start=segment.start + i * step, end=segment.start + (i + 1) * step, text=p)
+                Word(start=segment.start + i * step, end=segment.start + (i + 1) * step,
+                     text=f" {p}")
                 for i, p in enumerate(parts)
-            )
+            )  # fmt: skip
         for w in seg_words:
             text = w.text.strip()
             if text:
-                words.append(_W(max(w.start, 0.0), max(w.end, w.start), text))
+                # A segment's first word follows the previous segment as if spaced: whether a
+                # space is shown is join_words' decision (none between Japanese characters).
+                spaced = w.text[:1].isspace() or w is seg_words[0]
+                words.append(_W(max(w.start, 0.0), max(w.end, w.start), text, spaced))
         if words:
             words[-1].segment_end = True
     return words
 
 
-def break_lines(words: list[str], rules: CueRules) -> list[str] | None:
-    """Lay words out on at most ``rules.max_lines`` balanced lines of ``max_line_chars``.
+def break_lines(words: Sequence[str], rules: CueRules) -> list[str] | None:
+    """Lay words out on at most ``rules.max_lines`` balanced lines of ``max_line_chars``, a
+    space between two words. Returns None when they do not fit."""
+    return _lay_out([f" {w}" for w in words], rules)
 
-    Returns None when they do not fit.
-    """
-    text = " ".join(words)
-    if len(text) <= rules.max_line_chars:
+
+def _lay_out(tokens: Sequence[str], rules: CueRules) -> list[str] | None:
+    """Lay tokens (words as written, with their leading spaces) out on at most
+    ``rules.max_lines`` balanced lines, never breaking inside a token; line lengths as the rules
+    count them (:func:`visible_width`). None when they do not fit."""
+    text = join_words(tokens)
+    if visible_width(text) <= rules.max_line_chars:
         return [text]
     best: tuple[float, list[str]] | None = None
-    for lines in _splits(words, rules.max_lines):
-        lengths = [len(line) for line in lines]
+    for lines in _splits(tokens, rules.max_lines):
+        lengths = [visible_width(line) for line in lines]
         if max(lengths) > rules.max_line_chars:
             continue
         score = float(max(lengths) - min(lengths))
@@ -84,22 +106,22 @@ def break_lines(words: list[str], rules: CueRules) -> list[str] | None:
     return best[1] if best else None
 
 
-def _splits(words: list[str], max_lines: int) -> list[list[str]]:
+def _splits(tokens: Sequence[str], max_lines: int) -> list[list[str]]:
     out: list[list[str]] = []
-    n = len(words)
+    n = len(tokens)
     if max_lines < 2:
         return out
     for i in range(1, n):
-        first = " ".join(words[:i])
-        out.append([first, " ".join(words[i:])])
+        first = join_words(tokens[:i])
+        out.append([first, join_words(tokens[i:])])
         if max_lines >= 3:
             for j in range(i + 1, n):
-                out.append([first, " ".join(words[i:j]), " ".join(words[j:])])
+                out.append([first, join_words(tokens[i:j]), join_words(tokens[j:])])
     return out
 
 
 def _fits(words: list[_W], rules: CueRules) -> bool:
-    return break_lines([w.text for w in words], rules) is not None
+    return _lay_out([w.token for w in words], rules) is not None
 
 
 def build_cues(transcription: Transcription, rules: CueRules | None = None) -> list[Cue]:
@@ -165,8 +187,8 @@ def _timed(groups: list[list[_W]], rules: CueRules) -> list[Cue]:
     ends = [g[-1].end for g in groups]
     cues: list[Cue] = []
     for i, group in enumerate(groups):
-        lines = break_lines([w.text for w in group], rules) or _force_lines(group, rules)
-        chars = sum(len(line) for line in lines)
+        lines = _lay_out([w.token for w in group], rules) or _force_lines(group, rules)
+        chars = sum(visible_width(line) for line in lines)
         start, end = starts[i], ends[i]
         if i > 0:
             start = max(start, cues[-1].end + rules.min_gap)
@@ -187,8 +209,9 @@ def _force_lines(group: list[_W], rules: CueRules) -> list[str]:
     # A single word longer than a line (a URL): it stands alone, over-long, and QA reports it.
     lines: list[str] = []
     for w in group:
-        if lines and len(lines[-1]) + 1 + len(w.text) <= rules.max_line_chars:
-            lines[-1] += " " + w.text
+        joined = join_words([lines[-1], w.token]) if lines else ""
+        if lines and visible_width(joined) <= rules.max_line_chars:
+            lines[-1] = joined
         else:
             lines.append(w.text)
     return lines

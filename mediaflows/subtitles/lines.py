@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import re
 
-from mediaflows.languages import Language
+from mediaflows.errors import InputError
+from mediaflows.languages import Language, parse_language
 from mediaflows.models import CueRules
-from mediaflows.subtitles.records import MARKUP, visible_len
+from mediaflows.subtitles.records import MARKUP, visible_len, visible_width
 
 #: (characters a line, characters a second) where they differ from the default (42, 17).
 _LINE_RULES = {"zh": (16, 9.0), "ja": (13, 4.0), "ko": (16, 12.0), "th": (35, 15.0)}
@@ -22,6 +23,21 @@ def line_rules(language: Language) -> CueRules:
     """The language's subtitle line rules (characters a line, 2 lines, characters a second)."""
     chars, cps = _LINE_RULES.get(language.base, (42, 17.0))
     return CueRules(max_line_chars=chars, max_lines=2, max_cps=cps)
+
+
+def rules_for(language: str, rules: CueRules) -> CueRules:
+    """The cue rules of subtitles heard in ``language``: ``rules`` as given, unless they are the
+    defaults and the language has line rules of its own (Chinese, Japanese, Korean, Thai), which
+    then replace the default line length and reading speed (42 characters and 20 a second suit
+    no language written in full-width characters)."""
+    try:
+        base = parse_language(language).base
+    except InputError:  # a language Whisper knows and mediaflows does not: the rules as given
+        return rules
+    if rules != CueRules() or base not in _LINE_RULES:
+        return rules
+    chars, cps = _LINE_RULES[base]
+    return rules.model_copy(update={"max_line_chars": chars, "max_cps": cps})
 
 
 _BREAK_AFTER = set("，。、！？；：,.!?;:…")
@@ -40,14 +56,14 @@ def wrap(text: str, language: Language, max_lines: int | None = None) -> str:
         flat += glue + part
     # A tag with spaces inside (<font color="x">) is one token: no line break inside it.
     flat = MARKUP.sub(lambda m: m.group(0).replace(" ", "\x00"), flat)
-    if visible_len(flat) <= rules.max_line_chars:
+    if visible_width(flat) <= rules.max_line_chars:
         return flat.replace("\x00", " ")
     lines = max_lines or rules.max_lines
     while True:
         wrapped = (
             _wrap_unspaced(flat, lines) if language.unspaced else _wrap_words(flat.split(), lines)
         )  # fmt: skip
-        if all(visible_len(line) <= rules.max_line_chars for line in wrapped) or lines >= 4:
+        if all(visible_width(line) <= rules.max_line_chars for line in wrapped) or lines >= 4:
             return "\n".join(wrapped).replace("\x00", " ")
         lines += 1  # too long for the rules: more lines (counted in the QA), not a cut word
 
@@ -61,7 +77,7 @@ def _wrap_words(words: list[str], lines: int) -> list[str]:
     for cut in range(1, len(words)):
         head = " ".join(words[:cut])
         tail = _wrap_words(words[cut:], lines - 1)
-        score = max(visible_len(head), *(visible_len(t) for t in tail))
+        score = max(visible_width(head), *(visible_width(t) for t in tail))
         if score < best_score:
             best, best_score = [head, *tail], score
     return best or [" ".join(words)]
@@ -78,7 +94,7 @@ def _wrap_unspaced(text: str, lines: int) -> list[str]:
     units = _UNIT.findall(text)
     out: list[str] = []
     while units and len(out) < lines - 1:
-        sizes = [visible_len(u) for u in units]
+        sizes = [visible_len(u) for u in units]  # balance by characters
         remaining = lines - len(out)
         target = sum(sizes) / remaining
         best, best_score, at = 1, float("inf"), 0

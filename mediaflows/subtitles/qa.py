@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from mediaflows.models import CueRules, QAReport
-from mediaflows.subtitles.records import Cue, visible_len
+from mediaflows.subtitles.records import Cue, visible_width
 
 
 def qa_report(cues: Sequence[Cue], rules: CueRules | None = None) -> QAReport:
@@ -20,7 +21,7 @@ def qa_report(cues: Sequence[Cue], rules: CueRules | None = None) -> QAReport:
         cps = cue.chars / cue.duration if cue.duration > 0 else float("inf")
         speeds.append(cps)
         failed = {
-            "line_length": any(visible_len(line) > rules.max_line_chars for line in cue.lines),
+            "line_length": any(visible_width(line) > rules.max_line_chars for line in cue.lines),
             "line_count": len(cue.lines) > rules.max_lines,
             "reading_speed": cps > rules.max_cps + 1e-6,
             "min_duration": cue.duration < rules.min_duration - 1e-6,
@@ -31,11 +32,12 @@ def qa_report(cues: Sequence[Cue], rules: CueRules | None = None) -> QAReport:
         for rule, bad in failed.items():
             if bad:
                 checks[rule].append(cue.index)
+    widest = max((visible_width(line) for c in cues for line in c.lines), default=0.0)
     return QAReport(
         cues=len(cues),
         violations={rule: len(idx) for rule, idx in checks.items()},
         mean_cps=round(sum(speeds) / len(speeds), 2) if speeds else 0.0,
         max_cps=round(max(speeds), 2) if speeds else 0.0,
-        max_line_chars=max((visible_len(line) for c in cues for line in c.lines), default=0),
+        max_line_chars=math.ceil(widest),
         examples={rule: idx[:5] for rule, idx in checks.items() if idx},
     )

@@ -5,9 +5,11 @@ with their QA report (:class:`RenderedSubtitles`). They import nothing else of t
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from mediaflows.languages import is_cjk
 from mediaflows.models import QAReport
 
 #: Markup a viewer does not read: HTML-like tags (<i>, </font>) and ASS override blocks ({\an8}).
@@ -15,8 +17,19 @@ MARKUP = re.compile(r"<[^<>]*>|\{\\[^{}]*\}")
 
 
 def visible_len(line: str) -> int:
-    """A line's length as a viewer sees it (markup not counted)."""
+    """A line's length as a viewer sees it (markup not counted), in characters."""
     return len(MARKUP.sub("", line))
+
+
+def visible_width(line: str) -> float:
+    """A line's length as the subtitle rules count it (line length, reading speed): markup not
+    counted, and in a line written in Chinese or Japanese characters a half-width character
+    (Latin, a digit, a space) counts half, as the style guides count full-width characters
+    (Netflix's: 13 full-width characters a line for Japanese, 16 for Chinese)."""
+    text = MARKUP.sub("", line)
+    if not any(is_cjk(ch) and unicodedata.east_asian_width(ch) in "FW" for ch in text):
+        return float(len(text))  # Latin, Cyrillic, Thai, Korean …: every character counts one
+    return sum(1.0 if unicodedata.east_asian_width(ch) in "FW" else 0.5 for ch in text)
 
 
 class _Record(BaseModel):
@@ -36,9 +49,10 @@ class Cue(_Record):
         return "\n".join(self.lines)
 
     @property
-    def chars(self) -> int:
-        """Characters a viewer reads (line breaks and markup not counted)."""
-        return sum(visible_len(line) for line in self.lines)
+    def chars(self) -> float:
+        """Characters a viewer reads, as the rules count them (line breaks and markup not
+        counted; see :func:`visible_width`)."""
+        return sum(visible_width(line) for line in self.lines)
 
     @property
     def duration(self) -> float:

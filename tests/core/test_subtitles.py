@@ -76,8 +76,9 @@ def test_lines_are_balanced_and_break_after_punctuation() -> None:
 
 
 def test_pause_ends_a_cue() -> None:
-    w = [Word(start=0, end=0.4, text="Hello"), Word(start=0.4, end=0.9, text="there."),
-         Word(start=3.0, end=3.4, text="Next"), Word(start=3.4, end=3.9, text="one")]  # fmt: skip
+    # Words as faster-whisper writes them: each with its leading space.
+    w = [Word(start=0, end=0.4, text=" Hello"), Word(start=0.4, end=0.9, text=" there."),
+         Word(start=3.0, end=3.4, text=" Next"), Word(start=3.4, end=3.9, text=" one")]  # fmt: skip
     t = Transcription(language="en", language_probability=1, duration=4, model="m",
                       segments=(Segment(start=0, end=3.9, text="x", words=tuple(w)),))  # fmt: skip
     cues = subtitles.build_cues(t)
@@ -88,7 +89,8 @@ def test_pause_ends_a_cue() -> None:
 def test_fast_speech_is_stretched_into_the_gap() -> None:
     text = "this sentence has quite a lot of characters"
     w = [
-        Word(start=1 + i * 0.05, end=1 + (i + 1) * 0.05, text=x) for i, x in enumerate(text.split())
+        Word(start=1 + i * 0.05, end=1 + (i + 1) * 0.05, text=f" {x}")
+        for i, x in enumerate(text.split())
     ]
     t = Transcription(language="en", language_probability=1, duration=9, model="m",
                       segments=(Segment(start=1, end=2, text=text, words=tuple(w)),))  # fmt: skip

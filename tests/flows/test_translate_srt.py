@@ -19,6 +19,7 @@ from mediaflows.store import ProfileStore
 from mediaflows.subtitles import line_rules, read_srt
 from tasks.prefect_adapter import state_of
 from tests import prefect_api
+from tests.core.test_scripts import SPACED_CJK
 from tests.llm_server import INJECTION, LLMServer, translate
 from tests.srt_samples import TRANSLATION_CUES, long_srt, messy_srt, timecodes
 
@@ -81,6 +82,7 @@ def test_two_languages_in_one_run_keep_every_cue_and_timecode(
             expected = translate(original, tr.language, {"Prefect": "Prefect"})
             if tr.language == "zh-Hans":
                 assert text.replace("\n", "") == expected.replace("\n", ""), text
+                assert not SPACED_CJK.search(text), text  # no space between two characters
             else:
                 assert _flat(text) == _flat(expected), text
             assert all(len(line) <= line_rules(language).max_line_chars for line in

@@ -54,6 +54,6 @@ def generate_srt(job: Job[GenerateSrtRequest, GenerateSrtIds]) -> Output:
         )  # fmt: skip
         refs, texts, urls = procedure.translations_from(child)
     publish_translation_report(refs, job.title)
-    manifest = procedure.manifest(source, request, job.ids, files[-1], refs, texts, settings)
+    manifest = procedure.manifest(source, request, job.ids, files[-1], refs, texts)
     return Output(job.store(manifest), manifest.text, procedure.summary(subs, refs),
                   {**urls, srt.file.id: srt.media_url})  # fmt: skip

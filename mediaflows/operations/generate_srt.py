@@ -143,17 +143,21 @@ def check_spoken(transcription: Transcription, request: GenerateSrtRequest, name
         )
 
 
+def _tools(request: GenerateSrtRequest, settings: Settings) -> dict[str, str]:
+    """What made every file of a run (the model's version), computed once a run."""
+    return {"whisper": tool_version(request.transcribe_request(), settings)}
+
+
 def _file(
     source: ProfileFile,
     request: GenerateSrtRequest,
-    settings: Settings,
+    tools: dict[str, str],
     file_id: str,
     suffix: str,
     kind: FileKind,
     text: str,
     details: SrtDetails | None = None,
 ) -> TextOutput:
-    tools = {"whisper": tool_version(request.transcribe_request(), settings)}
     return GENERATE_SRT.text_output(
         source, file_id, suffix, kind, text, options=request.model_dump(mode="json"),
         tools=tools, details=details,
@@ -171,11 +175,11 @@ def subtitle_files(
     first, the SRT last (its presence means the whole output is complete)."""
     rules = rules_for(transcription.language, request.rules)
     subs = render(transcription, rules, vtt=request.vtt, json_output=request.json_output)
-    files = []
+    files, tools = [], _tools(request, settings)
     if subs.vtt is not None:
-        files.append(_file(source, request, settings, ids.vtt, "vtt", "subtitle", subs.vtt))
+        files.append(_file(source, request, tools, ids.vtt, "vtt", "subtitle", subs.vtt))
     if subs.json_text is not None:
-        files.append(_file(source, request, settings, ids.json_, "json", "transcript",
+        files.append(_file(source, request, tools, ids.json_, "json", "transcript",
                            subs.json_text))  # fmt: skip
     details = SrtDetails(
         language=transcription.language,
@@ -187,7 +191,7 @@ def subtitle_files(
         dropped_segments=transcription.dropped,
         asr=transcription.asr,
     )
-    files.append(_file(source, request, settings, ids.srt, "srt", "subtitle", subs.srt, details))
+    files.append(_file(source, request, tools, ids.srt, "srt", "subtitle", subs.srt, details))
     return subs, files
 
 
@@ -241,8 +245,8 @@ def english_file(
     """Whisper's English, as cues and as the file stored (``<name>.en.srt``)."""
     subs = render(english, rules_for("en", request.rules))
     details = SrtDetails(language="en", qa=subs.qa)
-    return subs, _file(source, request, settings, ids.english, "en.srt", "subtitle", subs.srt,
-                       details)  # fmt: skip
+    tools = _tools(request, settings)
+    return subs, _file(source, request, tools, ids.english, "en.srt", "subtitle", subs.srt, details)
 
 
 def english_refs(
@@ -260,13 +264,12 @@ def manifest(
     srt: TextOutput,
     refs: Sequence[TranslationRef],
     texts: Mapping[str, str],
-    settings: Settings,
 ) -> TextOutput:
     """The manifest stored last (``<name>.subtitles.json``): the SRT and every translation."""
     assert isinstance(srt.details, SrtDetails)
     details = srt.details.model_copy(update={"srt_file_id": srt.file_id,
                                              "translations": tuple(refs)})  # fmt: skip
-    return _file(source, request, settings, ids.manifest, "subtitles.json", "other",
+    return _file(source, request, srt.tools, ids.manifest, "subtitles.json", "other",
                  manifest_text(texts, srt.text), details)  # fmt: skip
 
 

@@ -215,9 +215,13 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
 def cmd_setup(args: argparse.Namespace) -> None:
     _start_prefect(args.verbose)
+    from deployments.server import client_auth, redact_url
     from deployments.setup import ensure_setup
 
-    _emit({"api_url": os.environ["PREFECT_API_URL"], **ensure_setup(get_settings())})
+    settings = get_settings()
+    _emit({"api_url": redact_url(os.environ["PREFECT_API_URL"]),
+           "auth": "sent (redacted)" if client_auth(settings) else "none",
+           **ensure_setup(settings)})  # fmt: skip
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -269,8 +273,21 @@ def cmd_server(args: argparse.Namespace) -> None:
 
     settings = get_settings()
     if args.action == "start":
-        url = server.ensure_server(settings)
-        _emit({"api_url": url, "ui_url": url.removesuffix("/api")})
+        if args.insecure and not server.server_auth(settings):
+            print(
+                f"WARNING: --insecure: the Prefect server on {settings.server.host} lets anyone "
+                "who reaches it start, read and cancel runs, with no authentication "
+                f"(set {server.AUTH_SETTING} instead)",
+                file=sys.stderr,
+            )
+        url = server.ensure_server(settings, insecure=args.insecure)
+        _emit(
+            {
+                "api_url": server.redact_url(url),
+                "ui_url": server.redact_url(url).removesuffix("/api"),
+                "auth": bool(server.server_auth(settings)),
+            }
+        )
     elif args.action == "stop":
         _emit({"stopped": server.stop_server(settings)})
     else:
@@ -360,6 +377,11 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("server", help="the embedded Prefect server")
     p.add_argument("action", choices=["start", "stop", "status"])
+    p.add_argument(
+        "--insecure",
+        action="store_true",
+        help="start on a non-loopback host without MEDIAFLOWS_SERVER__AUTH (anyone may call it)",
+    )
     p.set_defaults(func=cmd_server)
 
     p = sub.add_parser("demo", help="the main job on a bundled sample")

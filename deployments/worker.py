@@ -12,9 +12,9 @@ import os
 import sys
 from pathlib import Path
 
-from deployments.server import embedded_api_url
+from deployments.server import client_auth, embedded_api_url
 from mediaflows.settings import Settings, get_settings
-from tasks.prefect_adapter import client_env
+from tasks.prefect_adapter import CLIENT_AUTH_VAR, client_env
 
 #: The checkout this code runs from: where prefect.yaml and the flows' entry points are.
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -36,10 +36,13 @@ def worker_env(
         str(settings.home / "results"),
         api_url,
         embedded=api_url == embedded_api_url(settings),
+        auth=client_auth(settings),
     )
     for name, value in wanted.items():
         if name == "PREFECT_FLOWS_HEARTBEAT_FREQUENCY":
             env[name] = value  # the crash automation (deployments.setup) expects it
+        elif name == CLIENT_AUTH_VAR:
+            env[name] = value  # MEDIAFLOWS_SERVER__AUTH wins over an inherited one
         elif value:
             env.setdefault(name, value)
     return env

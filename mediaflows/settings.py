@@ -270,8 +270,20 @@ class ServerSettings(_Group):
     """The embedded Prefect server, and how runs show they are alive (``MEDIAFLOWS_SERVER__*``).
     ``PREFECT_API_URL``, when set, names another server and nothing is started."""
 
-    host: str = Field(default="127.0.0.1", description="Host of the embedded Prefect server.")
+    host: str = Field(
+        default="127.0.0.1",
+        description="Host of the embedded Prefect server. Anything but a loopback address needs "
+        "`auth` (or `mediaflows server start --insecure`).",
+    )
     port: int = Field(default=4200, ge=1, le=65535, description="Its port.")
+    auth: SecretStr | None = Field(
+        default=None,
+        description="A secret: the HTTP Basic auth string of the Prefect server (any string, e.g. "
+        "`admin:` and a long random password). The embedded server then requires it "
+        "(`PREFECT_SERVER_API_AUTH_STRING`), and every process mediaflows starts or configures "
+        "sends it (`PREFECT_API_AUTH_STRING`): workers, flow runs, the CLI, the Python API; also "
+        "to a server `PREFECT_API_URL` names. Never a flow parameter, never logged.",
+    )
     heartbeat_s: int = Field(
         default=30,
         ge=30,
@@ -289,6 +301,8 @@ class ServerSettings(_Group):
 
     @model_validator(mode="after")
     def _check(self) -> ServerSettings:
+        if self.auth is not None and not self.auth.get_secret_value().strip():
+            raise ValueError("auth is empty: set a long random string, or unset it")
         if self.zombie_after_s < self.heartbeat_s + 15:
             raise ValueError(
                 f"zombie_after_s ({self.zombie_after_s}) must exceed heartbeat_s "

@@ -34,12 +34,27 @@ DATA = Path(__file__).parent / "data"
 BUCKET = "mediaflows-test"
 
 
+#: The session's server requires this HTTP Basic auth string (what a team exposing it sets), so
+#: every test's calls, workers and subprocesses show that the string reaches everything.
+#: Subprocesses get MEDIAFLOWS_SERVER__AUTH only (``without_prefect_auth``); this process's
+#: Prefect client, imported before mediaflows sets anything, reads PREFECT_API_AUTH_STRING.
+SERVER_AUTH = f"mediaflows:{uuid.uuid4().hex}"
+
+
+def without_prefect_auth(env: dict[str, str]) -> dict[str, str]:
+    """``env`` without Prefect's own auth variable: a process given only MEDIAFLOWS_SERVER__AUTH,
+    as users configure mediaflows."""
+    return {k: v for k, v in env.items() if k != "PREFECT_API_AUTH_STRING"}
+
+
 def _session_env() -> dict[str, str]:
     home = Path(tempfile.mkdtemp(prefix="mediaflows-test-"))
     port = free_port()
     return {
         "MEDIAFLOWS_HOME": str(home),
         "MEDIAFLOWS_SERVER__PORT": str(port),
+        "MEDIAFLOWS_SERVER__AUTH": SERVER_AUTH,
+        "PREFECT_API_AUTH_STRING": SERVER_AUTH,
         # Set before Prefect is imported (test modules import it): every thread, Prefect's own
         # included, then talks to the test server, never to an ephemeral one.
         "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",

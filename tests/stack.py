@@ -117,8 +117,11 @@ class Stack:
         self.env.pop("PREFECT_API_DATABASE_CONNECTION_URL", None)
         if database_url:
             self.env["PREFECT_API_DATABASE_CONNECTION_URL"] = database_url
+        server: dict[str, str | int] = {"port": self.port}
+        if auth := os.environ.get("MEDIAFLOWS_SERVER__AUTH"):
+            server["auth"] = auth  # as the session's server: the workers send it
         self.settings = Settings.model_validate(
-            {"home": home, "server": {"port": self.port}, "store": {"url": str(root / "store")}}
+            {"home": home, "server": server, "store": {"url": str(root / "store")}}
         )
         self.store = ProfileStore.from_settings(self.settings)
         self.workers: list[Worker] = []

@@ -12,7 +12,7 @@ import pytest
 
 from mediaflows import media
 from tests.asr_server import ASRServer
-from tests.conftest import ASR_TEST_KEY, LLM_TEST_KEY
+from tests.conftest import ASR_TEST_KEY, LLM_TEST_KEY, without_prefect_auth
 from tests.llm_server import LLMServer
 from tests.srt_samples import TRANSLATION_CUES, messy_srt
 
@@ -22,7 +22,7 @@ MEDIAFLOWS = str(Path(sys.executable).with_name("mediaflows"))
 def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [MEDIAFLOWS, *args],
-        env={**os.environ, **env},
+        env=without_prefect_auth({**os.environ, **env}),
         capture_output=True,
         text=True,
         timeout=300,
@@ -167,7 +167,8 @@ def test_sigterm_mid_convert_kills_ffmpeg_and_removes_work_files(
     before = set(runs.iterdir()) if runs.exists() else set()
     proc = subprocess.Popen(
         [MEDIAFLOWS, "run", "convert", "--profile", "tess", file_id, "--preset", "slower"],
-        env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=without_prefect_auth({**os.environ, **env}),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     deadline = time.monotonic() + 120
     while True:  # until ffmpeg transcodes in the run's work directory
@@ -214,7 +215,8 @@ def test_sigterm_mid_fix_srt_stops_sending_and_ends_requests_in_flight(
     llm_server.set_mode("ok", latency_s=2, serial=True)
     proc = subprocess.Popen(
         [MEDIAFLOWS, "run", "fix-srt", "--profile", "carol", imported["file_id"]],
-        env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=without_prefect_auth({**os.environ, **env}),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     deadline = time.monotonic() + 120
     while len(llm_server.requests) < 2:  # chunks in flight

@@ -8,7 +8,8 @@ so that :mod:`deployments.server` can read :data:`SERVER_ENV` before Prefect rea
 
 * :mod:`.server`: the embedded server's environment (no telemetry, 1 s tag-slot waits, batched
   task-run records, leases on disk), SQLite write transactions begun ``IMMEDIATE``, every
-  client's environment (``PREFECT_API_URL``, results, heartbeats, no CSRF token requests),
+  client's environment (``PREFECT_API_URL``, results, heartbeats, no CSRF token requests, the
+  auth string),
   the UI's API URL, Prefect's settings read again after the environment changed.
 * :mod:`.engine`: async flows with blocking bodies (``run_blocking``, one API client per run),
   subflows and final states (``state_of``, ``run_subflow``, ``failed_with``, ``result_of``),
@@ -64,6 +65,8 @@ from tasks.prefect_adapter.engine import (
 )
 from tasks.prefect_adapter.runs import claim_run, create_pending_run, force_state, record_where
 from tasks.prefect_adapter.server import (
+    CLIENT_AUTH_VAR,
+    SERVER_AUTH_VAR,
     SERVER_ENV,
     client_env,
     immediate_sqlite_writes,
@@ -73,6 +76,8 @@ from tasks.prefect_adapter.server import (
 
 __all__ = [
     "CANCEL_GRACE_S",
+    "CLIENT_AUTH_VAR",
+    "SERVER_AUTH_VAR",
     "SERVER_ENV",
     "claim_run",
     "client_env",

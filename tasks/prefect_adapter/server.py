@@ -59,10 +59,22 @@ def immediate_sqlite_writes() -> None:
     setattr(AioSqliteConfiguration, "begin_transaction", begin_transaction)  # noqa: B010
 
 
+#: The server's HTTP Basic auth string (its API answers 401 without it; health and ready probes
+#: stay open) and the one a client sends (``Authorization: Basic``; the UI asks for it).
+SERVER_AUTH_VAR = "PREFECT_SERVER_API_AUTH_STRING"
+CLIENT_AUTH_VAR = "PREFECT_API_AUTH_STRING"
+
+
 def client_env(
-    heartbeat_s: int, results_path: str, api_url: str, embedded: bool = False
+    heartbeat_s: int,
+    results_path: str,
+    api_url: str,
+    embedded: bool = False,
+    auth: str | None = None,
 ) -> dict[str, str]:
-    """What every mediaflows process sets before Prefect reads its settings."""
+    """What every mediaflows process sets before Prefect reads its settings. Prefect's workers
+    hand their settings, secrets included, to the flow runs they start (processes or
+    containers), so the auth string reaches those too."""
     env = {
         "PREFECT_API_URL": api_url,
         # Flow results (read back by the Python API in another process) and task caches.
@@ -77,6 +89,8 @@ def client_env(
         # the server has CSRF protection off (Prefect's default, and the embedded server's): two
         # extra requests per batch child. CHECK: count ``/api/csrf-token`` requests in a batch.
         env["PREFECT_CLIENT_CSRF_SUPPORT_ENABLED"] = "false"
+    if auth:
+        env[CLIENT_AUTH_VAR] = auth
     return env
 
 

@@ -19,6 +19,7 @@ from mediaflows.models import BatchResult, ConvertRequest, ConvertResult
 from mediaflows.stages import Stage
 from mediaflows.store import ProfileStore
 from tests import prefect_api
+from tests.conftest import without_prefect_auth
 from tests.flows.test_batch import distinct_clips
 
 
@@ -116,7 +117,9 @@ def test_wait_reads_the_state_less_often_as_it_waits_and_still_sees_the_end_soon
 def _python(script: str, *args: str) -> subprocess.CompletedProcess[str]:
     """``script`` in a fresh interpreter, without PREFECT_API_URL: the server is the embedded one
     of MEDIAFLOWS_HOME and MEDIAFLOWS_SERVER__PORT, here this session's."""
-    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    env = {
+        k: v for k, v in without_prefect_auth(dict(os.environ)).items() if k != "PREFECT_API_URL"
+    }
     return subprocess.run(
         [sys.executable, "-c", script, *args],
         env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300, check=False,

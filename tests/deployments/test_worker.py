@@ -23,6 +23,7 @@ from mediaflows.settings import get_settings
 from mediaflows.stages import Stage
 from mediaflows.store import ProfileStore
 from tests import prefect_api
+from tests.conftest import without_prefect_auth
 from tests.flows.test_batch import distinct_clips
 from tests.media_factory import VIDEOS, make_video
 
@@ -58,12 +59,14 @@ def worker_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProfileSt
 @pytest.fixture(scope="module")
 def deployed(session_env: dict[str, str], worker_store: ProfileStore) -> dict[str, str]:
     """`mediaflows setup` (twice: idempotent), then `prefect deploy --all` from the repo root."""
-    env = {**os.environ}
+    env = without_prefect_auth(dict(os.environ))  # MEDIAFLOWS_SERVER__AUTH only
     for _ in range(2):
         setup = _run([str(BIN / "mediaflows"), "setup"], env, REPO_ROOT)
         assert setup.returncode == 0, setup.stderr
     assert '"mediaflows-process": "process"' in setup.stdout
-    deploy = _run([str(BIN / "prefect"), "--no-prompt", "deploy", "--all"], env, REPO_ROOT)
+    # Prefect's own command reads Prefect's variable only (docs/deployments.md).
+    prefect_env = {**env, "PREFECT_API_AUTH_STRING": env["MEDIAFLOWS_SERVER__AUTH"]}
+    deploy = _run([str(BIN / "prefect"), "--no-prompt", "deploy", "--all"], prefect_env, REPO_ROOT)
     assert deploy.returncode == 0, deploy.stdout[-3000:] + deploy.stderr[-3000:]
     return env
 

@@ -1,5 +1,6 @@
-"""The real Prefect UI, in headless Chromium (the Debian package, driven by Playwright): a
-finished generate_srt run shows its state, its progress and its QA table artifact."""
+"""The real Prefect UI, in headless Chromium (the Debian package, driven by Playwright): the
+server's login (the session's server requires an auth string), then a finished generate_srt run
+shows its state, its progress and its QA table artifact."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 from flows.generate_srt import generate_srt
 from mediaflows.store import ProfileStore
 from tasks.prefect_adapter import state_of
+from tests.conftest import SERVER_AUTH
 
 pytestmark = [pytest.mark.ui, pytest.mark.slow]
 
@@ -45,12 +47,30 @@ def page(finished_run: str):  # type: ignore[no-untyped-def]
             browser.close()
 
 
+def log_in(page: Any, ui: str) -> None:
+    """The session's server requires an auth string: the UI's login page refuses a wrong one
+    (it stays, nothing is kept) and takes the right one (kept for the browser's later calls)."""
+    page.goto(f"{ui}/login")
+    password = page.locator("input[type=password]")
+    password.wait_for(timeout=60_000)
+    password.fill("mediaflows:not-the-string")
+    page.get_by_role("button", name="Login").click()
+    page.wait_for_timeout(2000)
+    assert password.is_visible()
+    assert page.evaluate("localStorage.getItem('prefect-password')") is None
+    password.fill(SERVER_AUTH)
+    page.get_by_role("button", name="Login").click()
+    password.wait_for(state="detached", timeout=30_000)
+    assert page.evaluate("localStorage.getItem('prefect-password')")
+
+
 def test_finished_run_shows_state_and_qa_artifact(
     page: Any, finished_run: str, prefect_server: str, tmp_path: Path
 ) -> None:
     run_id = finished_run
     ui = prefect_server.removesuffix("/api")
 
+    log_in(page, ui)
     page.goto(f"{ui}/runs/flow-run/{run_id}")
     try:
         page.get_by_text("Completed").first.wait_for(timeout=60_000)

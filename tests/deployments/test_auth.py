@@ -153,7 +153,8 @@ def test_every_address_without_auth_is_refused_with_auth_it_starts(
 ) -> None:
     monkeypatch.delenv("MEDIAFLOWS_SERVER__AUTH")  # Settings would read the session's
     port = free_port()
-    open_to_all = {"home": tmp_path / "home", "server": {"host": "0.0.0.0", "port": port}}
+    server: dict[str, object] = {"host": "0.0.0.0", "port": port}
+    open_to_all = {"home": tmp_path / "home", "server": server}
     with pytest.raises(ConfigurationError, match="MEDIAFLOWS_SERVER__AUTH"):
         start_embedded_server(Settings.model_validate(open_to_all))
     assert not is_healthy(f"http://127.0.0.1:{port}/api")  # nothing was started
@@ -164,9 +165,9 @@ def test_every_address_without_auth_is_refused_with_auth_it_starts(
         with pytest.raises(ConfigurationError):
             check_bind(Settings.model_validate({"server": {"host": host}}))
 
-    guarded = {**open_to_all, "server": {**open_to_all["server"], "auth": "mediaflows:pw-9f8e"}}
+    guarded = {**open_to_all, "server": {**server, "auth": "mediaflows:pw-9f8e"}}
     settings = Settings.model_validate(guarded)
-    saved = os.environ.pop("PREFECT_SERVER_API_AUTH_STRING", None)
+    saved = os.environ.pop("PREFECT_SERVER_API_AUTH_STRING", None)  # only the setting's
     try:
         url = start_embedded_server(settings)
         assert url == embedded_api_url(settings) == f"http://127.0.0.1:{port}/api"

@@ -161,6 +161,16 @@ class ASRUnavailableError(EndpointUnavailableError):
     """The speech endpoint is busy or down."""
 
 
+class ASRTimeoutError(ASRUnavailableError):
+    """A speech request got no answer within its timeout: its piece is cut in half and sent
+    again as two (:mod:`mediaflows.speech.pacing`), never whole."""
+
+
+class PieceTooLargeError(MediaflowsError):
+    """A piece of audio encoded larger than the speech endpoint's upload limit: it is cut in
+    half before it is sent (:mod:`mediaflows.speech.pacing`)."""
+
+
 class StoreUnavailableError(TransientError):
     """The profile store did not answer properly this time."""
 

@@ -230,7 +230,14 @@ class ASREndpoint(EndpointSettings):
         default=600,
         ge=10,
         description="Longest piece of audio sent in one request (pieces go out concurrently, "
-        "within the `asr` limit).",
+        "within the `asr` limit and the endpoint's measured parallelism).",
+    )
+    first_piece_s: float = Field(
+        default=60,
+        ge=10,
+        description="Length of the first pieces sent to an endpoint whose speed is not known "
+        "yet; later pieces grow with its measured speed (one piece takes at most a third of "
+        "`timeout_s`), up to `max_piece_s`.",
     )
     bitrate_kbps: int = Field(
         default=32, ge=8, le=128, description="Opus bitrate of the audio sent (16 kHz mono)."

@@ -236,6 +236,7 @@ def send(
     before_attempt: Callable[[], None] | None = None,
     ask_again_now: Callable[[openai.OpenAIError], bool] | None = None,
     on_refusal: Callable[[ConfigurationError], None] | None = None,
+    timeout: tuple[float, type[EndpointUnavailableError]] | None = None,
 ) -> T:
     """``request()`` (one HTTP request to the endpoint) until it answers.
 
@@ -246,7 +247,9 @@ def send(
     is raised at once, after ``on_refusal``. ``before_attempt`` runs before each try (a circuit
     breaker may raise there); ``ask_again_now(exc)`` True sends the request again at once,
     uncounted (a chat server that refused the structured-output mode). A cancelled run stops
-    waiting for the request in flight at once.
+    waiting for the request in flight at once. ``timeout``: ``(seconds, error class)``: a
+    request that got no answer in that time raises that error at once, not tried again (the
+    caller sends something else: half of a speech piece); the client closes its connection.
     """
     import openai
 
@@ -260,6 +263,8 @@ def send(
         except openai.OpenAIError as exc:
             if ask_again_now is not None and ask_again_now(exc):
                 continue
+            if timeout is not None and isinstance(exc, openai.APITimeoutError):
+                raise timeout[1](f"{where}: no answer within {timeout[0]:.0f} s") from None
             error = map_error(exc, kind, where, settings)
         except ValueError as exc:  # a body that is not the JSON it claims (a proxy's hiccup)
             error = kind.unavailable(f"{where}: malformed answer ({exc})")

@@ -8,6 +8,8 @@ endpoint, both handing on the same records and both checked by the same hallucin
   transcription of long files window by window.
 * :mod:`.endpoint`: a file's audio cut into pieces for an endpoint, each piece's answer, the
   pieces merged into one transcription in one language.
+* :mod:`.pacing`: the pieces sent at the endpoint's measured speed and parallelism, a piece that
+  timed out cut in half, answers cached by span.
 * :mod:`.scripts`: Chinese in the script a request asks for (``zh-Hans``, ``zh-Hant``).
 """
 
@@ -22,6 +24,8 @@ from mediaflows.speech.endpoint import (
     transcribe_piece,
 )
 from mediaflows.speech.guard import Guard, is_hallucination
+from mediaflows.speech.pacing import Progress as PiecesProgress
+from mediaflows.speech.pacing import transcribe_by_endpoint
 from mediaflows.speech.records import Segment, Transcription, Word
 from mediaflows.speech.scripts import in_script
 from mediaflows.speech.whisper import (
@@ -42,6 +46,7 @@ __all__ = [
     "Guard",
     "Piece",
     "PieceResult",
+    "PiecesProgress",
     "Segment",
     "Transcription",
     "Word",
@@ -59,6 +64,7 @@ __all__ = [
     "replace_pieces",
     "tool_version",
     "transcribe",
+    "transcribe_by_endpoint",
     "transcribe_file",
     "transcribe_piece",
     "unload_idle",

@@ -60,6 +60,7 @@ class PieceResult(_Record):
     segments: tuple[Segment, ...]
     words_estimated: bool
     forced_language: str | None = None
+    offset: float = 0.0
 
 
 def piece_seconds(endpoint: ASREndpoint) -> float:
@@ -112,6 +113,15 @@ def _fit(
     yield from _fit(offset, samples[:half], endpoint, workspace, settings, limit)
     yield from _fit(offset + half / SAMPLE_RATE, samples[half:], endpoint, workspace, settings,
                     limit)  # fmt: skip
+
+
+def encode_piece(
+    samples: np.ndarray, offset: float, endpoint: ASREndpoint, workspace: Path,
+    settings: Settings | None = None,
+) -> Piece:  # fmt: skip
+    """``samples`` (from ``offset`` s in the file) encoded for the endpoint in ``workspace``."""
+    piece = _encode(samples, endpoint, workspace, settings or get_settings())
+    return piece.model_copy(update={"offset": offset})
 
 
 def _encode(
@@ -233,9 +243,11 @@ def transcribe_piece(
     endpoint: ASREndpoint,
     language: str | None = None,
     sleep: Callable[[float], None] = cancel.sleep,
+    timeout_s: float | None = None,
 ) -> PieceResult:
     """Send one piece (faults and retries: :func:`mediaflows.endpoints.send`); its segments in
-    the file's time."""
+    the file's time. ``timeout_s``: its own timeout, past which :class:`ASRTimeoutError` is
+    raised at once (see :mod:`mediaflows.speech.pacing`)."""
     language = language or model_language(request.language)  # zh-Hans: the endpoint hears zh
     options: dict[str, Any] = {"model": endpoint.model, "response_format": endpoint.response_format}
     if request.task == "transcribe":
@@ -247,14 +259,14 @@ def transcribe_piece(
     if prompt:
         options["prompt"] = prompt[:1000]
     translate = request.task != "transcribe"  # English text from any language
-    answer = endpoints.transcribe(piece.path, name, endpoint, options, translate, sleep)
+    answer = endpoints.transcribe(piece.path, name, endpoint, options, translate, sleep, timeout_s)
     if isinstance(answer, str):  # a server that ignored verbose_json
         answer = {"text": answer}
     segments, estimated = _segments(answer, piece.offset, piece.duration)
     heard = _language_code(_field(answer, "language")) if request.task == "transcribe" else "en"
     return PieceResult(index=piece.index, language=language or heard, duration=piece.duration,
                        segments=segments, words_estimated=estimated,
-                       forced_language=language)  # fmt: skip
+                       forced_language=language, offset=piece.offset)  # fmt: skip
 
 
 def majority_language(results: Sequence[PieceResult]) -> str:

@@ -125,7 +125,13 @@ def test_a_transient_fault_is_retried(
         transcribe, "dave", source.id, PROVIDER.transcribe_request()
     ).result()
     assert wer(SPEECH_TEXT, result.text) <= 0.2
-    assert [u.outcome for u in asr_server.uploads] == [mode, "ok"]
+    outcomes = [u.outcome for u in asr_server.uploads]
+    if mode == "hang":  # a piece that timed out is cut in two, never sent again whole
+        assert outcomes == [mode, "ok", "ok"]
+        hung, *halves = asr_server.uploads
+        assert all(h.size < hung.size for h in halves)
+        return
+    assert outcomes == [mode, "ok"]
     if mode == "429":
         at = [u.at for u in asr_server.uploads]
         assert at[1] - at[0] >= 0.95  # Retry-After: 1 was honoured
@@ -242,9 +248,11 @@ def test_a_batch_on_the_provider_stays_within_the_asr_limit_read_back_from_the_s
         monkeypatch.delenv("MEDIAFLOWS_ORCHESTRATION__ASR_LIMIT")
         get_settings.cache_clear()
         ensure_concurrency_limits(get_settings())
+    # The limit is held around each request (a slot of `tag:asr`), not by the task's tags: a
+    # tagged task would hold one slot for the whole file.
     child = result.children[0].run_id
-    runs = prefect_api.task_runs(child, expect=1, named="transcribe_piece")
-    assert all("asr" in r.tags for r in runs if r.task_key.startswith("transcribe_piece"))
+    runs = prefect_api.task_runs(child, expect=1, named="transcribe_by_endpoint")
+    assert all("asr" not in r.tags for r in runs)
 
 
 def test_the_hallucination_guard_applies_to_the_providers_output(

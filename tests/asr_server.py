@@ -15,6 +15,12 @@ It can be told to misbehave (``MODES``):
   file is kept in one language);
 - ``hallucinate``: a segment looping on one phrase (``LOOP``) is added after the speech.
 
+Pacing, as a self-hosted server on a CPU: ``realtime_x`` holds each request for its audio's
+duration ÷ that speed (``one_at_a_time``: one request computes, the others wait their turn, as a
+single-worker faster-whisper server); ``slow_x`` for the ``slow_times`` requests after the first
+``slow_after`` (a server that got busy). A request whose client went away is dropped as soon as
+the server notices (outcome ``abandoned``, ``held_s``: how long it was worked on).
+
 An upload larger than ``max_bytes`` always gets 413. Modes apply to the next ``times`` requests
 (all when None) after the first ``after``; ``latency_s`` delays every answer. Every request is
 recorded (size, duration of the audio, form fields, headers) so tests can check retries, piece
@@ -25,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import tempfile
 import threading
 import time
@@ -58,6 +65,8 @@ class Upload:
     authorization: str
     outcome: str = "ok"
     finished: float = 0.0
+    digest: str = ""
+    held_s: float = 0.0
 
 
 @dataclass
@@ -82,6 +91,13 @@ class ASRServer:
     uploads: list[Upload] = field(default_factory=list)
     in_flight: int = 0
     max_in_flight: int = 0
+    realtime_x: float | None = None
+    one_at_a_time: bool = False
+    slow_after: int = 0
+    slow_times: int = 0
+    slow_x: float = 1.0
+    _busy: bool = False
+    _paced: int = 0
     _mode: _Mode = field(default_factory=_Mode)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _model_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -104,6 +120,9 @@ class ASRServer:
             self.uploads.clear()
             self.max_in_flight = self.in_flight = 0
             self.max_bytes = 25_000_000
+            self.realtime_x, self.one_at_a_time = None, False
+            self.slow_after = self.slow_times = self._paced = 0
+            self.slow_x = 1.0
 
     def _fault(self) -> tuple[_Mode, str]:
         with self._lock:
@@ -123,17 +142,53 @@ class ASRServer:
             if isinstance(value, str):
                 fields.setdefault(key, []).append(value)
         record = Upload(time.time(), request.url.path, len(data), 0.0, fields,
-                        request.headers.get("authorization", ""))  # fmt: skip
+                        request.headers.get("authorization", ""),
+                        digest=hashlib.sha256(data).hexdigest())  # fmt: skip
         with self._lock:
             self.uploads.append(record)
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
+            if self.realtime_x is not None and not await self._paced_work(request, data, record):
+                return Response(status_code=499)  # nobody is listening any more
             return await self._answer(request, data, fields, record)
         finally:
             record.finished = time.time()
             with self._lock:
                 self.in_flight -= 1
+
+    async def _paced_work(self, request: Request, data: bytes, record: Upload) -> bool:
+        """Hold the request as a server of ``realtime_x`` would; False if its client left."""
+        from mediaflows.media import audio
+
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "upload.ogg"
+            path.write_bytes(data)
+            samples = await asyncio.to_thread(audio.decode_audio, path, "upload.ogg")
+        duration = len(samples) / audio.SAMPLE_RATE
+        while self.one_at_a_time and self._busy:  # waiting for its turn
+            if await request.is_disconnected():
+                record.outcome = "abandoned"
+                return False
+            await asyncio.sleep(0.02)
+        self._busy = True  # one event loop: nothing ran between the check and this
+        try:
+            with self._lock:
+                self._paced += 1
+                slow = self.slow_after < self._paced <= self.slow_after + self.slow_times
+            speed = self.slow_x if slow else float(self.realtime_x or 1.0)
+            started = time.monotonic()
+            until = started + duration / speed
+            while time.monotonic() < until:
+                if await request.is_disconnected():
+                    record.outcome = "abandoned"
+                    record.held_s = time.monotonic() - started
+                    return False
+                await asyncio.sleep(0.02)
+            record.held_s = time.monotonic() - started
+            return True
+        finally:
+            self._busy = False
 
     async def _answer(self, request: Request, data: bytes, fields: dict[str, list[str]],
                       record: Upload) -> Response:  # fmt: skip

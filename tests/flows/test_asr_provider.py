@@ -23,7 +23,7 @@ from tasks.prefect_adapter import state_of
 from tests import prefect_api
 from tests.asr_server import ASRServer
 from tests.conftest import ASR_TEST_KEY, asr_endpoints
-from tests.media_factory import SPEECH_TEXT, ffmpeg
+from tests.media_factory import SPEECH_TEXT, ffmpeg, make_speech
 from tests.subtitle_rules import parse, rule_violations
 from tests.wer import wer
 
@@ -282,3 +282,48 @@ def test_a_text_only_endpoint_gets_short_pieces_and_estimated_times(
     assert result.asr is not None and result.asr.words_estimated and result.asr.pieces >= 4
     assert rule_violations(result.content) == []
     assert wer(" ".join([SPEECH_TEXT] * 4), _text(result.content)) <= 0.3
+
+
+@pytest.fixture(scope="module")
+def ten_minutes(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """10 minutes of espeak-ng speech (the known text, 2.5 s of silence after each time)."""
+    directory = tmp_path_factory.mktemp("ten")
+    speech = make_speech(directory)
+    out = directory / "ten.flac"
+    ffmpeg("-stream_loop", "-1", "-i", str(speech), "-af", "apad=pad_dur=0", "-t", "600",
+           "-ar", "16000", "-ac", "1", str(out))  # fmt: skip
+    return out
+
+
+def test_a_long_file_gets_through_a_slow_one_at_a_time_server_paced_not_livelocked(
+    asr_server: ASRServer, local_store: ProfileStore, ten_minutes: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """A server at 40x realtime that works on one request at a time, with `timeout_s` 7: half of
+    the file (300 s) would need 7.5 s on its own, more behind others in its queue. Once, the
+    server slows to 4x (busy): that piece times out, is cut in two, and neither piece is ever
+    sent again whole; the server drops the abandoned request as soon as the client leaves."""
+    asr_server.realtime_x, asr_server.one_at_a_time = 40.0, True
+    asr_server.slow_after, asr_server.slow_times, asr_server.slow_x = 3, 1, 4.0
+    asr_server.set_mode("echo")
+    _endpoint(monkeypatch, asr_server, timeout_s=7)
+    source = local_store.import_file("dave", ten_minutes)
+    state = _run(transcribe, "dave", source.id, PROVIDER.transcribe_request())
+    assert state.is_completed(), state.message
+    result: TranscribeResult = state.result()
+    uploads = asr_server.uploads
+    digests = [u.digest for u in uploads]
+    assert len(set(digests)) == len(digests)  # no piece sent twice whole
+    abandoned = [u for u in uploads if u.outcome == "abandoned"]
+    assert len(abandoned) == 1  # the slow one, and nothing else timed out
+    (slow,) = abandoned
+    piece_s = slow.size / max(u.size / u.duration for u in uploads if u.duration)
+    assert slow.held_s < piece_s / 4.0  # dropped when the client left, not worked to the end
+    answered = [u for u in uploads if u.outcome == "echo"]
+    assert sum(u.duration for u in answered) == pytest.approx(600, abs=1)
+    assert result.asr is not None and result.asr.audio_sent_s == pytest.approx(600, abs=1)
+    assert max(u.held_s for u in answered) < 7  # every piece sized to fit its timeout
+    assert min(u.duration for u in answered) < 60 < max(u.duration for u in answered)  # grew
+    assert asr_server.max_in_flight <= 4
+    logs = prefect_api.everything_about([state.state_details.flow_run_id], tasks=4)
+    assert "cut in two" in logs

@@ -9,9 +9,10 @@ timed out, was sent again whole to a server still busy with it, and so on. Here:
 * the audio is decoded once into a file of samples with **cut points** every ``UNIT_S`` seconds
   at quiet moments (the same points on every run, so answers cached by span are found again);
 * an unknown endpoint gets short pieces first (``first_piece_s``); the **speed** of its answers
-  (audio seconds per wall second, of the fastest answer per second of audio: its speed alone)
+  (audio seconds per wall second)
   sizes the next pieces so that one takes at most a third of ``timeout_s``, growing at most
-  twice per answer and only after answers that came back within half their timeout;
+  twice per answer and only after answers that came back within half their timeout (the speed
+  is a moving average of each answer's audio seconds per wall second, queue wait included);
 * requests in flight follow the endpoint's real parallelism (:class:`endpoints.Window`), and a
   request's timeout allows for the pieces queued before it at the measured speed;
 * a piece that timed out is **cut in half** at the cut point (or quiet moment) nearest its middle
@@ -147,8 +148,12 @@ class Pace:
 
     def answered(self, seconds: float, took: float, timeout: float) -> None:
         with self._lock:
+            # Seconds of audio per wall second of this answer, its wait in the server's queue
+            # included: on a one-at-a-time server an underestimate, which errs towards smaller
+            # pieces and longer timeouts; the server stays busy as long as the window keeps one
+            # piece waiting behind the one it computes.
             speed = seconds / max(took, 1e-3)
-            self.speed = speed if self.speed is None else max(self.speed, speed)
+            self.speed = speed if self.speed is None else 0.7 * self.speed + 0.3 * speed
             if took <= timeout / 2:
                 self.largest_ok_s = max(self.largest_ok_s, seconds)
 

@@ -181,6 +181,11 @@ class ProviderUsage(_Frozen):
         default=False,
         description="The endpoint gave segment times only: word times were estimated in each.",
     )
+    language_check: str | None = Field(
+        default=None,
+        description="With no language requested: what the bundled model heard in 30 s of the "
+        "file, e.g. `de 0.97 (agrees)`.",
+    )
 
 
 class TranscriptDetails(_Frozen):

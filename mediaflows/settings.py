@@ -253,7 +253,20 @@ class ASRSettings(_Group):
         description='Endpoints by name, as JSON: `{"groq": {"base_url": "https://api.groq.com/'
         'openai/v1", "model": "whisper-large-v3", "api_key": "gsk_…"}}`; optional fields: '
         "`max_upload_mb`, `word_timestamps`, `timeout_s`, `http_attempts`, `max_piece_s`, "
-        "`bitrate_kbps`.",
+        "`bitrate_kbps`, `first_piece_s`.",
+    )
+    check_language: bool = Field(
+        default=True,
+        description="When a request names no language, the bundled multilingual model also "
+        "listens to 30 s of the file: a confident disagreement with the endpoint's detected "
+        "language (or a language mediaflows does not know) fails the run with an input error "
+        "naming both, instead of subtitles in the wrong language.",
+    )
+    check_language_confidence: float = Field(
+        default=0.8,
+        gt=0,
+        le=1,
+        description="How sure the local model must be of another language to fail the run.",
     )
 
     @model_validator(mode="after")

@@ -39,8 +39,9 @@ from pathlib import Path
 import numpy as np
 
 from mediaflows import cancel, endpoints
-from mediaflows.errors import ASRTimeoutError, ASRUnavailableError, PieceTooLargeError
+from mediaflows.errors import ASRTimeoutError, ASRUnavailableError, InputError, PieceTooLargeError
 from mediaflows.files import atomic_write
+from mediaflows.languages import LANGUAGES, same_language
 from mediaflows.media.audio import SAMPLE_RATE, audio_windows, quietest_cut
 from mediaflows.models import TranscribeRequest
 from mediaflows.settings import ASREndpoint, Settings, get_settings
@@ -48,12 +49,13 @@ from mediaflows.speech.endpoint import (
     PieceResult,
     encode_piece,
     heard_elsewhere,
+    majority_language,
     merge,
     piece_seconds,
     transcribe_piece,
 )
 from mediaflows.speech.records import Transcription
-from mediaflows.speech.whisper import model_id
+from mediaflows.speech.whisper import detect_language, model_id
 
 #: Seconds between two cut points: the smallest piece sent, but for halves of a timed-out one.
 UNIT_S = 30.0
@@ -399,6 +401,17 @@ def transcribe_by_endpoint(
         return Sender(audio, pace, send, cache, hold, on_progress, on_event)
 
     results = sender(None).run()
+    check = None
+    spoken = any(r.segments for r in results)
+    if (
+        spoken
+        and request.language is None
+        and request.task == "transcribe"
+        and (settings.asr.check_language)
+    ):
+        check = check_language(audio, majority_language(results), request.provider, settings)
+        on_event(f"language: the endpoint heard {majority_language(results)}; the bundled "
+                 f"model hears {check}")  # fmt: skip
     resent = 0.0
     again = heard_elsewhere(results, request)
     if again is not None:
@@ -413,7 +426,45 @@ def transcribe_by_endpoint(
                    enumerate(sorted(kept + redone, key=lambda r: r.offset))]  # fmt: skip
         resent = sum(s.seconds for s in spans)
     model = model_id(request, settings)
-    return merge(results, request, request.provider, endpoint, model, resent_s=resent)
+    heard = merge(results, request, request.provider, endpoint, model, resent_s=resent)
+    if check is not None and heard.asr is not None:
+        heard = heard.model_copy(update={"asr": heard.asr.model_copy(
+            update={"language_check": check})})  # fmt: skip
+    return heard
+
+
+#: Seconds of the file the bundled model listens to when the endpoint detected the language.
+CHECK_S = 30.0
+
+
+def check_language(
+    audio: DecodedAudio, heard: str, provider: str, settings: Settings | None = None
+) -> str:
+    """What the bundled multilingual model hears in 30 s from the middle of the file, as
+    ``"de 0.97 (agrees)"``; :class:`InputError` naming both languages when it is confidently
+    (``check_language_confidence``) another language than the endpoint's ``heard``, or when
+    ``heard`` is a language mediaflows does not know (never used silently)."""
+    settings = settings or get_settings()
+    middle = audio.samples // 2
+    half = int(CHECK_S / 2 * SAMPLE_RATE)
+    span = Span(max(0, middle - half), min(audio.samples, middle + half))
+    local, probability = detect_language(audio.read(span), settings)
+    if same_language(heard, local):
+        return f"{local} {probability:.2f} (agrees)"
+    known = heard in LANGUAGES
+    if probability >= settings.asr.check_language_confidence or not known:
+        what = "" if known else ", a language mediaflows does not know"
+        raise InputError(
+            f"the speech endpoint {provider!r} heard {_named(heard)}{what}, but the bundled model "
+            f"hears {_named(local)} ({probability:.0%} sure) in {span.seconds:.0f} s at "
+            f"{_clock(span.start / SAMPLE_RATE)}: set the request's language (e.g. language: "
+            f"{local}) and run again"
+        )
+    return f"{local} {probability:.2f} (the endpoint's {heard} kept: not sure enough)"
+
+
+def _named(code: str) -> str:
+    return f"{LANGUAGES[code][0]} ({code})" if code in LANGUAGES else repr(code)
 
 
 def _where(span: Span) -> str:

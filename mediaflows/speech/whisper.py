@@ -401,3 +401,12 @@ def transcribe_file(
     settings = settings or get_settings()
     windows = audio_windows(path, name, settings, expected_s=expected_s)
     return transcribe_windows(windows, request, on_progress, settings, duration_hint=expected_s)
+
+
+def detect_language(samples: np.ndarray, settings: Settings | None = None) -> tuple[str, float]:
+    """The language the bundled multilingual model (``base``) hears in ``samples`` (16 kHz mono,
+    about 30 s are enough), and its probability."""
+    settings = settings or get_settings()
+    model = load_model(model_path("base", settings), settings.whisper)
+    language, probability, _ = model.detect_language(audio=samples.astype(np.float32))
+    return str(language), float(probability)

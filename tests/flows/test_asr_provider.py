@@ -327,3 +327,36 @@ def test_a_long_file_gets_through_a_slow_one_at_a_time_server_paced_not_livelock
     assert asr_server.max_in_flight <= 4
     logs = prefect_api.everything_about([state.state_details.flow_run_id], tasks=4)
     assert "cut in two" in logs
+
+
+GERMAN = ("Guten Morgen. Heute sprechen wir über das Wetter in den Bergen. Am Nachmittag wird es "
+          "regnen, und am Abend kommt der Wind aus dem Westen.")  # fmt: skip
+
+
+def test_a_language_the_endpoint_got_wrong_fails_naming_both(
+    asr_server: ASRServer, local_store: ProfileStore, tmp_path: Path
+) -> None:
+    """German speech that the endpoint calls Latin (`la`, not a language mediaflows knows): the
+    bundled model, listening to the middle of the file, hears German; the run fails with an
+    input error naming both, and no subtitles in the wrong language are stored."""
+    wav = tmp_path / "de.wav"
+    subprocess.run(["espeak-ng", "-v", "de", "-s", "140", "-w", str(wav), GERMAN], check=True)
+    asr_server.set_mode("language", language_name="la")
+    source = local_store.import_file("dave", wav)
+    state = _run(generate_srt, "dave", source.id, GenerateSrtRequest(provider="loop"))
+    assert state.is_failed()
+    with pytest.raises(InputError, match=r"heard 'la'.*hears German \(de\)"):
+        state.result()
+    assert [f.id for f in local_store.list_files("dave")] == [source.id]  # nothing stored
+    assert len(asr_server.uploads) == 1  # an input error: not retried
+
+
+def test_the_endpoints_language_checked_by_the_bundled_model_is_reported(
+    asr_server: ASRServer, local_store: ProfileStore, speech_media: dict[str, Path]
+) -> None:
+    source = local_store.import_file("dave", speech_media["speech.mp3"])
+    result: SrtResult = _run(generate_srt, "dave", source.id,
+                             GenerateSrtRequest(provider="loop")).result()  # fmt: skip
+    assert result.language == "en"
+    assert result.asr is not None and result.asr.language_check is not None
+    assert result.asr.language_check.startswith("en ") and "agrees" in result.asr.language_check

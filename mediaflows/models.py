@@ -553,6 +553,75 @@ class TranslateSrtResult(OperationResult):
         return self.file_id
 
 
+# ---- package ---------------------------------------------------------------------------------
+
+
+class PackageRequest(_Frozen):
+    """Which subtitles go into the deliverable MP4, and whether one language is burnt in."""
+
+    subtitles: tuple[FileId, ...] = Field(
+        min_length=1,
+        max_length=20,
+        description="SRT outputs of this video (generate_srt, translate_srt, fix_srt), one a "
+        "language: a soft track each, in this order; the first is the default track.",
+    )
+    burn_in: str | None = Field(
+        default=None,
+        description="A language of the tracks to draw into the picture as well (re-encodes "
+        "the video with x264; without it the video and audio are copied).",
+    )
+    crf: int = Field(default=20, ge=0, le=51, description="x264 quality when burning in.")
+    preset: Literal[
+        "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower"
+    ] = Field(default="veryfast", description="x264 speed/size trade-off when burning in.")
+
+    @field_validator("subtitles")
+    @classmethod
+    def _once_each(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if len(set(value)) != len(value):
+            raise InputError(f"a subtitle file is listed twice: {list(value)}")
+        return value
+
+    @field_validator("burn_in")
+    @classmethod
+    def _known_burn_in(cls, value: str | None) -> str | None:
+        return None if value is None else _language_tags((value,))[0]
+
+
+class PackageTrack(_Frozen):
+    """One soft subtitle track of a packaged MP4."""
+
+    language: str = Field(description="The SRT's language (BCP-47).")
+    file_id: FileId = Field(description="The SRT it was made from.")
+    code: str = Field(description="The ISO 639-2/T language tag in the MP4 (deu, fra, zho).")
+    title: str = Field(description="The track's name, in its language (Deutsch, Français).")
+    default: bool = False
+
+
+class PackageDetails(_Frozen):
+    """What ``package`` records about its MP4."""
+
+    mode: Literal["copy", "burn_in"]
+    duration: float = Field(ge=0)
+    tracks: tuple[PackageTrack, ...]
+    burn_in: str | None = None
+
+
+class PackageResult(OperationResult):
+    """The stored MP4 with its subtitle tracks."""
+
+    file_id: FileId
+    mode: Literal["copy", "burn_in"]
+    duration: float
+    size: int
+    tracks: tuple[PackageTrack, ...]
+    burn_in: str | None = None
+
+    @property
+    def output_id(self) -> str:
+        return self.file_id
+
+
 # ---- batches and the sweep -------------------------------------------------------------------
 
 FanOut = Literal["in-process", "distributed"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -183,3 +184,13 @@ def packet_checksums(path: Path, selector: str) -> list[str]:
         for line in out.splitlines()
         if line[:1].isdigit()
     ]
+
+
+def probe_streams(path: Path) -> list[dict[str, Any]]:
+    """ffprobe's own description of every stream (tags and dispositions included)."""
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-show_streams", "-of", "json", str(path)],
+        capture_output=True, check=True, timeout=60,
+    ).stdout  # fmt: skip
+    streams: list[dict[str, Any]] = json.loads(out)["streams"]
+    return streams

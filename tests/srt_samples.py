@@ -79,6 +79,8 @@ TRANSLATION_CUES = [
 # Two cues a language, with a gap between them (from 1.5 to 2.5 s no cue shows), for packaging: the
 # tracks of one video, and the text a player must show at 1.0 s.
 PACKAGE_CUES: dict[str, list[tuple[str, str, str]]] = {
+    "en": [("00:00:00,500", "00:00:01,500", "I did not receive the letter."),
+           ("00:00:02,500", "00:00:03,500", "See you tomorrow.")],
     "de": [("00:00:00,500", "00:00:01,500", "Ich habe den Brief nicht bekommen."),
            ("00:00:02,500", "00:00:03,500", "Bis morgen.")],
     "fr": [("00:00:00,500", "00:00:01,500", "Je n'ai pas reçu la lettre."),

@@ -43,9 +43,7 @@ def create_markdown_artifact(markdown: str, description: str, key: str | None = 
 def create_image_artifact(image_url: str, description: str, key: str | None = None) -> None:
     from prefect.artifacts import create_image_artifact as create
 
-    # Unlike the others, Prefect 3.8's create_image_artifact is sync only (it calls
-    # ``create(_sync=True)`` itself) and takes no ``_sync``. CHECK: its signature.
-    create(image_url=image_url, key=key, description=description)
+    create(image_url=image_url, key=key, description=description, _sync=True)  # type: ignore[call-arg]
 
 
 _clients: dict[str, SyncPrefectClient] = {}

@@ -4,7 +4,6 @@ with glyphs, the preview frame; and the choice of tracks, refused when it cannot
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 from datetime import UTC, datetime
@@ -24,6 +23,7 @@ from tests.media_factory import (
     frame_rgb,
     make_flat_video,
     packet_checksums,
+    probe_streams,
     top_level_atoms,
 )
 from tests.srt_samples import package_srt
@@ -43,15 +43,6 @@ def _tracks(directory: Path, *languages: str) -> list[Track]:
     return made
 
 
-def _streams(path: Path) -> list[dict[str, Any]]:
-    out = subprocess.run(
-        ["ffprobe", "-v", "error", "-show_streams", "-of", "json", str(path)],
-        capture_output=True, check=True, timeout=60,
-    ).stdout  # fmt: skip
-    streams: list[dict[str, Any]] = json.loads(out)["streams"]
-    return streams
-
-
 def _track_text(path: Path, index: int) -> str:
     return subprocess.run(
         ["ffmpeg", "-nostdin", "-v", "error", "-i", str(path), "-map", f"0:s:{index}",
@@ -67,7 +58,7 @@ def test_one_tagged_track_per_language_and_streams_copied(
     tracks = _tracks(tmp_path, "de", "fr", "zh-Hans")
     out = package(source, media.probe(source), tracks, tmp_path / "out.mp4", "talk.mkv")
     assert out.mode == "copy" and abs(out.duration - 3.0) < 0.2
-    subs = [s for s in _streams(out.path) if s["codec_type"] == "subtitle"]
+    subs = [s for s in probe_streams(out.path) if s["codec_type"] == "subtitle"]
     assert [s["codec_name"] for s in subs] == ["mov_text"] * 3
     assert [s["tags"]["language"] for s in subs] == ["deu", "fra", "zho"]
     assert [s["tags"]["handler_name"] for s in subs] == ["Deutsch", "Français", "简体中文"]
@@ -96,7 +87,9 @@ def test_burn_in_changes_pixels_only_where_and_when_a_cue_is(flat: Path, tmp_pat
     between = np.abs(frame_rgb(out.path, 2.0).astype(int) - frame_rgb(flat, 2.0).astype(int))
     assert between.max() <= 8, "something drawn between two cues"
     assert packet_checksums(out.path, "a") == packet_checksums(flat, "a")  # audio still copied
-    assert [s["tags"]["language"] for s in _streams(out.path) if s["codec_type"] == "subtitle"] == [
+    assert [
+        s["tags"]["language"] for s in probe_streams(out.path) if s["codec_type"] == "subtitle"
+    ] == [
         "deu",
         "fra",
     ]

@@ -34,7 +34,7 @@ def package(job: Job[PackageRequest, OutputIds]) -> Output:
     chosen = procedure.choose(job.source, source_root, subtitles, request)
     local, info = job.fetch_and_probe()
     parsed = [read_profile_srt(choice.file) for choice in chosen]
-    tracks = procedure.tracks(chosen, parsed, job.workspace)
+    tracks = procedure.tracks(chosen, parsed, job.workspace, info.duration)
     job.progress.stage(Stage.PROCESSING, "packaging 0%")
     packaged = package_media(local, info, tracks, procedure.burn_in_track(tracks, request),
                              request, job.source, job.workspace, job.progress)  # fmt: skip

@@ -119,14 +119,27 @@ def choose(
     return chosen
 
 
-def tracks(chosen: Sequence[Chosen], parsed: Sequence[ParsedSrt], workspace: Path) -> list[Track]:
+def tracks(
+    chosen: Sequence[Chosen], parsed: Sequence[ParsedSrt], workspace: Path, duration: float
+) -> list[Track]:
     """Each chosen SRT written into the workspace as clean UTF-8 SubRip (whatever its encoding,
-    BOM or line ends were), as ffmpeg reads it."""
+    BOM or line ends were), as ffmpeg reads it. Cues are cut at the video's end (a cue past it
+    would make the MP4 longer than its picture: players would show a timeline past the end)."""
     workspace.mkdir(parents=True, exist_ok=True)
+    end_ms = int(duration * 1000)
     made = []
     for i, (choice, srt) in enumerate(zip(chosen, parsed, strict=True)):
+        cues = [
+            cue.model_copy(update={"end_ms": min(cue.end_ms, end_ms)})
+            for cue in srt.cues
+            if cue.start_ms < end_ms
+        ]
+        if not cues:
+            raise InputError(
+                f"{choice.file.name} ({choice.file.id}): no cue within the video's {duration:.1f} s"
+            )
         path = workspace / f"track-{i}.srt"
-        path.write_text(write_srt(srt.cues), encoding="utf-8")
+        path.write_text(write_srt(cues), encoding="utf-8")
         made.append(Track(path, choice.language))
     return made
 

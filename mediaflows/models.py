@@ -256,10 +256,15 @@ class GenerateSrtRequest(TranscribeRequest):
     bilingual: bool = Field(
         default=False, description="Translations show the original line above the translation."
     )
+    package: bool = Field(
+        default=False,
+        description="Also package the video with the translations and the SRT: one MP4 with a "
+        "subtitle track per language (the first target the default), by a child package run.",
+    )
 
     #: The fields that only shape the translations, not the source-language subtitles.
     TRANSLATION_FIELDS: ClassVar[frozenset[str]] = frozenset(
-        {"target_languages", "translation", "translation_model", "bilingual"}
+        {"target_languages", "translation", "translation_model", "bilingual", "package"}
     )
 
     @field_validator("target_languages")
@@ -271,6 +276,8 @@ class GenerateSrtRequest(TranscribeRequest):
     def _whisper_translates_to_english(self) -> GenerateSrtRequest:
         if self.translation == "whisper" and self.target_languages not in ((), ("en",)):
             raise ValueError("translation 'whisper' makes English only: target_languages ['en']")
+        if self.package and not self.target_languages:
+            raise ValueError("package needs target_languages (for the SRT alone: run package)")
         if self.language and any(same_language(self.language, t) for t in self.target_languages):
             raise ValueError(f"a target language is the spoken language {self.language!r}")
         return self
@@ -387,6 +394,9 @@ class SrtDetails(_Frozen):
     translations: tuple[TranslationRef, ...] = Field(
         default=(), description="The translations made with the SRT (generate_srt --to)."
     )
+    package_file_id: FileId | None = Field(
+        default=None, description="generate_srt --package: the MP4 with a track per language."
+    )
 
 
 class SrtResult(OperationResult):
@@ -413,6 +423,10 @@ class SrtResult(OperationResult):
         default=None,
         description="With translations: the stored manifest that lists the SRT and them.",
     )
+    package_file_id: FileId | None = Field(
+        default=None, description="With package: the MP4 with a subtitle track per language."
+    )
+    package_url: str | None = Field(default=None, description="A fresh URL of that MP4.")
 
     @property
     def output_id(self) -> str:

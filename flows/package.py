@@ -33,16 +33,17 @@ def package(job: Job[PackageRequest, OutputIds]) -> Output:
     source_root, subtitles = lookup_subtitles(job.profile, job.source, request.subtitles)
     chosen = procedure.choose(job.source, source_root, subtitles, request)
     local, info = job.fetch_and_probe()
+    procedure.check_video(info, job.source.name)
     parsed = [read_profile_srt(choice.file) for choice in chosen]
     tracks = procedure.tracks(chosen, parsed, job.workspace, info.duration)
+    middle = info.duration / 2
+    lines = procedure.preview_lines(chosen, parsed, middle)
+    preview = render_preview.submit(local, middle, lines, job.source, job.workspace)  # meanwhile
     job.progress.stage(Stage.PROCESSING, "packaging 0%")
     packaged = package_media(local, info, tracks, procedure.burn_in_track(tracks, request),
                              request, job.source, job.workspace, job.progress)  # fmt: skip
-    job.progress.stage(Stage.PROCESSING_RESULT, "rendering the preview")
-    middle = packaged.duration / 2
-    lines = procedure.preview_lines(chosen, parsed, middle)
-    preview = render_preview(local, middle, lines, job.source, job.workspace)
-    publish_preview(preview, job.title, [choice.language for choice in chosen])
+    job.progress.stage(Stage.PROCESSING_RESULT, "publishing the preview")
+    publish_preview(preview.result(), job.title, [choice.language for choice in chosen])
     job.progress.stage(Stage.PROCESSING_RESULT, "storing", 0.5)
     stored = job.store(procedure.mp4(job.source, request, job.ids, chosen, packaged))
     return Output(stored, None, procedure.summary(packaged, chosen, request))

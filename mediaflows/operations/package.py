@@ -4,7 +4,8 @@ first the default), the moov atom first, video and audio copied; optionally one 
 into the picture (the video re-encoded). Stored in the same profile.
 
 The procedure, step by step as the flow runs it: :func:`choose` (each SRT belongs to this video
-and has a language, one track a language, the burnt-in language among them), :func:`tracks`
+and has a language, one track a language, the burnt-in language among them), :func:`check_video`,
+:func:`tracks`
 (each SRT written clean into the workspace), the packaging (``media.package``), :func:`mp4`;
 and :func:`preview_lines` for the preview frame.
 """
@@ -15,10 +16,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from mediaflows.errors import InputError
+from mediaflows.errors import InputError, MediaError
 from mediaflows.ids import output_file_id
 from mediaflows.languages import same_language
 from mediaflows.media.package import PackagedMedia, Track, track_language
+from mediaflows.media.probe import MediaInfo
 from mediaflows.media.tools import ffmpeg_version
 from mediaflows.models import (
     PackageDetails,
@@ -117,6 +119,13 @@ def choose(
         have = ", ".join(c.language for c in chosen)
         raise InputError(f"burn_in {request.burn_in}: no subtitle track in it (tracks: {have})")
     return chosen
+
+
+def check_video(info: MediaInfo, name: str) -> None:
+    """:class:`MediaError` for a file without a video stream: nothing to package subtitles
+    with."""
+    if info.video is None:
+        raise MediaError(name, "has no video stream to package subtitles with")
 
 
 def tracks(

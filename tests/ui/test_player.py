@@ -1,6 +1,7 @@
 """A packaged MP4 in a real browser: headless Chromium (the Debian package, driven by Playwright)
 plays it in a ``<video>`` with one WebVTT ``<track>`` per subtitle track of the MP4, lists the
-tracks with their languages and names, and shows each language's cue at a given time.
+tracks with their languages and names, and shows each language's cue at a given time; the
+Prefect UI shows the run's preview frame (the image artifact) at its size.
 
 Chromium exposes no ``mov_text`` track of an MP4 in ``video.textTracks`` (checked with Chromium
 156: none listed), so the page gives it each track as WebVTT, converted from the packaged MP4
@@ -17,6 +18,7 @@ from collections.abc import Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import pytest
 
@@ -24,6 +26,7 @@ from flows.package import package
 from mediaflows.models import PackageRequest
 from mediaflows.store import ProfileStore
 from tasks.prefect_adapter import state_of
+from tests import prefect_api
 from tests.media_factory import probe_streams
 from tests.srt_samples import PACKAGE_CUES, package_srt
 
@@ -39,9 +42,12 @@ class _Quiet(SimpleHTTPRequestHandler):
 
 
 @pytest.fixture
-def site(local_store: ProfileStore, videos: dict[str, Path], tmp_path: Path) -> Iterator[str]:
+def site(
+    local_store: ProfileStore, videos: dict[str, Path], tmp_path: Path
+) -> Iterator[tuple[str, str]]:
     """The MP4 a package run stored, its tracks as WebVTT and a page playing them, served on
-    loopback (the run before the browser: Playwright's sync API holds a loop)."""
+    loopback (the run before the browser: Playwright's sync API holds a loop); and the run's
+    id."""
     if CHROMIUM is None:
         pytest.skip("no chromium here (apt-get install chromium)")
     video = local_store.import_file("alice", videos["h264_aac.mkv"])
@@ -84,14 +90,15 @@ def site(local_store: ProfileStore, videos: dict[str, Path], tmp_path: Path) -> 
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/index.html"
+        run_id = str(state.state_details.flow_run_id)
+        yield f"http://127.0.0.1:{server.server_address[1]}/index.html", run_id
     finally:
         server.shutdown()
         server.server_close()
 
 
 @pytest.fixture
-def page(site: str):  # type: ignore[no-untyped-def]
+def page(site: tuple[str, str]):  # type: ignore[no-untyped-def]
     if CHROMIUM is None:
         pytest.skip("no chromium here (apt-get install chromium)")
     playwright_api = pytest.importorskip("playwright.sync_api")
@@ -121,8 +128,10 @@ _CUES_AT = """async (at) => {
 }"""
 
 
-def test_browser_lists_tracks_and_shows_each_language_cue(page: Any, site: str) -> None:
-    page.goto(site)
+def test_browser_lists_tracks_and_shows_each_language_cue(
+    page: Any, site: tuple[str, str], prefect_server: str
+) -> None:
+    page.goto(site[0])
     first = page.evaluate(_CUES_AT, 1.0)
     assert first["error"] is None and abs(first["duration"] - 3.0) < 0.2  # the MP4 plays
     assert [(t["language"], t["label"], t["kind"]) for t in first["tracks"]] == [
@@ -137,3 +146,10 @@ def test_browser_lists_tracks_and_shows_each_language_cue(page: Any, site: str) 
     assert [t["cues"] for t in between["tracks"]] == [[], [], []]
     last = page.evaluate(_CUES_AT, 2.8)  # the last cue, cut at the video's end (3.0 s)
     assert [t["cues"] for t in last["tracks"]] == [[PACKAGE_CUES[lang][1][2]] for lang in LANGUAGES]
+    # The run's preview in the Prefect UI: the frame, drawn by the browser from the artifact.
+    (preview,) = [a for a in prefect_api.artifacts(UUID(site[1])) if a.type == "image"]
+    page.goto(f"{prefect_server.removesuffix('/api')}/artifacts/artifact/{preview.id}")
+    image = page.locator('img[src^="data:image/jpeg;base64,"]').first
+    image.wait_for(timeout=30_000)
+    page.wait_for_function("(img) => img.complete", arg=image.element_handle(), timeout=10_000)
+    assert image.evaluate("(img) => [img.naturalWidth, img.naturalHeight]") == [640, 360]

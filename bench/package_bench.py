@@ -41,6 +41,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=int, default=300, help="length of the test video")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--burn-in", action="store_true", help="also time one burn-in run")
+    parser.add_argument(
+        "--source", type=Path, help="an existing video of --seconds to use (making one takes long)"
+    )
     args = parser.parse_args(argv)
     with bench_home() as home, tempfile.TemporaryDirectory() as tmp:
         import os
@@ -50,7 +53,7 @@ def main(argv: list[str] | None = None) -> None:
         from mediaflows.settings import get_settings
         from mediaflows.store import ProfileStore
 
-        src = make_source(Path(tmp) / "src.mp4", args.seconds)
+        src = args.source or make_source(Path(tmp) / "src.mp4", args.seconds)
         srts = {}
         for language in LANGUAGES:
             srts[language] = Path(tmp) / f"{language}.srt"
@@ -95,7 +98,7 @@ def main(argv: list[str] | None = None) -> None:
 
         plain = median(timed(plain_copy, args.repeat))
         packaged = median([flow_run() for _ in range(args.repeat)])
-        print(f"source: {args.seconds} s 1280x720 H.264/AAC MP4, {size_mb:.0f} MB; "
+        print(f"source: {args.seconds} s {src.name}, {size_mb:.0f} MB; "
               f"{len(srts)} SRTs ({', '.join(srts)})")  # fmt: skip
         print(f"plain ffmpeg -c copy -c:s mov_text: {plain:.2f} s (median of {args.repeat})")
         print(f"package flow, streams copied:      {packaged:.2f} s (median of {args.repeat})")

@@ -104,7 +104,7 @@ def _burnt_cue(flat: Path, directory: Path, language: str, text: str) -> Any:
     return frame_rgb(dst, 1.0)
 
 
-def _dejavu_only(flat: Path, directory: Path, text: str) -> Any:
+def _dejavu_only(flat: Path, directory: Path, language: str, text: str) -> Any:
     """The same cue drawn by libass when fontconfig knows only DejaVu (no CJK glyphs)."""
     conf = directory / "fonts.conf"
     conf.write_text(
@@ -113,7 +113,7 @@ def _dejavu_only(flat: Path, directory: Path, text: str) -> Any:
         "</fontconfig>"
     )
     srt = directory / "dejavu.srt"
-    srt.write_text(package_srt("zh-Hans", first=text), encoding="utf-8")
+    srt.write_text(package_srt(language, first=text), encoding="utf-8")
     dst = directory / "dejavu.mp4"
     subprocess.run(
         ["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(flat), "-vf",
@@ -124,12 +124,15 @@ def _dejavu_only(flat: Path, directory: Path, text: str) -> Any:
     return frame_rgb(dst, 1.0)
 
 
-@pytest.mark.parametrize(("language", "texts"), [("zh-Hans", ("我没有收到信", "明天见大家好"))])
-def test_chinese_burn_in_draws_glyphs_not_boxes(
+@pytest.mark.parametrize(
+    ("language", "texts"),
+    [("zh-Hans", ("我没有收到信", "明天见大家好")), ("ja", ("手紙をください", "また明日会おう"))],
+)
+def test_cjk_burn_in_draws_glyphs_not_boxes(
     flat: Path, tmp_path: Path, language: str, texts: tuple[str, str]
 ) -> None:
     first, second = (_burnt_cue(flat, tmp_path, language, t) for t in texts)
-    boxes_first, boxes_second = (_dejavu_only(flat, tmp_path, t) for t in texts)
+    boxes_first, boxes_second = (_dejavu_only(flat, tmp_path, language, t) for t in texts)
     height = first.shape[0]
 
     def differ(a: Any, b: Any) -> int:

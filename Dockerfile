@@ -23,7 +23,7 @@ COPY docker/ca-certificates/ /usr/local/share/ca-certificates/
 ENV SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt \
     PIP_CERT=/etc/ssl/certs/ca-certificates.crt
 RUN apt-get update \
- && apt-get install -y --no-install-recommends python3 python3-venv ffmpeg ca-certificates \
+ && apt-get install -y --no-install-recommends python3 python3-venv ffmpeg fonts-wqy-zenhei ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && update-ca-certificates \
  && python3 -m venv /opt/uv && /opt/uv/bin/pip install --no-cache-dir "uv>=0.5,<1" \

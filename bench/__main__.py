@@ -6,12 +6,14 @@ from bench import (
     batched_bench,
     convert_bench,
     llm_bench,
+    package_bench,
     whisper_bench,
     worker_bench,
 )
 
 if __name__ == "__main__":
     convert_bench.main([])
+    package_bench.main([])
     whisper_bench.main([])
     batched_bench.main([])
     llm_bench.main(["--latency", "2", "--repeat", "1"])

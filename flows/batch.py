@@ -29,6 +29,7 @@ from flows._operation import OperationFlow
 from flows.convert import convert
 from flows.fix_srt import fix_srt
 from flows.generate_srt import generate_srt
+from flows.package import package
 from flows.transcribe import transcribe
 from flows.translate_srt import translate_srt
 from mediaflows import batches
@@ -208,7 +209,7 @@ def batch_flow(operation: OperationFlow[Any]) -> BatchFlow:
 
 #: Every operation's flow, by operation name, in the order of ``mediaflows.operations``.
 OPERATION_FLOWS: dict[str, OperationFlow[Any]] = {
-    made.name: made for made in (convert, transcribe, generate_srt, fix_srt, translate_srt)
+    made.name: made for made in (convert, transcribe, generate_srt, fix_srt, translate_srt, package)
 }
 
 # The batch flows as module attributes: prefect.yaml's entrypoints are flows/batch.py:batch_<name>.
@@ -217,10 +218,11 @@ batch_transcribe = batch_flow(transcribe)
 batch_generate_srt = batch_flow(generate_srt)
 batch_fix_srt = batch_flow(fix_srt)
 batch_translate_srt = batch_flow(translate_srt)
+batch_package = batch_flow(package)
 
 #: Every operation's batch flow, by operation name.
 BATCHES: dict[str, BatchFlow] = {
     made.name.removeprefix("batch_"): made
     for made in (batch_convert, batch_transcribe, batch_generate_srt, batch_fix_srt,
-                 batch_translate_srt)
+                 batch_translate_srt, batch_package)
 }  # fmt: skip

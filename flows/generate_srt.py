@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from flows._operation import Job, Output, operation_flow
 from flows._speech import transcribe_audio
+from flows.package import package
 from flows.translate_srt import translate_srt
-from mediaflows.models import GenerateSrtRequest, TranslateSrtResult
+from mediaflows.models import GenerateSrtRequest, PackageResult, TranslateSrtResult
 from mediaflows.operations import generate_srt as procedure
 from mediaflows.operations.generate_srt import GENERATE_SRT, GenerateSrtIds
 from mediaflows.stages import Stage
@@ -25,10 +26,13 @@ def generate_srt(job: Job[GenerateSrtRequest, GenerateSrtIds]) -> Output:
 
     With target languages, each translation is a child translate_srt run on the stored SRT
     (or, for English with `translation: whisper`, the model's own translate task), and a
-    manifest listing the SRT and its translations is stored last."""
+    manifest listing the SRT and its translations is stored last. With `package`, a child
+    package run makes one MP4 of the video with a subtitle track per target language and the
+    SRT, listed in the manifest too."""
     request, source, settings = job.request, job.source, job.settings
     procedure.check_request(request, settings)
     local, info = job.fetch_and_probe()
+    procedure.check_package(request, info, source.name)
     heard = transcribe_audio(job, local, info, request.transcribe_request())
     procedure.check_spoken(heard, request, source.name)
     job.progress.stage(Stage.PROCESSING_RESULT, "building cues")
@@ -54,6 +58,14 @@ def generate_srt(job: Job[GenerateSrtRequest, GenerateSrtIds]) -> Output:
         )  # fmt: skip
         refs, texts, urls = procedure.translations_from(child)
     publish_translation_report(refs, job.title)
-    manifest = procedure.manifest(source, request, job.ids, files[-1], refs, texts)
+    packaged: PackageResult | None = None
+    if request.package:
+        job.progress.stage(Stage.PROCESSING_RESULT, "packaging (child run)", 0.8)
+        tracks = procedure.package_request(srt.file.id, refs)
+        packaged = adapter.run_subflow(package, profile=job.profile, file_id=source.id,
+                                       request=tracks)  # fmt: skip
+        urls = {**urls, packaged.file_id: packaged.media_url}
+    manifest = procedure.manifest(source, request, job.ids, files[-1], refs, texts,
+                                  packaged.file_id if packaged else None)  # fmt: skip
     return Output(job.store(manifest), manifest.text, procedure.summary(subs, refs),
                   {**urls, srt.file.id: srt.media_url})  # fmt: skip

@@ -261,10 +261,15 @@ class GenerateSrtRequest(TranscribeRequest):
     bilingual: bool = Field(
         default=False, description="Translations show the original line above the translation."
     )
+    package: bool = Field(
+        default=False,
+        description="Also package the video with the translations and the SRT: one MP4 with a "
+        "subtitle track per language (the first target the default), by a child package run.",
+    )
 
     #: The fields that only shape the translations, not the source-language subtitles.
     TRANSLATION_FIELDS: ClassVar[frozenset[str]] = frozenset(
-        {"target_languages", "translation", "translation_model", "bilingual"}
+        {"target_languages", "translation", "translation_model", "bilingual", "package"}
     )
 
     @field_validator("target_languages")
@@ -276,6 +281,8 @@ class GenerateSrtRequest(TranscribeRequest):
     def _whisper_translates_to_english(self) -> GenerateSrtRequest:
         if self.translation == "whisper" and self.target_languages not in ((), ("en",)):
             raise ValueError("translation 'whisper' makes English only: target_languages ['en']")
+        if self.package and not self.target_languages:
+            raise ValueError("package needs target_languages (for the SRT alone: run package)")
         if self.language and any(same_language(self.language, t) for t in self.target_languages):
             raise ValueError(f"a target language is the spoken language {self.language!r}")
         return self
@@ -392,6 +399,9 @@ class SrtDetails(_Frozen):
     translations: tuple[TranslationRef, ...] = Field(
         default=(), description="The translations made with the SRT (generate_srt --to)."
     )
+    package_file_id: FileId | None = Field(
+        default=None, description="generate_srt --package: the MP4 with a track per language."
+    )
 
 
 class SrtResult(OperationResult):
@@ -418,6 +428,10 @@ class SrtResult(OperationResult):
         default=None,
         description="With translations: the stored manifest that lists the SRT and them.",
     )
+    package_file_id: FileId | None = Field(
+        default=None, description="With package: the MP4 with a subtitle track per language."
+    )
+    package_url: str | None = Field(default=None, description="A fresh URL of that MP4.")
 
     @property
     def output_id(self) -> str:
@@ -552,6 +566,75 @@ class TranslateSrtResult(OperationResult):
     file_id: FileId = Field(description="The manifest.")
     source_language: str
     translations: tuple[Translation, ...]
+
+    @property
+    def output_id(self) -> str:
+        return self.file_id
+
+
+# ---- package ---------------------------------------------------------------------------------
+
+
+class PackageRequest(_Frozen):
+    """Which subtitles go into the deliverable MP4, and whether one language is burnt in."""
+
+    subtitles: tuple[FileId, ...] = Field(
+        min_length=1,
+        max_length=20,
+        description="SRT outputs of this video (generate_srt, translate_srt, fix_srt), one a "
+        "language: a soft track each, in this order; the first is the default track.",
+    )
+    burn_in: str | None = Field(
+        default=None,
+        description="A language of the tracks to draw into the picture as well (re-encodes "
+        "the video with x264; without it the video and audio are copied).",
+    )
+    crf: int = Field(default=20, ge=0, le=51, description="x264 quality when burning in.")
+    preset: Literal[
+        "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower"
+    ] = Field(default="veryfast", description="x264 speed/size trade-off when burning in.")
+
+    @field_validator("subtitles")
+    @classmethod
+    def _once_each(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if len(set(value)) != len(value):
+            raise InputError(f"a subtitle file is listed twice: {list(value)}")
+        return value
+
+    @field_validator("burn_in")
+    @classmethod
+    def _known_burn_in(cls, value: str | None) -> str | None:
+        return None if value is None else _language_tags((value,))[0]
+
+
+class PackageTrack(_Frozen):
+    """One soft subtitle track of a packaged MP4."""
+
+    language: str = Field(description="The SRT's language (BCP-47).")
+    file_id: FileId = Field(description="The SRT it was made from.")
+    code: str = Field(description="The ISO 639-2/T language tag in the MP4 (deu, fra, zho).")
+    title: str = Field(description="The track's name, in its language (Deutsch, Français).")
+    default: bool = False
+
+
+class PackageDetails(_Frozen):
+    """What ``package`` records about its MP4."""
+
+    mode: Literal["copy", "burn_in"]
+    duration: float = Field(ge=0)
+    tracks: tuple[PackageTrack, ...]
+    burn_in: str | None = None
+
+
+class PackageResult(OperationResult):
+    """The stored MP4 with its subtitle tracks."""
+
+    file_id: FileId
+    mode: Literal["copy", "burn_in"]
+    duration: float
+    size: int
+    tracks: tuple[PackageTrack, ...]
+    burn_in: str | None = None
 
     @property
     def output_id(self) -> str:

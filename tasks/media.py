@@ -11,7 +11,8 @@ from prefect.context import TaskRunContext
 
 from mediaflows import media
 from mediaflows.media import ConvertedMedia, MediaInfo
-from mediaflows.models import ConvertRequest, ProfileFile
+from mediaflows.media.package import PackagedMedia, Track, package, preview_frame
+from mediaflows.models import ConvertRequest, PackageRequest, ProfileFile
 from mediaflows.stages import Stage
 from tasks.progress import RunProgress
 from tasks.retry import RETRYING
@@ -48,3 +49,32 @@ def convert_media(
         name=file.name,
         on_progress=progress.tracker(Stage.PROCESSING, "converting"),
     )
+
+
+@task(name="package_media", cache_policy=NONE, **RETRYING)
+def package_media(
+    path: Path,
+    info: MediaInfo,
+    tracks: list[Track],
+    burn_in: Track | None,
+    request: PackageRequest,
+    file: ProfileFile,
+    workspace: Path,
+    progress: RunProgress,
+) -> PackagedMedia:
+    """Mux the subtitle tracks into an MP4 in the workspace (streams copied, or the video
+    re-encoded with one language burnt in), reporting percent done."""
+    what = "packaging" if burn_in is None else f"burning in {burn_in.language}"
+    return package(
+        path, info, tracks, workspace / "packaged.mp4", file.name, burn_in,
+        crf=request.crf, preset=request.preset,
+        on_progress=progress.tracker(Stage.PROCESSING, what),
+    )  # fmt: skip
+
+
+@task(name="render_preview", cache_policy=NONE, **RETRYING)
+def render_preview(
+    path: Path, at: float, lines: list[tuple[str, str]], file: ProfileFile, workspace: Path
+) -> bytes:
+    """A JPEG of the frame at ``at`` seconds with each language's cue drawn."""
+    return preview_frame(path, at, lines, workspace / "preview", file.name)

@@ -5,6 +5,7 @@ reports it publishes. All of it is a view: a server that refuses an artifact nev
 
 from __future__ import annotations
 
+import base64
 import contextvars
 import logging
 import threading
@@ -329,3 +330,16 @@ def publish_translation_report(refs: Sequence[TranslationRef], title: str) -> No
         adapter.create_markdown_artifact("\n".join(lines), description=f"translations: {title}")
     except Exception as exc:
         log.warning("could not create the translation artifact: %s", exc)
+
+
+def publish_preview(jpeg: bytes, title: str, languages: Sequence[str]) -> None:
+    """A frame of the packaged video with each language's cue drawn, as an image artifact the
+    UI shows (best effort). The image travels inside its URL (``data:``): it needs no store
+    the reviewer's browser can reach, and no presigned URL that expires."""
+    url = "data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii")
+    try:
+        adapter.create_image_artifact(
+            url, description=f"package: {title}, subtitles {', '.join(languages)}"
+        )
+    except Exception as exc:
+        log.warning("could not create the preview artifact: %s", exc)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
+from typing import Any
 
 VIDEOS: dict[str, tuple[str, list[str]]] = {
     # name: (expected plan, ffmpeg output args)
@@ -137,3 +139,58 @@ def make_speech_media(directory: Path, speech: Path, name: str) -> Path:
 def make_silence(dest: Path, seconds: float = 20.0) -> Path:
     ffmpeg("-f", "lavfi", "-i", f"anullsrc=r=16000:cl=mono:d={seconds}", "-c:a", "flac", str(dest))
     return dest
+
+
+def make_flat_video(dest: Path, seconds: float = 4.0, size: str = "320x240") -> Path:
+    """An H.264/AAC MP4 of one flat colour: any drawn subtitle stands out of it, and x264 keeps
+    it nearly exact, so frames compare pixel by pixel."""
+    ffmpeg(
+        "-f", "lavfi", "-i", f"color=c=0x336699:size={size}:rate=25:duration={seconds}",
+        "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={seconds}",
+        "-shortest", "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", str(dest),
+    )  # fmt: skip
+    return dest
+
+
+def frame_rgb(path: Path, at: float) -> Any:
+    """The frame shown at ``at`` seconds, as a height × width × 3 uint8 array."""
+    import numpy as np
+
+    info = subprocess.run(
+        ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
+         "stream=width,height", "-of", "csv=p=0", str(path)],
+        capture_output=True, text=True, check=True, timeout=60,
+    ).stdout.strip().split(",")  # fmt: skip
+    width, height = int(info[0]), int(info[1])
+    raw = subprocess.run(
+        ["ffmpeg", "-nostdin", "-v", "error", "-i", str(path), "-ss", f"{at:.3f}",
+         "-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
+        capture_output=True, check=True, timeout=60,
+    ).stdout  # fmt: skip
+    return np.frombuffer(raw, np.uint8).reshape(height, width, 3)
+
+
+def packet_checksums(path: Path, selector: str) -> list[str]:
+    """The size and MD5 of every packet of the streams ``selector`` picks (``v``, ``a``), in
+    order (times are left out: containers count them in their own time bases). Equal lists
+    mean the streams were copied bit for bit."""
+    out = subprocess.run(
+        ["ffmpeg", "-nostdin", "-v", "error", "-i", str(path), "-map", f"0:{selector}",
+         "-c", "copy", "-f", "framemd5", "-"],
+        capture_output=True, text=True, check=True, timeout=120,
+    ).stdout  # fmt: skip
+    return [
+        ",".join(part.strip() for part in line.split(",")[-2:])
+        for line in out.splitlines()
+        if line[:1].isdigit()
+    ]
+
+
+def probe_streams(path: Path) -> list[dict[str, Any]]:
+    """ffprobe's own description of every stream (tags and dispositions included)."""
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-show_streams", "-of", "json", str(path)],
+        capture_output=True, check=True, timeout=60,
+    ).stdout  # fmt: skip
+    streams: list[dict[str, Any]] = json.loads(out)["streams"]
+    return streams

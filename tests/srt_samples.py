@@ -74,3 +74,27 @@ TRANSLATION_CUES = [
     ("00:00:15,000", "00:00:17,000", "Prefect runs every flow."),
     ("00:00:17,100", "00:00:18,000", "Thank you."),
 ]  # fmt: skip
+
+
+# Two cues a language, with a gap between them (from 1.5 to 2.5 s no cue shows), for packaging: the
+# tracks of one video, and the text a player must show at 1.0 s.
+PACKAGE_CUES: dict[str, list[tuple[str, str, str]]] = {
+    "en": [("00:00:00,500", "00:00:01,500", "I did not receive the letter."),
+           ("00:00:02,500", "00:00:03,500", "See you tomorrow.")],
+    "de": [("00:00:00,500", "00:00:01,500", "Ich habe den Brief nicht bekommen."),
+           ("00:00:02,500", "00:00:03,500", "Bis morgen.")],
+    "fr": [("00:00:00,500", "00:00:01,500", "Je n'ai pas reçu la lettre."),
+           ("00:00:02,500", "00:00:03,500", "À demain.")],
+    "zh-Hans": [("00:00:00,500", "00:00:01,500", "我没有收到信。"),
+                ("00:00:02,500", "00:00:03,500", "明天见。")],
+    "ja": [("00:00:00,500", "00:00:01,500", "手紙を受け取っていません。"),
+           ("00:00:02,500", "00:00:03,500", "また明日。")],
+}  # fmt: skip
+
+
+def package_srt(language: str, first: str | None = None) -> str:
+    """A language's SRT of :data:`PACKAGE_CUES` (its first cue's text replaced by ``first``)."""
+    cues = list(PACKAGE_CUES[language])
+    if first is not None:
+        cues[0] = (cues[0][0], cues[0][1], first)
+    return "".join(f"{i}\n{a} --> {b}\n{text}\n\n" for i, (a, b, text) in enumerate(cues, 1))

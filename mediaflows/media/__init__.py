@@ -6,6 +6,7 @@ argument lists, timeouts, cancellation, local files only, demuxers that read one
 * :mod:`.probe`: :class:`MediaInfo` from ffprobe; the input whitelists; truncation check.
 * :mod:`.convert`: the MP4 plan (remux or transcode) and the conversion with progress.
 * :mod:`.audio`: the first audio stream as 16 kHz mono float32, window by window.
+* :mod:`.package`: an MP4 with a subtitle track per language (or one burnt in), a preview frame.
 """
 
 from mediaflows.media.audio import SAMPLE_RATE, audio_windows, decode_audio

@@ -9,7 +9,7 @@ generated ``prefect.yaml`` and docs.
 
 * :mod:`.spec`: :class:`OperationSpec` and the records a procedure hands its flow.
 * :mod:`.convert`, :mod:`.transcribe`, :mod:`.generate_srt`, :mod:`.fix_srt`,
-  :mod:`.translate_srt`: one module per operation.
+  :mod:`.translate_srt`, :mod:`.package`: one module per operation.
 
 Adding an operation is one module here (its spec and procedure), one line in the table below,
 one flow module ``flows/<name>.py`` whose flow is named ``<name>``, and one line in
@@ -24,13 +24,14 @@ from mediaflows.errors import InputError
 from mediaflows.operations.convert import CONVERT
 from mediaflows.operations.fix_srt import FIX_SRT
 from mediaflows.operations.generate_srt import GENERATE_SRT
+from mediaflows.operations.package import PACKAGE
 from mediaflows.operations.spec import OperationSpec, OutputIds, TextOutput
 from mediaflows.operations.transcribe import TRANSCRIBE
 from mediaflows.operations.translate_srt import TRANSLATE_SRT
 
 #: Every operation, by name, in the order the CLI and the docs list them.
 OPERATIONS: dict[str, OperationSpec[Any, Any, Any, Any]] = {
-    spec.name: spec for spec in (CONVERT, TRANSCRIBE, GENERATE_SRT, FIX_SRT, TRANSLATE_SRT)
+    spec.name: spec for spec in (CONVERT, TRANSCRIBE, GENERATE_SRT, FIX_SRT, TRANSLATE_SRT, PACKAGE)
 }
 
 if TYPE_CHECKING:
@@ -54,6 +55,7 @@ __all__ = [
     "FIX_SRT",
     "GENERATE_SRT",
     "OPERATIONS",
+    "PACKAGE",
     "TRANSCRIBE",
     "TRANSLATE_SRT",
     "OperationName",

@@ -16,12 +16,14 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from mediaflows.errors import InputError
+from mediaflows.errors import InputError, MediaError
 from mediaflows.ids import output_file_id
 from mediaflows.languages import parse_language, same_language
+from mediaflows.media import MediaInfo
 from mediaflows.models import (
     FileKind,
     GenerateSrtRequest,
+    PackageRequest,
     ProfileFile,
     SrtDetails,
     SrtResult,
@@ -100,6 +102,7 @@ def _result(
             "media_url": urls[details.srt_file_id],
             "manifest_id": stored.file.id,
             "translations": translations_of(details.translations, data["translations"], urls),
+            "package_url": urls.get(details.package_file_id or ""),
         }
     )
 
@@ -107,7 +110,8 @@ def _result(
 def _linked(details: SrtDetails) -> tuple[str, ...]:
     if details.srt_file_id is None:
         return ()
-    return (details.srt_file_id, *(t.file_id for t in details.translations))
+    packaged = (details.package_file_id,) if details.package_file_id else ()
+    return (details.srt_file_id, *(t.file_id for t in details.translations), *packaged)
 
 
 GENERATE_SRT: OperationSpec[GenerateSrtRequest, SrtResult, SrtDetails, GenerateSrtIds] = (
@@ -257,6 +261,18 @@ def english_refs(
     return (ref,), {"en": english.srt}
 
 
+def check_package(request: GenerateSrtRequest, info: MediaInfo, name: str) -> None:
+    """Refuse ``package`` for a file without a video stream, before any work."""
+    if request.package and info.video is None:
+        raise MediaError(name, "has no video stream to package the subtitles with")
+
+
+def package_request(srt_file_id: str, refs: Sequence[TranslationRef]) -> PackageRequest:
+    """What the child package run is asked: a track per target language, in the request's
+    order (the first the default), then the spoken language's SRT."""
+    return PackageRequest(subtitles=(*(r.file_id for r in refs), srt_file_id))
+
+
 def manifest(
     source: ProfileFile,
     request: GenerateSrtRequest,
@@ -264,11 +280,14 @@ def manifest(
     srt: TextOutput,
     refs: Sequence[TranslationRef],
     texts: Mapping[str, str],
+    package_file_id: str | None = None,
 ) -> TextOutput:
-    """The manifest stored last (``<name>.subtitles.json``): the SRT and every translation."""
+    """The manifest stored last (``<name>.subtitles.json``): the SRT, every translation, and the
+    packaged MP4 if there is one."""
     assert isinstance(srt.details, SrtDetails)
     details = srt.details.model_copy(update={"srt_file_id": srt.file_id,
-                                             "translations": tuple(refs)})  # fmt: skip
+                                             "translations": tuple(refs),
+                                             "package_file_id": package_file_id})  # fmt: skip
     return _file(source, request, srt.tools, ids.manifest, "subtitles.json", "other",
                  manifest_text(texts, srt.text), details)  # fmt: skip
 

@@ -34,6 +34,7 @@ Outside this package, the version pins in ``pyproject.toml`` belong to the same 
 """
 
 from tasks.prefect_adapter.artifacts import (
+    create_image_artifact,
     create_markdown_artifact,
     create_progress_artifact,
     create_table_artifact,
@@ -81,6 +82,7 @@ __all__ = [
     "SERVER_ENV",
     "claim_run",
     "client_env",
+    "create_image_artifact",
     "create_markdown_artifact",
     "create_pending_run",
     "create_progress_artifact",

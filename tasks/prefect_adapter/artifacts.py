@@ -40,6 +40,12 @@ def create_markdown_artifact(markdown: str, description: str, key: str | None = 
     create(markdown=markdown, key=key, description=description, _sync=True)  # type: ignore[call-arg]
 
 
+def create_image_artifact(image_url: str, description: str, key: str | None = None) -> None:
+    from prefect.artifacts import create_image_artifact as create
+
+    create(image_url=image_url, key=key, description=description, _sync=True)  # type: ignore[call-arg]
+
+
 _clients: dict[str, SyncPrefectClient] = {}
 _clients_lock = threading.Lock()
 

@@ -1,0 +1,112 @@
+"""package flow vs plain ffmpeg with the same inputs, in one run.
+
+Prints: package flow (3 languages, streams copied, preview included) ÷ the plain `ffmpeg -c copy
+-c:s mov_text` of the same video and SRTs (goal ≤ 1.3 once warm); with ``--burn-in``, the burn-in
+run (a re-encode) too. Each flow run uses a fresh store so that it really packages (a second
+run on the same store would be served from the store without ffmpeg).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import tempfile
+import time
+from pathlib import Path
+
+from bench.common import bench_home, median, timed
+from bench.convert_bench import make_source
+from tests.media_factory import ffmpeg
+
+LANGUAGES = {
+    "de": "Das ist der Satz Nummer {n}, und er ist lang genug für zwei Zeilen.",
+    "fr": "Voici la phrase numéro {n}, assez longue pour deux lignes.",
+    "zh-Hans": "这是第{n}句话，长度足够两行。",
+}
+
+
+def make_srt(language: str, seconds: int) -> str:
+    """A cue every 3 s, 2.5 s long, over the whole video."""
+    cues = []
+    for n, start in enumerate(range(0, seconds - 3, 3), 1):
+        a, b = start * 1000 + 200, start * 1000 + 2700
+        stamp = [f"{t // 3_600_000:02}:{t // 60_000 % 60:02}:{t // 1000 % 60:02},{t % 1000:03}"
+                 for t in (a, b)]  # fmt: skip
+        cues.append(f"{n}\n{stamp[0]} --> {stamp[1]}\n{LANGUAGES[language].format(n=n)}\n")
+    return "\n".join(cues)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=int, default=300, help="length of the test video")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--burn-in", action="store_true", help="also time one burn-in run")
+    parser.add_argument(
+        "--source", type=Path, help="an existing video of --seconds to use (making one takes long)"
+    )
+    args = parser.parse_args(argv)
+    with bench_home() as home, tempfile.TemporaryDirectory() as tmp:
+        import os
+
+        from flows.package import package
+        from mediaflows.models import PackageRequest
+        from mediaflows.settings import get_settings
+        from mediaflows.store import ProfileStore
+
+        src = args.source or make_source(Path(tmp) / "src.mp4", args.seconds)
+        srts = {}
+        for language in LANGUAGES:
+            srts[language] = Path(tmp) / f"{language}.srt"
+            srts[language].write_text(make_srt(language, args.seconds), encoding="utf-8")
+        size_mb = src.stat().st_size / 1e6
+        counter = iter(range(10**6))
+
+        def plain_copy() -> None:
+            """The direct ffmpeg call the flow is measured against: the same inputs, streams
+            copied, the SRTs as mov_text, moov first."""
+            inputs = [a for path in srts.values() for a in ("-i", str(path))]
+            maps = [a for i in range(len(srts)) for a in ("-map", str(i + 1))]
+            ffmpeg("-i", str(src), *inputs, "-map", "0:v", "-map", "0:a", *maps,
+                   "-c:v", "copy", "-c:a", "copy", "-c:s", "mov_text",
+                   "-movflags", "+faststart", str(Path(tmp) / "plain.mp4"))  # fmt: skip
+
+        def flow_run(burn_in: str | None = None) -> float:
+            """Import the video and store the SRTs into a fresh store (untimed), then time the
+            flow alone."""
+            os.environ["MEDIAFLOWS_STORE__URL"] = str(home / f"store-{next(counter)}")
+            get_settings.cache_clear()
+            store = ProfileStore.from_settings()
+            file = store.import_file("bench", src)
+            ids = tuple(
+                store.put_text(
+                    "bench", f"srt-{language.lower()}", path.read_text(encoding="utf-8"),
+                    kind="subtitle", name=f"src.{language}.srt", source_file_id=file.id,
+                    operation="translate_srt", details={"language": language},
+                ).id
+                for language, path in srts.items()
+            )  # fmt: skip
+            request = PackageRequest(subtitles=ids, burn_in=burn_in)
+            start = time.perf_counter()
+            result = asyncio.run(package(profile="bench", file_id=file.id, request=request))
+            elapsed = time.perf_counter() - start
+            assert not result.cached and len(result.tracks) == len(srts)
+            return elapsed
+
+        # Warm up: imports, ffmpeg version probe, server connection, page cache.
+        plain_copy()
+        flow_run()
+
+        plain = median(timed(plain_copy, args.repeat))
+        packaged = median([flow_run() for _ in range(args.repeat)])
+        print(f"source: {args.seconds} s {src.name}, {size_mb:.0f} MB; "
+              f"{len(srts)} SRTs ({', '.join(srts)})")  # fmt: skip
+        print(f"plain ffmpeg -c copy -c:s mov_text: {plain:.2f} s (median of {args.repeat})")
+        print(f"package flow, streams copied:      {packaged:.2f} s (median of {args.repeat})")
+        print(f"package flow / plain ffmpeg:       {packaged / plain:.2f}x  (goal <= 1.30)")
+        if args.burn_in:
+            burnt = flow_run("de")
+            print(f"package flow, de burnt in:         {burnt:.2f} s (x264 veryfast)")
+
+
+if __name__ == "__main__":
+    main()

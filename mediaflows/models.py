@@ -181,6 +181,11 @@ class ProviderUsage(_Frozen):
         default=False,
         description="The endpoint gave segment times only: word times were estimated in each.",
     )
+    word_times: Literal["endpoint", "aligned", "estimated"] = Field(
+        default="endpoint",
+        description="Where word times came from: the endpoint; the bundled model on the same "
+        "audio (`aligned`: the endpoint gave none); or spread evenly in each segment.",
+    )
     language_check: str | None = Field(
         default=None,
         description="With no language requested: what the bundled model heard in 30 s of the "

@@ -232,6 +232,12 @@ class ASREndpoint(EndpointSettings):
         description="Longest piece of audio sent in one request (pieces go out concurrently, "
         "within the `asr` limit and the endpoint's measured parallelism).",
     )
+    align_words: bool = Field(
+        default=True,
+        description="When it gives no word times (segments or text only), take them from the "
+        "bundled model on the same audio, matched word by word (a local model run of the "
+        "audio); false: spread each segment's words evenly over it.",
+    )
     first_piece_s: float = Field(
         default=60,
         ge=10,

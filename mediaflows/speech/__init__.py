@@ -8,6 +8,8 @@ endpoint, both handing on the same records and both checked by the same hallucin
   transcription of long files window by window.
 * :mod:`.endpoint`: a file's audio cut into pieces for an endpoint, each piece's answer, the
   pieces merged into one transcription in one language.
+* :mod:`.alignment`: word times for an endpoint's text that came without them, from the
+  bundled model on the same audio.
 * :mod:`.pacing`: the pieces sent at the endpoint's measured speed and parallelism, a piece that
   timed out cut in half, answers cached by span.
 * :mod:`.scripts`: Chinese in the script a request asks for (``zh-Hans``, ``zh-Hant``).

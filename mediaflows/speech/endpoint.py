@@ -61,6 +61,7 @@ class PieceResult(_Record):
     words_estimated: bool
     forced_language: str | None = None
     offset: float = 0.0
+    words_aligned: bool = False  # word times from the bundled model (:mod:`.alignment`)
 
 
 def piece_seconds(endpoint: ASREndpoint) -> float:
@@ -328,6 +329,11 @@ def merge(
         audio_sent_s=round(sum(r.duration for r in ordered) + resent_s, 3),
         pieces=len(ordered),
         words_estimated=any(r.words_estimated for r in ordered),
+        word_times="estimated"
+        if any(r.words_estimated for r in ordered)
+        else "aligned"
+        if any(r.words_aligned for r in ordered)
+        else "endpoint",
     )
     heard = Transcription(
         language=language,

@@ -45,6 +45,7 @@ from mediaflows.languages import LANGUAGES, same_language
 from mediaflows.media.audio import SAMPLE_RATE, audio_windows, quietest_cut
 from mediaflows.models import TranscribeRequest
 from mediaflows.settings import ASREndpoint, Settings, get_settings
+from mediaflows.speech.alignment import align, local_words
 from mediaflows.speech.endpoint import (
     PieceResult,
     encode_piece,
@@ -388,15 +389,22 @@ def transcribe_by_endpoint(
         upload_limit = int(endpoint.max_upload_mb * 1e6)
 
         def send(span: Span, timeout: float) -> PieceResult:
-            piece = encode_piece(audio.read(span), span.start / SAMPLE_RATE, endpoint,
+            samples = audio.read(span)
+            piece = encode_piece(samples, span.start / SAMPLE_RATE, endpoint,
                                  workspace / "pieces", settings)  # fmt: skip
             try:
                 if piece.size > upload_limit:
                     raise PieceTooLargeError(f"{piece.size} bytes, over {upload_limit}")
-                return transcribe_piece(piece, request, request.provider, endpoint, language,
-                                        timeout_s=timeout)  # fmt: skip
+                result = transcribe_piece(piece, request, request.provider, endpoint, language,
+                                          timeout_s=timeout)  # fmt: skip
             finally:
                 piece.path.unlink(missing_ok=True)
+            if not (result.words_estimated and endpoint.align_words and result.segments):
+                return result
+            reference = local_words(samples, result.language, settings)
+            aligned = align(result.segments, reference, span.start / SAMPLE_RATE)
+            return result.model_copy(update={"segments": aligned, "words_estimated": False,
+                                             "words_aligned": True})  # fmt: skip
 
         return Sender(audio, pace, send, cache, hold, on_progress, on_event)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import statistics
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -153,15 +154,46 @@ def test_a_refused_key_fails_at_once_and_never_shows(
     assert [f.id for f in local_store.list_files("dave")] == [source.id]  # nothing stored
 
 
-def test_segment_times_only_get_estimated_word_times_within_the_rules(
-    asr_server: ASRServer, local_store: ProfileStore, long_speech: Path
-) -> None:
+def _boundary_errors(content: str, reference: TranscribeResult | Any) -> tuple[float, float]:
+    """Median distance (s) of the cues' starts and ends to the nearest word start/end of the
+    local model's own transcription of the same audio."""
+    starts = [w.start for seg in reference.segments for w in seg.words]
+    ends = [w.end for seg in reference.segments for w in seg.words]
+    subs = parse(content)
+    return (
+        statistics.median(min(abs(sub.start.total_seconds() - t) for t in starts) for sub in subs),
+        statistics.median(min(abs(sub.end.total_seconds() - t) for t in ends) for sub in subs),
+    )
+
+
+def test_segment_times_only_get_word_times_from_the_bundled_model(
+    asr_server: ASRServer, local_store: ProfileStore, long_speech: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """An endpoint that gives segment times only: the words' times come from the bundled model
+    on the same pieces (matched word by word, the endpoint's text kept). Cue boundaries then sit
+    within 0.3 s (median) of the local model's own word times, and closer than when each
+    segment's words are spread evenly over it (``align_words: false``)."""
     asr_server.set_mode("segments_only")
     source = local_store.import_file("dave", long_speech)
-    result: SrtResult = _run(generate_srt, "dave", source.id, PROVIDER).result()
-    assert result.asr is not None and result.asr.words_estimated
-    assert rule_violations(result.content) == []
-    assert wer(" ".join([SPEECH_TEXT] * 4), _text(result.content)) <= 0.25
+    aligned: SrtResult = _run(generate_srt, "dave", source.id, PROVIDER).result()
+    assert aligned.asr is not None and aligned.asr.word_times == "aligned"
+    assert not aligned.asr.words_estimated
+    assert rule_violations(aligned.content) == []
+    assert wer(" ".join([SPEECH_TEXT] * 4), _text(aligned.content)) <= 0.25
+    local = whisper.transcribe(audio.decode_audio(long_speech, "long.mp3"),
+                               TranscribeRequest(language="en"))  # fmt: skip
+    start_err, end_err = _boundary_errors(aligned.content, local)
+    assert start_err <= 0.3 and end_err <= 0.3
+
+    _endpoint(monkeypatch, asr_server, align_words=False)
+    spread: SrtResult = _run(generate_srt, "dave", source.id, PROVIDER).result()
+    assert spread.asr is not None and spread.asr.word_times == "estimated"
+    assert spread.asr.words_estimated and rule_violations(spread.content) == []
+    spread_start, spread_end = _boundary_errors(spread.content, local)
+    print(f"cue boundary error vs local words (median s): aligned {start_err:.3f}/{end_err:.3f},"
+          f" spread {spread_start:.3f}/{spread_end:.3f}")  # fmt: skip
+    assert start_err + end_err <= spread_start + spread_end
 
 
 def test_the_same_input_twice_sends_nothing_and_a_rerun_sends_only_what_failed(
@@ -270,7 +302,7 @@ def test_the_hallucination_guard_applies_to_the_providers_output(
     assert stored.details["dropped_segments"] == 1 and LOOP.strip() not in result.text
 
 
-def test_a_text_only_endpoint_gets_short_pieces_and_estimated_times(
+def test_a_text_only_endpoint_gets_short_pieces_and_aligned_times(
     asr_server: ASRServer, local_store: ProfileStore, long_speech: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
@@ -279,7 +311,8 @@ def test_a_text_only_endpoint_gets_short_pieces_and_estimated_times(
     result: SrtResult = _run(generate_srt, "dave", source.id, PROVIDER).result()
     assert all(u.fields["response_format"] == ["json"] for u in asr_server.uploads)
     assert "timestamp_granularities[]" not in asr_server.uploads[0].fields
-    assert result.asr is not None and result.asr.words_estimated and result.asr.pieces >= 4
+    assert result.asr is not None and result.asr.pieces >= 4
+    assert result.asr.word_times == "aligned"  # text only: every word timed by the local model
     assert rule_violations(result.content) == []
     assert wer(" ".join([SPEECH_TEXT] * 4), _text(result.content)) <= 0.3
 

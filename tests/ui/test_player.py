@@ -29,6 +29,7 @@ from tasks.prefect_adapter import state_of
 from tests import prefect_api
 from tests.media_factory import probe_streams
 from tests.srt_samples import PACKAGE_CUES, package_srt
+from tests.ui.test_prefect_ui import log_in
 
 pytestmark = [pytest.mark.ui, pytest.mark.slow]
 
@@ -148,6 +149,7 @@ def test_browser_lists_tracks_and_shows_each_language_cue(
     assert [t["cues"] for t in last["tracks"]] == [[PACKAGE_CUES[lang][1][2]] for lang in LANGUAGES]
     # The run's preview in the Prefect UI: the frame, drawn by the browser from the artifact.
     (preview,) = [a for a in prefect_api.artifacts(UUID(site[1])) if a.type == "image"]
+    log_in(page, prefect_server.removesuffix("/api"))  # the session's server requires it
     page.goto(f"{prefect_server.removesuffix('/api')}/artifacts/artifact/{preview.id}")
     image = page.locator('img[src^="data:image/jpeg;base64,"]').first
     image.wait_for(timeout=30_000)

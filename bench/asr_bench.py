@@ -3,9 +3,9 @@ the loopback OpenAI-compatible server (``tests/asr_server.py``) answering after 
 without running a model (its ``echo`` mode: only our side is measured).
 
 Prints: wall time ÷ ideal, where ideal = decode + ceil(pieces ÷ asr limit) × latency (decode:
-the same decoding, timed on its own; pieces: the requests the run made, their sizes paced by
-:mod:`mediaflows.speech.pacing`); goal ≤ 1.15. Each timed run uses a fresh store and a fresh
-model name, so that every piece really goes to the server.
+the same decoding and Opus encoding, timed on their own; pieces: the requests the run made,
+their sizes paced by :mod:`mediaflows.speech.pacing`); goal ≤ 1.15. Each timed run uses a
+fresh store and a fresh model name, so that every piece really goes to the server.
 
 ``--realtime X``: a self-hosted server instead, one request at a time at X times realtime
 (``timeout_s`` 600 as configured by default): ideal = audio ÷ X; goal wall ÷ ideal ≤ 1.2 with
@@ -54,6 +54,7 @@ def main(argv: list[str] | None = None) -> None:
         from mediaflows.models import TranscribeRequest
         from mediaflows.settings import get_settings
         from mediaflows.speech import pacing
+        from mediaflows.speech.endpoint import encode_piece
         from mediaflows.store import ProfileStore
 
         get_settings.cache_clear()
@@ -62,8 +63,15 @@ def main(argv: list[str] | None = None) -> None:
         request = TranscribeRequest(provider="bench", language="en")
 
         def decode() -> float:
+            """Decoding once and encoding every piece (of ``--piece`` s), one after another."""
             start = time.perf_counter()
-            pacing.decode_once(clip, clip.name, Path(tempfile.mkdtemp(dir=tmp)))
+            work = Path(tempfile.mkdtemp(dir=tmp))
+            audio = pacing.decode_once(clip, clip.name, work)
+            endpoint = get_settings().asr.endpoint("bench")
+            step = int(args.piece * pacing.SAMPLE_RATE)
+            for at in range(0, audio.samples, step):
+                span = pacing.Span(at, min(at + step, audio.samples))
+                encode_piece(audio.read(span), at / pacing.SAMPLE_RATE, endpoint, work)
             return time.perf_counter() - start
 
         def run(n: int) -> float:
@@ -112,7 +120,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"transcribe by a provider: {args.seconds:.0f} s of speech in {n_pieces:.0f} "
                   f"pieces of <= {args.piece:g} s, asr limit {args.limit}, "
                   f"{args.latency:g} s a request")  # fmt: skip
-            print(f"ideal (decode {decode_s:.2f} s + ceil(pieces / limit) x latency): "
+            print(f"ideal (decode and encode {decode_s:.2f} s + ceil(pieces / limit) x latency): "
                   f"{ideal:.2f} s")  # fmt: skip
             goal = 1.15
         print(f"flow: {wall:.2f} s (median of {args.repeat}: "

@@ -51,6 +51,7 @@ def main(argv: list[str] | None = None) -> None:
         os.environ["MEDIAFLOWS_ORCHESTRATION__ASR_LIMIT"] = str(args.limit)
         from deployments.setup import ensure_concurrency_limits
         from flows.transcribe import transcribe
+        from mediaflows.media.audio import SAMPLE_RATE
         from mediaflows.models import TranscribeRequest
         from mediaflows.settings import get_settings
         from mediaflows.speech import pacing
@@ -68,10 +69,10 @@ def main(argv: list[str] | None = None) -> None:
             work = Path(tempfile.mkdtemp(dir=tmp))
             audio = pacing.decode_once(clip, clip.name, work)
             endpoint = get_settings().asr.endpoint("bench")
-            step = int(args.piece * pacing.SAMPLE_RATE)
+            step = int(args.piece * SAMPLE_RATE)
             for at in range(0, audio.samples, step):
                 span = pacing.Span(at, min(at + step, audio.samples))
-                encode_piece(audio.read(span), at / pacing.SAMPLE_RATE, endpoint, work)
+                encode_piece(audio.read(span), at / SAMPLE_RATE, endpoint, work)
             return time.perf_counter() - start
 
         def run(n: int) -> float:

@@ -511,6 +511,11 @@ class TranslationReport(_Frozen):
         description="Cues read faster than the language's limit: timing is locked, the text "
         "is longer in this language.",
     )
+    unfit: tuple[int, ...] = Field(
+        default=(),
+        description="Cues over the language's line rules even re-wrapped (more than its lines, "
+        "a line longer than its characters a line), fallback cues included.",
+    )
     response_format: str = ""
     prompt_tokens: int = 0
     completion_tokens: int = 0

@@ -165,8 +165,9 @@ def finish(
     for language in languages:
         target = parse_language(language)
         fixes = [answers[(language, c.index)] for c in plan.chunks]
+        source = translation.known_language(plan.source)
         rendered = translation.render_translation(
-            parsed, fixes, target, request.bilingual, request.normalise
+            parsed, fixes, target, request.bilingual, request.normalise, source
         )
         report = translation.summarize(parsed, fixes, rendered, target, plan.model, plan.source)
         made[language] = Translated(rendered.srt, rendered.qa, report)

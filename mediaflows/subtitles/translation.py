@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 
-from mediaflows.errors import InvalidAnswerError, LLMOutputError
+from mediaflows.errors import InputError, InvalidAnswerError, LLMOutputError
 from mediaflows.languages import Language, parse_language
 from mediaflows.models import QAReport, TranslationReport
 from mediaflows.settings import LLMSettings, get_settings
@@ -29,7 +29,13 @@ from mediaflows.subtitles.language_checks import (
 )
 from mediaflows.subtitles.lines import line_rules, wrap
 from mediaflows.subtitles.qa import qa_report
-from mediaflows.subtitles.records import ParsedSrt, RenderedSubtitles
+from mediaflows.subtitles.records import (
+    Cue,
+    ParsedSrt,
+    RenderedSubtitles,
+    TimedCue,
+    visible_width,
+)
 
 #: Part of every cache key and output id: bump it when the prompt or validation changes.
 PROMPT_VERSION = "translate-srt-v1"
@@ -197,17 +203,72 @@ def source_language(parsed: ParsedSrt, given: str | None) -> str | None:
 # ---- putting the translation together ----------------------------------------------------------
 
 
+def known_language(tag: str | None) -> Language | None:
+    """The language of a tag mediaflows knows (None: no tag, or one it does not know)."""
+    try:
+        return parse_language(tag) if tag else None
+    except InputError:
+        return None
+
+
+def kept_source(fixes: Sequence[chunks.ChunkFix]) -> set[int]:
+    """The cues that kept their source text: refused answers, and every cue of a chunk that fell
+    back."""
+    left = {i for f in fixes for i in f.rejected}
+    return left | {t.id for f in fixes if f.fallback for t in f.texts}
+
+
+def fit_source_text(text: str, target: Language, source: Language | None) -> str:
+    """A cue's source text, kept in a translation, on the target's lines: re-wrapped with the
+    target language's line rules (written with the source's spacing), so that a refused cue is
+    no longer than a translated one. Lines of two speakers ("- …") stay one line each."""
+    lines = [line.strip() for line in text.replace("\r\n", "\n").split("\n") if line.strip()]
+    if len(lines) > 1 and all(line.startswith("-") for line in lines):
+        return "\n".join(lines)
+    return wrap(text, source or target, rules=line_rules(target))
+
+
+def translated_cues(
+    parsed: ParsedSrt,
+    fixes: Sequence[chunks.ChunkFix],
+    target: Language,
+    source: Language | None = None,
+) -> list[TimedCue]:
+    """The source's cues and times with the translated text; a cue that kept its source text
+    re-wrapped to the target's line rules (:func:`fit_source_text`)."""
+    left = kept_source(fixes)
+    return [
+        c.model_copy(update={"text": fit_source_text(c.text, target, source)})
+        if c.id in left and c.text.strip()
+        else c
+        for c in chunks.apply_fixes(parsed.cues, fixes)
+    ]
+
+
+def unfit_cues(cues: Sequence[Cue], target: Language) -> tuple[int, ...]:
+    """Cues whose lines break the target's line rules even wrapped (a word longer than a line,
+    more text than its lines hold): reported, never silently long."""
+    rules = line_rules(target)
+    return tuple(
+        c.index for c in cues
+        if len(c.lines) > rules.max_lines
+        or any(visible_width(line) > rules.max_line_chars for line in c.lines)
+    )  # fmt: skip
+
+
 def render_translation(
     parsed: ParsedSrt,
     fixes: Sequence[chunks.ChunkFix],
     target: Language,
     bilingual: bool = False,
     normalise: bool = False,
+    source: Language | None = None,
 ) -> RenderedSubtitles:
     """The translated file: the source's cues and times with the translated text (the original
     line above it when ``bilingual``), with the source's BOM and line ends unless ``normalise``.
-    The QA report measures the translation alone against the target's rules."""
-    translated = chunks.apply_fixes(parsed.cues, fixes)
+    The QA report measures the translation alone against the target's rules; a cue that kept
+    its source text is re-wrapped to them first."""
+    translated = translated_cues(parsed, fixes, target, source)
     qa = qa_report(timed_to_cues(translated), line_rules(target))
     shown = translated
     if bilingual:
@@ -230,14 +291,15 @@ def summarize(
     source: str | None,
 ) -> TranslationReport:
     """What a run reports for one language: cues translated and left, chunks that fell back,
-    cues read too fast for the language's limit (timing is locked), tokens."""
+    cues read too fast for the language's limit (timing is locked), cues that break its line
+    rules even wrapped, tokens."""
     chunk_cues = {f.index: [t.id for t in f.texts] for f in fixes}
-    left = {i for f in fixes for i in f.rejected}
-    left |= {i for f in fixes if f.fallback for i in chunk_cues[f.index]}
+    left = kept_source(fixes)
     limit = line_rules(target).max_cps
-    translated = chunks.apply_fixes(parsed.cues, fixes)
+    known = known_language(source)
+    cues = timed_to_cues(translated_cues(parsed, fixes, target, known))
     too_fast = tuple(
-        c.index for c in timed_to_cues(translated)
+        c.index for c in cues
         if c.duration > 0 and c.chars / c.duration > limit + 1e-6 and c.text.strip()
     )  # fmt: skip
     sent = sum(len(ids) for ids in chunk_cues.values())
@@ -251,6 +313,7 @@ def summarize(
         chunks=len(fixes),
         fallback_chunks=tuple(sorted(f.index for f in fixes if f.fallback)),
         too_fast=too_fast,
+        unfit=unfit_cues(cues, target),
         **chunks.request_totals(fixes),
     )
 
@@ -280,4 +343,6 @@ def qa_line(language: str, qa: QAReport, report: TranslationReport | None) -> st
             line += f", {len(report.untranslated)} untranslated"
         if report.too_fast:
             line += f", {len(report.too_fast)} read faster than {language}'s limit"
+        if report.unfit:
+            line += f", {len(report.unfit)} over {language}'s line rules"
     return line

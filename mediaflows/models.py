@@ -457,6 +457,11 @@ class TranslateSrtRequest(_Frozen):
         default=False,
         description="Write LF line ends and no byte-order mark (default: as the source has them).",
     )
+    vtt: bool = Field(
+        default=False,
+        description="Also store a WebVTT file per language (the language in its header), for "
+        "web players.",
+    )
 
     @field_validator("target_languages")
     @classmethod
@@ -485,8 +490,10 @@ class TranslateSrtRequest(_Frozen):
 
     def for_language(self, language: str) -> dict[str, Any]:
         """The options one language's SRT depends on (its output id): every field but the
-        other targets, so that adding a language later finds the others again."""
-        return {**self.model_dump(mode="json", exclude={"target_languages"}), "language": language}
+        other targets and the extra formats, so that adding a language (or WebVTT) later finds
+        the others again."""
+        options = self.model_dump(mode="json", exclude={"target_languages", "vtt"})
+        return {**options, "language": language}
 
 
 class TranslationReport(_Frozen):
@@ -530,6 +537,9 @@ class TranslationRef(_Frozen):
     report: TranslationReport | None = Field(
         default=None, description="None when Whisper translated (generate_srt, English)."
     )
+    vtt_file_id: FileId | None = Field(
+        default=None, description="The language's WebVTT file (requested with vtt)."
+    )
 
 
 class Translation(TranslationRef):
@@ -537,6 +547,7 @@ class Translation(TranslationRef):
 
     media_url: str
     content: str
+    vtt_url: str | None = Field(default=None, description="A fresh URL of the WebVTT file.")
 
 
 class TranslateSrtDetails(_Frozen):

@@ -33,7 +33,12 @@ from mediaflows.models import (
 )
 from mediaflows.operations import spec
 from mediaflows.operations.spec import OperationSpec, OutputIds, TextOutput
-from mediaflows.operations.translate_srt import manifest_text, translations_of
+from mediaflows.operations.translate_srt import (
+    files_of,
+    linked_files,
+    manifest_text,
+    translations_of,
+)
 from mediaflows.settings import Settings
 from mediaflows.speech import Transcription, model_name, tool_version
 from mediaflows.subtitles import RenderedSubtitles, render, translation
@@ -107,7 +112,7 @@ def _result(
 def _linked(details: SrtDetails) -> tuple[str, ...]:
     if details.srt_file_id is None:
         return ()
-    return (details.srt_file_id, *(t.file_id for t in details.translations))
+    return (details.srt_file_id, *linked_files(details.translations))
 
 
 GENERATE_SRT: OperationSpec[GenerateSrtRequest, SrtResult, SrtDetails, GenerateSrtIds] = (
@@ -209,6 +214,7 @@ def translation_request(
         source_language=known,
         model=request.translation_model,
         bilingual=request.bilingual,
+        vtt=request.vtt,
     )
 
 
@@ -218,11 +224,20 @@ def translations_from(
     """What the manifest lists of a child translate_srt run's result: a reference per language,
     its text, and its fresh URL (by file id)."""
     refs = tuple(
-        TranslationRef(language=t.language, file_id=t.file_id, qa=t.qa, report=t.report)
+        TranslationRef(
+            language=t.language,
+            file_id=t.file_id,
+            qa=t.qa,
+            report=t.report,
+            vtt_file_id=t.vtt_file_id,
+        )
         for t in child.translations
     )
     texts = {t.language: t.content for t in child.translations}
-    return refs, texts, {t.file_id: t.media_url for t in child.translations}
+    urls = {t.file_id: t.media_url for t in child.translations}
+    urls |= {r.vtt_file_id: t.vtt_url for r, t in zip(refs, child.translations, strict=True)
+             if r.vtt_file_id and t.vtt_url}  # fmt: skip
+    return refs, texts, urls
 
 
 def english_request(
@@ -269,8 +284,14 @@ def manifest(
     assert isinstance(srt.details, SrtDetails)
     details = srt.details.model_copy(update={"srt_file_id": srt.file_id,
                                              "translations": tuple(refs)})  # fmt: skip
-    return _file(source, request, srt.tools, ids.manifest, "subtitles.json", "other",
-                 manifest_text(texts, srt.text), details)  # fmt: skip
+    spoken = details.language
+    files = [{"language": spoken, "format": "srt", "file_id": srt.file_id}]
+    files += [{"language": spoken, "format": fmt, "file_id": file_id}
+              for fmt, file_id in (("vtt", details.vtt_file_id), ("json", details.json_file_id))
+              if file_id]  # fmt: skip
+    text = manifest_text(texts, srt.text, files + files_of(refs))
+    return _file(source, request, srt.tools, ids.manifest, "subtitles.json", "other", text,
+                 details)  # fmt: skip
 
 
 def summary(subs: RenderedSubtitles, refs: Sequence[TranslationRef] = ()) -> str:

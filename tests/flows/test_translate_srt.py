@@ -193,7 +193,8 @@ def test_an_injected_instruction_changes_nothing_but_its_own_chunk(
     assert report.fallback_chunks == (1,) and report.untranslated == (3, 4)
     assert any("too short for a translation" in p for p in report.problems)
     texts = _texts(result.translations[0].content.lstrip("\ufeff").replace("\r\n", "\n"))
-    assert INJECTION in texts[3].lower() and "OK" not in texts[:3] + texts[4:]
+    assert INJECTION in _flat(texts[3]).lower() and "OK" not in texts[:3] + texts[4:]
+    assert all(len(line) <= 42 for line in texts[3].split("\n"))  # wrapped to German's lines
     assert texts[4].startswith("Wir brauchen")
 
 
@@ -279,3 +280,42 @@ def test_a_batch_translates_many_srts(
     names = sorted(f.name for f in local_store.list_files("dave") if f.operation)
     assert names == ["a.fr.srt", "a.translations.json", "b.fr.srt", "b.translations.json"]
     assert sorted(_targets(llm_server)) == ["fr", "fr"]
+
+
+def _vtt_cues(vtt: str) -> list[tuple[int, int, str]]:
+    """(start ms, end ms, text) of each WebVTT cue, read back by pysubs2."""
+    import pysubs2
+
+    return [(e.start, e.end, e.plaintext) for e in pysubs2.SSAFile.from_string(vtt, format_="vtt")]
+
+
+def test_webvtt_per_language_with_its_language_and_the_srts_times(
+    llm_server: LLMServer, local_store: ProfileStore, tmp_path: Path
+) -> None:
+    file_id = _import(local_store, tmp_path, _source())
+    plain = _run("dave", file_id, TranslateSrtRequest(target_languages=("de",))).result()
+    assert plain.translations[0].vtt_file_id is None and plain.translations[0].vtt_url is None
+    asked = len(llm_server.requests)
+    request = TranslateSrtRequest(target_languages=("de", "fr"), vtt=True)
+    result = _run("dave", file_id, request).result()
+    assert len(llm_server.requests) == asked + 1  # French only: German's SRT was stored already
+    assert result.translations[0].file_id == plain.translations[0].file_id
+    manifest = json.loads(local_store.read_text(local_store.get("dave", result.file_id)))
+    listed = {(f["language"], f["format"]): f["file_id"] for f in manifest["files"]}
+    for tr in result.translations:
+        assert tr.vtt_file_id and tr.vtt_url
+        stored = local_store.get("dave", tr.vtt_file_id)
+        assert stored.name == f"talk.{tr.language}.vtt" and stored.kind == "subtitle"
+        vtt = local_store.read_text(stored)
+        assert vtt.startswith(f"WEBVTT\nLanguage: {tr.language}\n\n")
+        srt = read_srt(tr.content.encode())
+        cues = _vtt_cues(vtt)
+        assert len(cues) == len(srt.cues) == len(TRANSLATION_CUES)
+        srt_cues = [(c.start_ms, c.end_ms) for c in srt.cues]
+        assert [(s, e) for s, e, _ in cues] == srt_cues  # the SRT's times exactly
+        assert "{\\an8}" not in vtt and "<i>" in vtt and " line:0" in vtt  # markup for the web
+        assert listed[(tr.language, "srt")] == tr.file_id
+        assert listed[(tr.language, "vtt")] == tr.vtt_file_id
+    assert [t.vtt_file_id for t in _run("dave", file_id, request).result().translations] == [
+        t.vtt_file_id for t in result.translations
+    ]  # the same request again: from the store

@@ -27,7 +27,9 @@ def translate_srt(job: Job[TranslateSrtRequest, TranslateSrtIds]) -> Output:
     sees cue numbers and text only, in chunks sent at once up to the `llm` limit; an invalid
     answer is asked again, then the chunk keeps its source text and is reported. A cue that
     is not in the target language (left as it was, another language) keeps its source text
-    and counts as untranslated; a cue read faster than the language allows is counted. With
+    and counts as untranslated. Each cue goes with its character budget (the language's
+    characters a second × its duration); a cue whose answer is over it is asked once more to
+    condense, and one still over is kept and counted (before and after in the report). With
     `vtt`, each language also gets a WebVTT file (its language in the header), made from its SRT.
 
     A language already stored for this SRT and these options is not asked again, and chunk
@@ -45,7 +47,7 @@ def translate_srt(job: Job[TranslateSrtRequest, TranslateSrtIds]) -> Output:
                        f"translating 0/{len(plan.chunks) * len(todo)} chunks")  # fmt: skip
     answers = ask_all(
         [((lang, c.index), partial(translate_chunk.submit, c, plan.model, lang, plan.source,
-                                   request.sys_msg, request.glossary, limit))
+                                   request.sys_msg, request.glossary, limit, request.condense))
          for lang in todo for c in plan.chunks],
         plan.model, limit, job.progress, "translating",
     )  # fmt: skip

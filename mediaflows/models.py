@@ -462,6 +462,11 @@ class TranslateSrtRequest(_Frozen):
         description="Also store a WebVTT file per language (the language in its header), for "
         "web players.",
     )
+    condense: bool = Field(
+        default=True,
+        description="Ask the model once more to condense a cue whose translation is over its "
+        "character budget (the language's characters a second × the cue's duration).",
+    )
 
     @field_validator("target_languages")
     @classmethod
@@ -496,6 +501,20 @@ class TranslateSrtRequest(_Frozen):
         return {**options, "language": language}
 
 
+class ReadingSpeedReport(_Frozen):
+    """A translation's reading speed before and after the condense requests: cues read faster
+    than the language's limit (``max_cps``), and characters over the cues' budgets (``max_cps``
+    × duration, within the line rules)."""
+
+    too_fast_before: int = Field(default=0, description="Cues too fast in the first answers.")
+    share_too_fast_before: float = Field(default=0.0, description="Their share of the cues.")
+    share_too_fast: float = Field(default=0.0, description="The share in the file stored.")
+    chars_over_budget_before: int = 0
+    chars_over_budget: int = Field(default=0, description="In the file stored.")
+    condense_requests: int = Field(default=0, description="Requests asking to condense cues.")
+    condensed: int = Field(default=0, description="Cues a condense request made shorter.")
+
+
 class TranslationReport(_Frozen):
     """What translate_srt did for one language."""
 
@@ -523,6 +542,7 @@ class TranslationReport(_Frozen):
         description="Cues over the language's line rules even re-wrapped (more than its lines, "
         "a line longer than its characters a line), fallback cues included.",
     )
+    reading: ReadingSpeedReport = Field(default_factory=ReadingSpeedReport)
     response_format: str = ""
     prompt_tokens: int = 0
     completion_tokens: int = 0

@@ -74,3 +74,36 @@ TRANSLATION_CUES = [
     ("00:00:15,000", "00:00:17,000", "Prefect runs every flow."),
     ("00:00:17,100", "00:00:18,000", "Thank you."),
 ]  # fmt: skip
+
+
+#: A talk in sentences the test server's tables know every word of (German), and one it knows
+#: none of (left in English by the model, so refused: its cue keeps its source text).
+TALK = [
+    "I did not receive the letter.",
+    "That is weird, because I sent it.",
+    "Where is the letter?",
+    "It is in the kitchen.",
+    "We need separate rooms for the whole family.",
+    "The house is very small.",
+    "See you tomorrow.",
+    "Thank you.",
+    "Prefect runs every flow.",
+    "I believe it is definitely weird.",
+    "Nothing to fix here.",
+    "We need the letter until tomorrow.",
+    "Monitoring dashboards show throughput, latency, error budgets.",
+]
+
+
+def talk_srt(n: int = 60, cps: float = 14.0, fast_every: int = 30) -> bytes:
+    """``n`` cues of :data:`TALK` timed as spoken English is subtitled: each shown for its
+    characters at ``cps`` a second (at least 1 s), 200 ms apart; every ``fast_every``-th cue is
+    spoken fast (22 a second), so that even a good translation of it reads too fast."""
+    blocks, start = [], 1000
+    for i in range(1, n + 1):
+        text = TALK[(i - 1) % len(TALK)]
+        speed = 22.0 if i % fast_every == 0 else cps
+        end = start + max(1000, round(len(text) / speed * 1000))
+        blocks.append(f"{i}\n{_tc(start)} --> {_tc(end)}\n{text}\n")
+        start = end + 200
+    return "\n".join(blocks).encode()

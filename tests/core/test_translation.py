@@ -3,6 +3,8 @@ rules every output cue keeps (fallback cues included)."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from mediaflows.errors import ChunkRefusedError
@@ -11,6 +13,7 @@ from mediaflows.settings import get_settings
 from mediaflows.subtitles import chunks, line_rules, read_srt, translation
 from mediaflows.subtitles.records import ParsedSrt, visible_width
 from tests.llm_server import LLMServer
+from tests.srt_samples import talk_srt
 
 #: A 60-character line: fine where it came from as one line, too long for any target's line.
 LONG_LINE = "We need separate rooms for the whole family in the house now."
@@ -90,3 +93,48 @@ def test_a_fallback_chunk_is_wrapped_and_what_cannot_fit_is_reported(
     # The address is one word of 60 characters: no wrap fits it; counted twice over.
     assert report.unfit == (2,) and rendered.qa.violations["line_length"] == 1
     assert "over de's line rules" in translation.qa_line("de", rendered.qa, report)
+
+
+def test_translations_are_condensed_to_their_reading_speed(
+    llm_server: LLMServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """German runs ~30 % longer than English (the server's ``verbose`` mode); each cue goes with
+    its character budget, the cues over it are asked once to condense, and the file stored
+    reads at German's speed with few exceptions, its times the source's."""
+    parsed = read_srt(talk_srt(60))
+    llm_server.set_mode("verbose")
+    fixes = _translate(parsed, "de")
+    language = parse_language("de")
+    rendered = translation.render_translation(parsed, fixes, language, source=parse_language("en"))
+    report = translation.summarize(parsed, fixes, rendered, language, "m", "en")
+    reading = report.reading
+    # Every cue went with its budget, never with a time.
+    first = [r for r in llm_server.requests if r.user_messages == 1]
+    sent = [c for r in first for c in json.loads(r.messages[1]["content"])["cues"]]
+    assert len(sent) == 60 and all(c["max_chars"] == _budget(parsed, c["id"]) for c in sent)
+    assert all("-->" not in r.body for r in llm_server.requests)
+    # One condense request a chunk (each had cues over budget), showing the model its answer.
+    condense = [r for r in llm_server.requests if r.user_messages == 2]
+    assert len(condense) == len(fixes) == reading.condense_requests == 3
+    assert all(r.messages[2]["role"] == "assistant" for r in condense)
+    asked = json.loads(condense[0].messages[3]["content"])
+    assert "Condense" in asked["instruction"] and all("max_chars" in c for c in asked["cues"])
+    # Before: most cues too fast. After: at most 10 %, and what is left is counted, not hidden.
+    assert reading.share_too_fast_before >= 0.5, reading
+    assert reading.share_too_fast <= 0.10, reading
+    fast = [c.index for c in rendered.cues if c.chars / c.duration > 17 + 1e-6]
+    assert list(report.too_fast) == fast and reading.share_too_fast == round(len(fast) / 60, 4)
+    assert 0 < reading.chars_over_budget < reading.chars_over_budget_before
+    assert reading.condensed >= reading.too_fast_before - len(fast)
+    assert "before condensing" in translation.qa_line("de", rendered.qa, report)
+    # The times are the source's; every line within German's rules, the refused cue included.
+    assert [(round(c.start * 1000), round(c.end * 1000)) for c in rendered.cues] == [
+        (c.start_ms, c.end_ms) for c in parsed.cues
+    ]
+    assert report.untranslated and all(_lines_within(c.text, "de") for c in rendered.cues)
+    assert rendered.qa.violations["line_length"] == 0 and report.unfit == ()
+
+
+def _budget(parsed: ParsedSrt, cue_id: int) -> int:
+    cue = parsed.cues[cue_id - 1]
+    return min(int(17 * (cue.end_ms - cue.start_ms) / 1000 + 1e-6), 84)

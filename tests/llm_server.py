@@ -203,6 +203,11 @@ class Record:
     served_s: float = 0.0  # from leaving the queue to the answer (latency and hang included)
     abandoned: bool = False  # the client went away before the answer
 
+    @property
+    def condense(self) -> bool:
+        """A translation's condense request (its last user message has an instruction)."""
+        return "instruction" in _task(self.messages)
+
 
 #: Modes that only apply to some requests; the others are answered normally, not counted.
 _WHEN: dict[str, Callable[[Record], bool]] = {

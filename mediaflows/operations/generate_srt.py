@@ -41,6 +41,7 @@ from mediaflows.operations.translate_srt import (
 )
 from mediaflows.settings import Settings
 from mediaflows.speech import Transcription, model_name, tool_version
+from mediaflows.speech.guard import GUARD_VERSION
 from mediaflows.subtitles import RenderedSubtitles, render, translation
 from mediaflows.subtitles.chunks import llm_options
 from mediaflows.subtitles.cues import CUES_VERSION
@@ -65,7 +66,7 @@ def output_ids(
 ) -> GenerateSrtIds:
     """Every id of the run, from the input's content, the request and the model (the LLM's
     options too for the manifest of LLM translations)."""
-    tool = f"{tool_version(request.transcribe_request(), settings)}|{CUES_VERSION}"
+    tool = f"{tool_version(request.transcribe_request(), settings)}|{CUES_VERSION}|{GUARD_VERSION}"
     subtitles = request.subtitle_options()
     srt, vtt, json_, english = (
         output_file_id(source.sha256, "generate_srt", subtitles, tool, variant)

@@ -38,6 +38,10 @@ class Guard:
     max_burst_s: float = 20.0
 
 
+#: Part of the transcription cache key and of the output ids of what is built from speech: bump
+#: it when the guard keeps or drops other segments (v2: spoken repetition is kept).
+GUARD_VERSION = "guard-v2"
+
 #: The thresholds every transcription uses unless told otherwise.
 DEFAULT_GUARD = Guard()
 

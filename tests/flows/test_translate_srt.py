@@ -50,10 +50,15 @@ def _source_timecodes() -> list[str]:
     return timecodes(_source().decode("utf-8-sig").replace("\r\n", "\n"))
 
 
+def _asked(server: LLMServer) -> list[Any]:
+    """The requests for a translation (condense requests left out)."""
+    return [r for r in server.requests if not r.condense]
+
+
 def _targets(server: LLMServer) -> list[str]:
-    """The target language of each request the server got."""
+    """The target language of each translation request the server got."""
     found = []
-    for record in server.requests:
+    for record in _asked(server):
         user = next(m for m in record.messages if m["role"] == "user")
         found.append(json.loads(user["content"])["target_language"])
     return found
@@ -111,8 +116,12 @@ def test_two_languages_in_one_run_keep_every_cue_and_timecode(
         )
     # German wraps the long cue onto two balanced lines; the model saw no timecode.
     assert "\n" in _texts(result.translations[0].content.lstrip("\ufeff"))[4]
-    assert len(llm_server.requests) == 2 and sorted(_targets(llm_server)) == ["de", "zh-Hans"]
+    assert len(_asked(llm_server)) == 2 and sorted(_targets(llm_server)) == ["de", "zh-Hans"]
     assert all("-->" not in r.body and "00:00:0" not in r.body for r in llm_server.requests)
+    # German cues over their budget were asked once to condense (in the same task run).
+    condensed = [r for r in llm_server.requests if r.condense]
+    assert len(condensed) == result.translations[0].report.reading.condense_requests
+    asked = len(llm_server.requests)
     # The manifest lists both; the same request again answers from the store.
     manifest = local_store.get("dave", result.file_id)
     assert manifest.name == "talk.translations.json"
@@ -121,7 +130,7 @@ def test_two_languages_in_one_run_keep_every_cue_and_timecode(
     )
     again = _run("dave", file_id, request).result()
     assert again.cached and again.translations == result.translations
-    assert len(llm_server.requests) == 2
+    assert len(llm_server.requests) == asked
     runs = prefect_api.task_runs(
         state.state_details.flow_run_id, expect=2, named="translate_chunk", named_count=2
     )
@@ -205,7 +214,7 @@ def test_an_answer_in_the_wrong_language_is_asked_again(
     llm_server.set_mode(mode, times=1)
     file_id = _import(local_store, tmp_path, _source())
     result = _run("dave", file_id, TranslateSrtRequest(target_languages=("de",))).result()
-    assert [r.outcome for r in llm_server.requests] == [mode, "ok"]
+    assert [r.outcome for r in _asked(llm_server)] == [mode, "ok"]
     report = result.translations[0].report
     assert report.retries == 1 and report.untranslated == ()
     assert "not a German translation" in report.problems[0]
@@ -295,10 +304,10 @@ def test_webvtt_per_language_with_its_language_and_the_srts_times(
     file_id = _import(local_store, tmp_path, _source())
     plain = _run("dave", file_id, TranslateSrtRequest(target_languages=("de",))).result()
     assert plain.translations[0].vtt_file_id is None and plain.translations[0].vtt_url is None
-    asked = len(llm_server.requests)
+    asked = len(_asked(llm_server))
     request = TranslateSrtRequest(target_languages=("de", "fr"), vtt=True)
     result = _run("dave", file_id, request).result()
-    assert len(llm_server.requests) == asked + 1  # French only: German's SRT was stored already
+    assert len(_asked(llm_server)) == asked + 1  # French only: German's SRT was stored already
     assert result.translations[0].file_id == plain.translations[0].file_id
     manifest = json.loads(local_store.read_text(local_store.get("dave", result.file_id)))
     listed = {(f["language"], f["format"]): f["file_id"] for f in manifest["files"]}

@@ -394,10 +394,13 @@ def render_translation(
     translated = translated_cues(parsed, fixes, target, source)
     qa = qa_report(timed_to_cues(translated), line_rules(target))
     shown = translated
-    if bilingual:
+    if bilingual:  # a cue that kept its source text shows it once
+        left = kept_source(fixes)
+        pairs = list(zip(parsed.cues, translated, strict=True))
+        once = {t.id for s, t in pairs if t.id in left or t.text == s.text}
         shown = [
-            t.model_copy(update={"text": f"{s.text}\n{t.text}" if t.text != s.text else s.text})
-            for s, t in zip(parsed.cues, translated, strict=True)
+            t.model_copy(update={"text": s.text if t.id in once else f"{s.text}\n{t.text}"})
+            for s, t in pairs
         ]
     srt = write_srt(shown)
     return RenderedSubtitles(

@@ -77,6 +77,9 @@ def test_a_cue_that_keeps_its_source_text_is_wrapped_to_the_targets_rules(
         assert report.unfit == (2,) and rendered.qa.violations["line_count"] == 1
         assert all(visible_width(line) <= 16 for line in kept.lines[:-1])
     assert [c.start for c in rendered.cues] == [c.start_ms / 1000 for c in parsed.cues]
+    both = translation.render_translation(parsed, fixes, language, bilingual=True)
+    assert both.cues[1].text == LONG_LINE  # the source shown once, not above itself
+    assert both.cues[0].lines[0] == "I did not receive the letter." and len(both.cues[0].lines) > 1
 
 
 def test_a_fallback_chunk_is_wrapped_and_what_cannot_fit_is_reported(

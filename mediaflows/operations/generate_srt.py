@@ -45,6 +45,7 @@ from mediaflows.speech.guard import GUARD_VERSION
 from mediaflows.subtitles import RenderedSubtitles, render, translation
 from mediaflows.subtitles.chunks import llm_options
 from mediaflows.subtitles.cues import CUES_VERSION
+from mediaflows.subtitles.formats import language_vtt, read_srt
 from mediaflows.subtitles.lines import rules_for
 
 
@@ -59,6 +60,7 @@ class GenerateSrtIds(OutputIds):
     json_: str
     manifest: str
     english: str
+    english_vtt: str
 
 
 def output_ids(
@@ -68,9 +70,9 @@ def output_ids(
     options too for the manifest of LLM translations)."""
     tool = f"{tool_version(request.transcribe_request(), settings)}|{CUES_VERSION}|{GUARD_VERSION}"
     subtitles = request.subtitle_options()
-    srt, vtt, json_, english = (
+    srt, vtt, json_, english, english_vtt = (
         output_file_id(source.sha256, "generate_srt", subtitles, tool, variant)
-        for variant in ("srt", "vtt", "json", "whisper-en")
+        for variant in ("srt", "vtt", "json", "whisper-en", "whisper-en-vtt")
     )
     options: dict[str, Any] = request.model_dump(mode="json")
     if request.translation == "llm" and request.target_languages:
@@ -83,6 +85,7 @@ def output_ids(
         json_=json_,
         manifest=manifest,
         english=english,
+        english_vtt=english_vtt,
     )
 
 
@@ -265,12 +268,32 @@ def english_file(
     return subs, _file(source, request, tools, ids.english, "en.srt", "subtitle", subs.srt, details)
 
 
+def english_vtt(
+    source: ProfileFile,
+    request: GenerateSrtRequest,
+    ids: GenerateSrtIds,
+    english: RenderedSubtitles,
+    settings: Settings,
+) -> TextOutput | None:
+    """Whisper's English as WebVTT (``<name>.en.vtt``, ``Language: en``) when the request asks
+    for WebVTT, else None."""
+    if not request.vtt:
+        return None
+    text = language_vtt(read_srt(english.srt.encode(), "en.srt").cues, "en")
+    tools = _tools(request, settings)
+    details = SrtDetails(language="en", qa=english.qa)
+    return _file(source, request, tools, ids.english_vtt, "en.vtt", "subtitle", text, details)
+
+
 def english_refs(
-    english: RenderedSubtitles, stored: StoredFile
-) -> tuple[tuple[TranslationRef, ...], dict[str, str]]:
-    """What the manifest lists of Whisper's English: its reference (no LLM report) and text."""
-    ref = TranslationRef(language="en", file_id=stored.file.id, qa=english.qa)
-    return (ref,), {"en": english.srt}
+    english: RenderedSubtitles, stored: StoredFile, vtt: StoredFile | None = None
+) -> tuple[tuple[TranslationRef, ...], dict[str, str], dict[str, str]]:
+    """What the manifest lists of Whisper's English: its reference (no LLM report, its WebVTT),
+    its text, and fresh URLs (by file id)."""
+    ref = TranslationRef(language="en", file_id=stored.file.id, qa=english.qa,
+                         vtt_file_id=vtt.file.id if vtt else None)  # fmt: skip
+    urls = {f.file.id: f.media_url for f in (stored, vtt) if f is not None}
+    return (ref,), {"en": english.srt}, urls
 
 
 def manifest(

@@ -136,7 +136,8 @@ def test_whisper_translates_german_speech_to_english_subtitles(
     from tests.core.test_whisper import GERMAN
 
     source = local_store.import_file("dave", _speech(tmp_path, GERMAN, "de"))
-    request = GenerateSrtRequest(model="base", target_languages=("en",), translation="whisper")
+    request = GenerateSrtRequest(model="base", target_languages=("en",), translation="whisper",
+                                 vtt=True)  # fmt: skip
     result: SrtResult = _run("dave", source.id, request).result()
     assert result.language == "de"
     (english,) = result.translations
@@ -147,5 +148,9 @@ def test_whisper_translates_german_speech_to_english_subtitles(
         wer("Good morning. Today is a beautiful day and we go together to the park.", text) <= 0.6
     ), text
     assert local_store.get("dave", english.file_id).name == "de.en.srt"
+    assert english.vtt_file_id and english.vtt_url  # WebVTT too, its language in the header
+    vtt = local_store.read_text(local_store.get("dave", english.vtt_file_id))
+    assert vtt.startswith("WEBVTT\nLanguage: en\n\n")
+    assert [t.replace(",", ".") for t in timecodes(english.content)] == timecodes(vtt)
     with pytest.raises(ValueError, match="English only"):
         GenerateSrtRequest(target_languages=("fr",), translation="whisper")

@@ -21,7 +21,7 @@ from tasks.prefect_adapter import state_of
 from tests import prefect_api
 from tests.core.test_scripts import SPACED_CJK
 from tests.llm_server import INJECTION, LLMServer, translate
-from tests.srt_samples import TRANSLATION_CUES, long_srt, messy_srt, timecodes
+from tests.srt_samples import TRANSLATION_CUES, long_srt, messy_srt, talk_srt, timecodes
 
 
 def _run(profile: str, file_id: str, request: TranslateSrtRequest) -> Any:
@@ -328,3 +328,26 @@ def test_webvtt_per_language_with_its_language_and_the_srts_times(
     assert [t.vtt_file_id for t in _run("dave", file_id, request).result().translations] == [
         t.vtt_file_id for t in result.translations
     ]  # the same request again: from the store
+
+
+def test_german_that_runs_long_is_condensed_and_the_report_says_by_how_much(
+    llm_server: LLMServer, local_store: ProfileStore, tmp_path: Path
+) -> None:
+    llm_server.set_mode("verbose")  # German answers ~30 % longer than the table's
+    file_id = _import(local_store, tmp_path, talk_srt(60))
+    state = _run("dave", file_id, TranslateSrtRequest(target_languages=("de",)))
+    result: TranslateSrtResult = state.result()
+    (de,) = result.translations
+    reading = de.report.reading
+    assert reading.share_too_fast_before >= 0.5 and reading.share_too_fast <= 0.10, reading
+    assert reading.condense_requests == len([r for r in llm_server.requests if r.condense])
+    assert timecodes(de.content) == timecodes(talk_srt(60).decode())
+    rules = line_rules(parse_language("de"))
+    cues = read_srt(de.content.encode()).cues
+    assert all(len(c.text.split("\n")) <= rules.max_lines for c in cues)
+    assert all(len(line) <= rules.max_line_chars for c in cues for line in c.text.split("\n"))
+    # The run's translation artifact states before and after.
+    tables = [a.data for a in prefect_api.artifacts(state.state_details.flow_run_id)
+              if a.type == "markdown" and "translate_srt" in str(a.data)]  # fmt: skip
+    before, after = f"{reading.share_too_fast_before:.0%}", f"{reading.share_too_fast:.0%}"
+    assert tables and f"{before} → {after}" in tables[0], tables

@@ -8,14 +8,17 @@ Repetition alone is not a loop: people do say "no, no, no, no, no". A segment th
 phrase (or compresses too well because of it) is kept when its word timings say it was spoken:
 a short burst, words of a plausible length at a speaking rate (not squeezed into a few
 milliseconds each), heard with normal confidence. A loop repeats a phrase over a span where the
-timings or the confidence say otherwise, or comes without word timings to vouch for it.
+timings or the confidence say otherwise, or comes without word timings to vouch for it. A
+segment whose speech runs on into such a loop is cut where the loop begins (:func:`trim_loop`).
 """
 
 from __future__ import annotations
 
 import re
+import zlib
 from dataclasses import dataclass
 
+from mediaflows.languages import join_words
 from mediaflows.speech.records import Segment
 
 
@@ -79,16 +82,47 @@ def spoken_repetition(segment: Segment, guard: Guard) -> bool:
     return sum(w.probability for w in words) / len(words) >= guard.min_word_probability
 
 
+def _repetitive(segment: Segment, guard: Guard) -> bool:
+    return (
+        segment.compression_ratio > guard.compression_ratio
+        or _max_ngram_repeats(segment.text) > guard.max_ngram_repeats
+    )
+
+
+def _compression_ratio(text: str) -> float:
+    """As Whisper measures it: the text's bytes over their zlib-compressed bytes."""
+    data = text.encode()
+    return len(data) / len(zlib.compress(data)) if data else 1.0
+
+
+def trim_loop(segment: Segment, guard: Guard) -> Segment:
+    """A repetitive segment cut before the loop its decoding fell into: a speaker said "word"
+    ten times and the model went on writing it, the words after the speech squeezed into a few
+    milliseconds each. Its words up to the first three in a row shorter than ``min_word_s`` are
+    kept when they are spoken repetition (:func:`spoken_repetition`); any other segment is
+    returned as it is (and judged by :func:`is_hallucination`)."""
+    words = segment.words
+    if not _repetitive(segment, guard) or spoken_repetition(segment, guard):
+        return segment
+    short = [w.end - w.start < guard.min_word_s for w in words]
+    cut = next((i for i in range(len(words) - 2) if all(short[i : i + 3])), len(words))
+    if cut < 2 or cut == len(words):
+        return segment
+    spoken = words[:cut]
+    text = join_words(w.text for w in spoken)
+    trimmed = segment.model_copy(
+        update={"end": spoken[-1].end, "text": text, "words": spoken,
+                "compression_ratio": _compression_ratio(text)}
+    )  # fmt: skip
+    return trimmed if spoken_repetition(trimmed, guard) else segment
+
+
 def is_hallucination(segment: Segment, previous: Segment | None, guard: Guard) -> bool:
     """Whether a segment is probably something nobody said (see the module's docstring)."""
     if not segment.text or not _WORD_RE.search(segment.text):
         return True
     if segment.no_speech_prob > guard.no_speech_prob and segment.avg_logprob < guard.avg_logprob:
         return True  # Whisper's own "this was silence" rule, applied strictly
-    repetitive = (
-        segment.compression_ratio > guard.compression_ratio
-        or _max_ngram_repeats(segment.text) > guard.max_ngram_repeats
-    )
-    if repetitive and not spoken_repetition(segment, guard):
+    if _repetitive(segment, guard) and not spoken_repetition(segment, guard):
         return True
     return previous is not None and segment.text.lower() == previous.text.lower()

@@ -24,7 +24,13 @@ from mediaflows.files import atomic_path
 from mediaflows.media.audio import SAMPLE_RATE, audio_windows
 from mediaflows.models import TranscribeRequest
 from mediaflows.settings import Settings, WhisperSettings, get_settings
-from mediaflows.speech.guard import DEFAULT_GUARD, GUARD_VERSION, Guard, is_hallucination
+from mediaflows.speech.guard import (
+    DEFAULT_GUARD,
+    GUARD_VERSION,
+    Guard,
+    is_hallucination,
+    trim_loop,
+)
 from mediaflows.speech.records import Segment, Transcription, Word
 from mediaflows.speech.scripts import in_script, model_language
 
@@ -301,7 +307,7 @@ def transcribe_windows(
         before = len(kept)
         for raw in segments_iter:  # a generator: decoding happens as we iterate
             cancel.check()
-            segment = _segment(raw, start)
+            segment = trim_loop(_segment(raw, start), guard)
             if is_hallucination(segment, kept[-1] if kept else None, guard):
                 dropped += 1
             else:

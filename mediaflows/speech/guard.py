@@ -99,8 +99,9 @@ def trim_loop(segment: Segment, guard: Guard) -> Segment:
     """A repetitive segment cut before the loop its decoding fell into: a speaker said "word"
     ten times and the model went on writing it, the words after the speech squeezed into a few
     milliseconds each. Its words up to the first three in a row shorter than ``min_word_s`` are
-    kept when they are spoken repetition (:func:`spoken_repetition`); any other segment is
-    returned as it is (and judged by :func:`is_hallucination`)."""
+    kept when the words after them only repeat them and they are spoken repetition
+    (:func:`spoken_repetition`); any other segment is returned as it is (and judged by
+    :func:`is_hallucination`)."""
     words = segment.words
     if not _repetitive(segment, guard) or spoken_repetition(segment, guard):
         return segment
@@ -108,6 +109,9 @@ def trim_loop(segment: Segment, guard: Guard) -> Segment:
     cut = next((i for i in range(len(words) - 2) if all(short[i : i + 3])), len(words))
     if cut < 2 or cut == len(words):
         return segment
+    said = {w.lower() for w in _WORD_RE.findall(" ".join(w.text for w in words[:cut]))}
+    if not {w.lower() for w in _WORD_RE.findall(" ".join(w.text for w in words[cut:]))} <= said:
+        return segment  # the tail says something else: not the speech going on, a loop of its own
     spoken = words[:cut]
     text = join_words(w.text for w in spoken)
     trimmed = segment.model_copy(

@@ -19,6 +19,7 @@ if __name__ == "__main__":
     llm_bench.main(["--latency", "2", "--repeat", "1"])
     llm_bench.main(["--latency", "2", "--repeat", "1", "--serial"])
     llm_bench.main(["--latency", "2", "--repeat", "1", "--to", "de,fr"])
+    llm_bench.main(["--latency", "2", "--repeat", "1", "--to", "de,fr", "--verbose"])
     asr_bench.main(["--repeat", "1"])
     batch_bench.main([])
     worker_bench.main([])

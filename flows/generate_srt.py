@@ -48,8 +48,9 @@ def generate_srt(job: Job[GenerateSrtRequest, GenerateSrtIds]) -> Output:
         english_subs, english_srt = procedure.english_file(source, request, job.ids, english,
                                                            settings)  # fmt: skip
         stored = job.store(english_srt)
-        refs, texts = procedure.english_refs(english_subs, stored)
-        urls = {stored.file.id: stored.media_url}
+        vtt = procedure.english_vtt(source, request, job.ids, english_subs, settings)
+        refs, texts, urls = procedure.english_refs(english_subs, stored,
+                                                   job.store(vtt) if vtt else None)  # fmt: skip
     else:
         job.progress.stage(Stage.PROCESSING_RESULT, "translating (child runs)", 0.6)
         child: TranslateSrtResult = adapter.run_subflow(

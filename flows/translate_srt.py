@@ -1,5 +1,5 @@
-"""The ``translate_srt`` flow: a profile SRT file → one SRT per target language, the same cues
-and times, stored in the profile with a manifest listing them."""
+"""The ``translate_srt`` flow: a profile SRT file → one SRT (and on request a WebVTT) per target
+language, the same cues and times, stored in the profile with a manifest listing them."""
 
 from __future__ import annotations
 
@@ -27,7 +27,10 @@ def translate_srt(job: Job[TranslateSrtRequest, TranslateSrtIds]) -> Output:
     sees cue numbers and text only, in chunks sent at once up to the `llm` limit; an invalid
     answer is asked again, then the chunk keeps its source text and is reported. A cue that
     is not in the target language (left as it was, another language) keeps its source text
-    and counts as untranslated; a cue read faster than the language allows is counted.
+    and counts as untranslated. Each cue goes with its character budget (the language's
+    characters a second × its duration); a cue whose answer is over it is asked once more to
+    condense, and one still over is kept and counted (before and after in the report). With
+    `vtt`, each language also gets a WebVTT file (its language in the header), made from its SRT.
 
     A language already stored for this SRT and these options is not asked again, and chunk
     answers are cached per language: adding a language translates only that one. A run where
@@ -44,7 +47,7 @@ def translate_srt(job: Job[TranslateSrtRequest, TranslateSrtIds]) -> Output:
                        f"translating 0/{len(plan.chunks) * len(todo)} chunks")  # fmt: skip
     answers = ask_all(
         [((lang, c.index), partial(translate_chunk.submit, c, plan.model, lang, plan.source,
-                                   request.sys_msg, request.glossary, limit))
+                                   request.sys_msg, request.glossary, limit, request.condense))
          for lang in todo for c in plan.chunks],
         plan.model, limit, job.progress, "translating",
     )  # fmt: skip
@@ -62,9 +65,12 @@ def translate_srt(job: Job[TranslateSrtRequest, TranslateSrtIds]) -> Output:
     done = {lang: found for lang, found in stored.items() if found is not None}  # every one
     texts = {lang: made[lang].srt if lang in made else read_text_output(found.file)
              for lang, found in done.items()}  # fmt: skip
-    refs = [procedure.ref_of(lang, found) for lang, found in done.items()]
+    vtts = {lang: find_output(job.profile, vtt_id) or job.store(
+                procedure.vtt_file(job.source, request, plan, job.ids, lang, texts[lang]))
+            for lang, vtt_id in job.ids.vtts.items()}  # fmt: skip
+    refs = [procedure.ref_of(lang, found, vtts.get(lang)) for lang, found in done.items()]
     publish_translation_report(refs, job.title)
     manifest = procedure.manifest(job.source, request, plan, job.ids, refs, texts)
-    urls = {found.file.id: found.media_url for found in done.values()}
+    urls = {found.file.id: found.media_url for found in (*done.values(), *vtts.values())}
     already = len(request.target_languages) - len(todo)
     return Output(job.store(manifest), manifest.text, procedure.summary(refs, already), urls)

@@ -481,6 +481,16 @@ class TranslateSrtRequest(_Frozen):
         default=False,
         description="Write LF line ends and no byte-order mark (default: as the source has them).",
     )
+    vtt: bool = Field(
+        default=False,
+        description="Also store a WebVTT file per language (the language in its header), for "
+        "web players.",
+    )
+    condense: bool = Field(
+        default=True,
+        description="Ask the model once more to condense a cue whose translation is over its "
+        "character budget (the language's characters a second × the cue's duration).",
+    )
 
     @field_validator("target_languages")
     @classmethod
@@ -509,8 +519,24 @@ class TranslateSrtRequest(_Frozen):
 
     def for_language(self, language: str) -> dict[str, Any]:
         """The options one language's SRT depends on (its output id): every field but the
-        other targets, so that adding a language later finds the others again."""
-        return {**self.model_dump(mode="json", exclude={"target_languages"}), "language": language}
+        other targets and the extra formats, so that adding a language (or WebVTT) later finds
+        the others again."""
+        options = self.model_dump(mode="json", exclude={"target_languages", "vtt"})
+        return {**options, "language": language}
+
+
+class ReadingSpeedReport(_Frozen):
+    """A translation's reading speed before and after the condense requests: cues read faster
+    than the language's limit (``max_cps``), and characters over the cues' budgets (``max_cps``
+    × duration, within the line rules)."""
+
+    too_fast_before: int = Field(default=0, description="Cues too fast in the first answers.")
+    share_too_fast_before: float = Field(default=0.0, description="Their share of the cues.")
+    share_too_fast: float = Field(default=0.0, description="The share in the file stored.")
+    chars_over_budget_before: int = 0
+    chars_over_budget: int = Field(default=0, description="In the file stored.")
+    condense_requests: int = Field(default=0, description="Requests asking to condense cues.")
+    condensed: int = Field(default=0, description="Cues a condense request made shorter.")
 
 
 class TranslationReport(_Frozen):
@@ -535,6 +561,12 @@ class TranslationReport(_Frozen):
         description="Cues read faster than the language's limit: timing is locked, the text "
         "is longer in this language.",
     )
+    unfit: tuple[int, ...] = Field(
+        default=(),
+        description="Cues over the language's line rules even re-wrapped (more than its lines, "
+        "a line longer than its characters a line), fallback cues included.",
+    )
+    reading: ReadingSpeedReport = Field(default_factory=ReadingSpeedReport)
     response_format: str = ""
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -549,6 +581,9 @@ class TranslationRef(_Frozen):
     report: TranslationReport | None = Field(
         default=None, description="None when Whisper translated (generate_srt, English)."
     )
+    vtt_file_id: FileId | None = Field(
+        default=None, description="The language's WebVTT file (requested with vtt)."
+    )
 
 
 class Translation(TranslationRef):
@@ -556,6 +591,7 @@ class Translation(TranslationRef):
 
     media_url: str
     content: str
+    vtt_url: str | None = Field(default=None, description="A fresh URL of the WebVTT file.")
 
 
 class TranslateSrtDetails(_Frozen):

@@ -46,6 +46,7 @@ def _translation_key(context: TaskRunContext, parameters: dict[str, Any]) -> str
     return translation.chunk_cache_key(
         parameters["chunk"], parameters["model"], parameters["target"], parameters["source"],
         parameters["sys_msg"], parameters["glossary"], get_settings().llm,
+        parameters["condense"],
     )  # fmt: skip
 
 
@@ -65,7 +66,11 @@ def translate_chunk(
     sys_msg: str | None,
     glossary: tuple[str, ...],
     limit: int,
+    condense: bool = True,
 ) -> ChunkFix:
-    """Translate one chunk of cues (their text only) into ``target``, validated; cached per
-    chunk and language. Refusals, faults and retries as :func:`fix_chunk`."""
-    return translation.translate_chunk(chunk, model, target, source, sys_msg, glossary, limit=limit)
+    """Translate one chunk of cues (their text only, each with its character budget) into
+    ``target``, validated, the cues over budget asked once to condense; cached per chunk and
+    language. Refusals, faults and retries as :func:`fix_chunk`."""
+    return translation.translate_chunk(
+        chunk, model, target, source, sys_msg, glossary, limit=limit, condense=condense
+    )

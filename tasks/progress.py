@@ -299,13 +299,15 @@ def publish_fix_report(
 
 def publish_translation_report(refs: Sequence[TranslationRef], title: str) -> None:
     """translate_srt's outcome per language (cues translated, left untranslated, read too fast
-    for the language's limit, line rules broken) as a markdown artifact (best effort)."""
+    for the language's limit, before and after condensing, line rules broken) as a markdown
+    artifact (best effort)."""
     lines = [
         f"### translate_srt: {title}",
         "",
-        "| language | cues | translated | untranslated | too fast to read | line rules broken "
+        "| language | cues | translated | untranslated | too fast to read | too fast before "
+        "condensing | characters over budget (before → after) | line rules broken "
         "| retries | tokens (prompt / completion) |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     problems: list[str] = []
     for ref in refs:
@@ -314,14 +316,17 @@ def publish_translation_report(refs: Sequence[TranslationRef], title: str) -> No
         if report is None:  # Whisper's own translation
             fast = qa.violations.get("reading_speed", 0)
             lines.append(
-                f"| {ref.language} | {qa.cues} | (Whisper) | - | {fast} | {broken} | - | - |"
+                f"| {ref.language} | {qa.cues} | (Whisper) | - | {fast} | - | - | {broken} | - "
+                "| - |"
             )
             continue
         lines.append(
             f"| {ref.language} | {report.cues} | {report.translated} | "
             f"{len(report.untranslated)} {list(report.untranslated)[:10] or ''} | "
-            f"{len(report.too_fast)} {list(report.too_fast)[:10] or ''} | {broken} | "
-            f"{report.retries} | {report.prompt_tokens} / {report.completion_tokens} |"
+            f"{len(report.too_fast)} {list(report.too_fast)[:10] or ''} | "
+            f"{report.reading.share_too_fast_before:.0%} → {report.reading.share_too_fast:.0%} | "
+            f"{report.reading.chars_over_budget_before} → {report.reading.chars_over_budget} | "
+            f"{broken} | {report.retries} | {report.prompt_tokens} / {report.completion_tokens} |"
         )
         problems += [f"- {ref.language}, {p.replace('|', '/')}" for p in report.problems[:100]]
     if problems:

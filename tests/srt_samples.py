@@ -98,3 +98,36 @@ def package_srt(language: str, first: str | None = None) -> str:
     if first is not None:
         cues[0] = (cues[0][0], cues[0][1], first)
     return "".join(f"{i}\n{a} --> {b}\n{text}\n\n" for i, (a, b, text) in enumerate(cues, 1))
+
+
+#: A talk in sentences the test server's tables know every word of (German), and one it knows
+#: none of (left in English by the model, so refused: its cue keeps its source text).
+TALK = [
+    "I did not receive the letter.",
+    "That is weird, because I sent it.",
+    "Where is the letter?",
+    "It is in the kitchen.",
+    "We need separate rooms for the whole family.",
+    "The house is very small.",
+    "See you tomorrow.",
+    "Thank you.",
+    "Prefect runs every flow.",
+    "I believe it is definitely weird.",
+    "Nothing to fix here.",
+    "We need the letter until tomorrow.",
+    "Monitoring dashboards show throughput, latency, error budgets.",
+]
+
+
+def talk_srt(n: int = 60, cps: float = 14.0, fast_every: int = 30) -> bytes:
+    """``n`` cues of :data:`TALK` timed as spoken English is subtitled: each shown for its
+    characters at ``cps`` a second (at least 1 s), 200 ms apart; every ``fast_every``-th cue is
+    spoken fast (22 a second), so that even a good translation of it reads too fast."""
+    blocks, start = [], 1000
+    for i in range(1, n + 1):
+        text = TALK[(i - 1) % len(TALK)]
+        speed = 22.0 if i % fast_every == 0 else cps
+        end = start + max(1000, round(len(text) / speed * 1000))
+        blocks.append(f"{i}\n{_tc(start)} --> {_tc(end)}\n{text}\n")
+        start = end + 200
+    return "\n".join(blocks).encode()

@@ -35,12 +35,19 @@ from mediaflows.models import (
 )
 from mediaflows.operations import spec
 from mediaflows.operations.spec import OperationSpec, OutputIds, TextOutput
-from mediaflows.operations.translate_srt import manifest_text, translations_of
+from mediaflows.operations.translate_srt import (
+    files_of,
+    linked_files,
+    manifest_text,
+    translations_of,
+)
 from mediaflows.settings import Settings
 from mediaflows.speech import Transcription, model_name, tool_version
+from mediaflows.speech.guard import GUARD_VERSION
 from mediaflows.subtitles import RenderedSubtitles, render, translation
 from mediaflows.subtitles.chunks import llm_options
 from mediaflows.subtitles.cues import CUES_VERSION
+from mediaflows.subtitles.formats import language_vtt, read_srt
 from mediaflows.subtitles.lines import rules_for
 
 
@@ -55,6 +62,7 @@ class GenerateSrtIds(OutputIds):
     json_: str
     manifest: str
     english: str
+    english_vtt: str
 
 
 def output_ids(
@@ -62,11 +70,11 @@ def output_ids(
 ) -> GenerateSrtIds:
     """Every id of the run, from the input's content, the request and the model (the LLM's
     options too for the manifest of LLM translations)."""
-    tool = f"{tool_version(request.transcribe_request(), settings)}|{CUES_VERSION}"
+    tool = f"{tool_version(request.transcribe_request(), settings)}|{CUES_VERSION}|{GUARD_VERSION}"
     subtitles = request.subtitle_options()
-    srt, vtt, json_, english = (
+    srt, vtt, json_, english, english_vtt = (
         output_file_id(source.sha256, "generate_srt", subtitles, tool, variant)
-        for variant in ("srt", "vtt", "json", "whisper-en")
+        for variant in ("srt", "vtt", "json", "whisper-en", "whisper-en-vtt")
     )
     options: dict[str, Any] = request.model_dump(mode="json")
     if request.translation == "llm" and request.target_languages:
@@ -79,6 +87,7 @@ def output_ids(
         json_=json_,
         manifest=manifest,
         english=english,
+        english_vtt=english_vtt,
     )
 
 
@@ -111,7 +120,7 @@ def _linked(details: SrtDetails) -> tuple[str, ...]:
     if details.srt_file_id is None:
         return ()
     packaged = (details.package_file_id,) if details.package_file_id else ()
-    return (details.srt_file_id, *(t.file_id for t in details.translations), *packaged)
+    return (details.srt_file_id, *linked_files(details.translations), *packaged)
 
 
 GENERATE_SRT: OperationSpec[GenerateSrtRequest, SrtResult, SrtDetails, GenerateSrtIds] = (
@@ -213,6 +222,7 @@ def translation_request(
         source_language=known,
         model=request.translation_model,
         bilingual=request.bilingual,
+        vtt=request.vtt,
     )
 
 
@@ -222,11 +232,20 @@ def translations_from(
     """What the manifest lists of a child translate_srt run's result: a reference per language,
     its text, and its fresh URL (by file id)."""
     refs = tuple(
-        TranslationRef(language=t.language, file_id=t.file_id, qa=t.qa, report=t.report)
+        TranslationRef(
+            language=t.language,
+            file_id=t.file_id,
+            qa=t.qa,
+            report=t.report,
+            vtt_file_id=t.vtt_file_id,
+        )
         for t in child.translations
     )
     texts = {t.language: t.content for t in child.translations}
-    return refs, texts, {t.file_id: t.media_url for t in child.translations}
+    urls = {t.file_id: t.media_url for t in child.translations}
+    urls |= {r.vtt_file_id: t.vtt_url for r, t in zip(refs, child.translations, strict=True)
+             if r.vtt_file_id and t.vtt_url}  # fmt: skip
+    return refs, texts, urls
 
 
 def english_request(
@@ -253,12 +272,32 @@ def english_file(
     return subs, _file(source, request, tools, ids.english, "en.srt", "subtitle", subs.srt, details)
 
 
+def english_vtt(
+    source: ProfileFile,
+    request: GenerateSrtRequest,
+    ids: GenerateSrtIds,
+    english: RenderedSubtitles,
+    settings: Settings,
+) -> TextOutput | None:
+    """Whisper's English as WebVTT (``<name>.en.vtt``, ``Language: en``) when the request asks
+    for WebVTT, else None."""
+    if not request.vtt:
+        return None
+    text = language_vtt(read_srt(english.srt.encode(), "en.srt").cues, "en")
+    tools = _tools(request, settings)
+    details = SrtDetails(language="en", qa=english.qa)
+    return _file(source, request, tools, ids.english_vtt, "en.vtt", "subtitle", text, details)
+
+
 def english_refs(
-    english: RenderedSubtitles, stored: StoredFile
-) -> tuple[tuple[TranslationRef, ...], dict[str, str]]:
-    """What the manifest lists of Whisper's English: its reference (no LLM report) and text."""
-    ref = TranslationRef(language="en", file_id=stored.file.id, qa=english.qa)
-    return (ref,), {"en": english.srt}
+    english: RenderedSubtitles, stored: StoredFile, vtt: StoredFile | None = None
+) -> tuple[tuple[TranslationRef, ...], dict[str, str], dict[str, str]]:
+    """What the manifest lists of Whisper's English: its reference (no LLM report, its WebVTT),
+    its text, and fresh URLs (by file id)."""
+    ref = TranslationRef(language="en", file_id=stored.file.id, qa=english.qa,
+                         vtt_file_id=vtt.file.id if vtt else None)  # fmt: skip
+    urls = {f.file.id: f.media_url for f in (stored, vtt) if f is not None}
+    return (ref,), {"en": english.srt}, urls
 
 
 def check_package(request: GenerateSrtRequest, info: MediaInfo, name: str) -> None:
@@ -288,8 +327,17 @@ def manifest(
     details = srt.details.model_copy(update={"srt_file_id": srt.file_id,
                                              "translations": tuple(refs),
                                              "package_file_id": package_file_id})  # fmt: skip
-    return _file(source, request, srt.tools, ids.manifest, "subtitles.json", "other",
-                 manifest_text(texts, srt.text), details)  # fmt: skip
+    spoken = details.language
+    files = [{"language": spoken, "format": "srt", "file_id": srt.file_id}]
+    files += [{"language": spoken, "format": fmt, "file_id": file_id}
+              for fmt, file_id in (("vtt", details.vtt_file_id), ("json", details.json_file_id))
+              if file_id]  # fmt: skip
+    files += files_of(refs)
+    if package_file_id:
+        files.append({"language": "mul", "format": "mp4", "file_id": package_file_id})
+    text = manifest_text(texts, srt.text, files)
+    return _file(source, request, srt.tools, ids.manifest, "subtitles.json", "other", text,
+                 details)  # fmt: skip
 
 
 def summary(subs: RenderedSubtitles, refs: Sequence[TranslationRef] = ()) -> str:

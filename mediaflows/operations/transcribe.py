@@ -16,6 +16,7 @@ from mediaflows.operations.spec import (
 )
 from mediaflows.settings import Settings
 from mediaflows.speech import Transcription, tool_version
+from mediaflows.speech.guard import GUARD_VERSION
 from mediaflows.subtitles.formats import to_json
 
 #: Part of the transcript's id: bump it when the same transcription makes another transcript
@@ -25,7 +26,7 @@ TRANSCRIPT_VERSION = "transcript-v2"
 
 def output_ids(source: ProfileFile, request: TranscribeRequest, settings: Settings) -> OutputIds:
     """The transcript's id: the input's content, the request and the model (or endpoint)."""
-    tool = f"{tool_version(request, settings)}|{TRANSCRIPT_VERSION}"
+    tool = f"{tool_version(request, settings)}|{TRANSCRIPT_VERSION}|{GUARD_VERSION}"
     return OutputIds(
         main=output_file_id(source.sha256, "transcribe", request.model_dump(mode="json"), tool)
     )

@@ -1,12 +1,12 @@
-"""``translate_srt``: a profile SRT → one SRT per target language, the same cues and times, the
-text translated by an LLM and re-wrapped to each language's line rules; a manifest listing them
-is stored last (its presence means every language is done).
+"""``translate_srt``: a profile SRT → one SRT per target language (and on request a WebVTT), the
+same cues and times, the text translated by an LLM and re-wrapped to each language's line rules;
+a manifest listing them is stored last (its presence means every language is done).
 
 The procedure, step by step as the flow runs it: :func:`plan` (the source language, the chunks,
 the model), the chunks asked of the model (one task each, per language), :func:`finish` (every
 language rendered and summarised) and :func:`check` (every language checked before any is
-stored: nothing half-written), then each language's :func:`translation_file` and the
-:func:`manifest`.
+stored: nothing half-written), then each language's :func:`translation_file` (and
+:func:`vtt_file`) and the :func:`manifest`.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from pydantic import Field
 
 from mediaflows.errors import InputError
 from mediaflows.ids import output_file_id
@@ -35,14 +37,19 @@ from mediaflows.operations.spec import PROVIDER_WORK, OperationSpec, OutputIds, 
 from mediaflows.settings import Settings
 from mediaflows.subtitles import translation
 from mediaflows.subtitles.chunks import ChunkFix, SrtChunk, llm_options, plan_chunks
+from mediaflows.subtitles.formats import language_vtt, read_srt, timed_to_cues
+from mediaflows.subtitles.lines import line_rules
+from mediaflows.subtitles.qa import qa_report
 from mediaflows.subtitles.records import ParsedSrt
 
 
 class TranslateSrtIds(OutputIds):
-    """The manifest's id (``main``) and each language's SRT id. A language's id does not depend
-    on the other targets: a run with one more language finds the others stored."""
+    """The manifest's id (``main``), each language's SRT id and, with ``vtt``, its WebVTT id. A
+    language's ids do not depend on the other targets: a run with one more language finds the
+    others stored."""
 
     languages: dict[str, str]
+    vtts: dict[str, str] = Field(default_factory=dict)
 
 
 def _tool(llm: Mapping[str, Any]) -> str:
@@ -56,24 +63,40 @@ def output_ids(
     prompt version (:func:`~mediaflows.subtitles.chunks.llm_options`)."""
     llm = llm_options(request.model, settings)
     options = {**request.model_dump(mode="json"), **llm}
+
+    def one(language: str, variant: str) -> str:
+        per_language = {**request.for_language(language), **llm}
+        return output_file_id(source.sha256, "translate_srt", per_language, _tool(llm), variant)
+
     return TranslateSrtIds(
         main=output_file_id(source.sha256, "translate_srt", options, _tool(llm), "manifest"),
-        languages={
-            language: output_file_id(
-                source.sha256,
-                "translate_srt",
-                {**request.for_language(language), **llm},
-                _tool(llm),
-                language,
-            )
-            for language in request.target_languages
+        languages={language: one(language, language) for language in request.target_languages},
+        vtts={
+            language: one(language, f"{language}.vtt")
+            for language in (request.target_languages if request.vtt else ())
         },
     )
 
 
-def manifest_text(translations: Mapping[str, str], srt: str | None = None) -> str:
-    """A manifest's content: each translation's SRT by language (and the source SRT)."""
-    return json.dumps({"srt": srt, "translations": dict(translations)}, ensure_ascii=False)
+def manifest_text(
+    translations: Mapping[str, str],
+    srt: str | None = None,
+    files: Sequence[Mapping[str, str]] = (),
+) -> str:
+    """A manifest's content: each translation's SRT by language (and the source SRT), and every
+    file of the run (language, format, file id)."""
+    data = {"srt": srt, "translations": dict(translations), "files": [dict(f) for f in files]}
+    return json.dumps(data, ensure_ascii=False)
+
+
+def files_of(refs: Sequence[TranslationRef]) -> list[dict[str, str]]:
+    """Every file the translations are stored as, for the manifest: language, format, id."""
+    files = []
+    for r in refs:
+        files.append({"language": r.language, "format": "srt", "file_id": r.file_id})
+        if r.vtt_file_id:
+            files.append({"language": r.language, "format": "vtt", "file_id": r.vtt_file_id})
+    return files
 
 
 def translations_of(
@@ -81,9 +104,19 @@ def translations_of(
 ) -> tuple[Translation, ...]:
     """The translations a manifest lists, with their text and fresh URLs."""
     return tuple(
-        Translation(**r.model_dump(), media_url=urls[r.file_id], content=texts.get(r.language, ""))
+        Translation(
+            **r.model_dump(),
+            media_url=urls[r.file_id],
+            content=texts.get(r.language, ""),
+            vtt_url=urls.get(r.vtt_file_id) if r.vtt_file_id else None,
+        )
         for r in refs
     )
+
+
+def linked_files(refs: Sequence[TranslationRef]) -> tuple[str, ...]:
+    """Every file a manifest's translations name: each SRT, and each WebVTT."""
+    return tuple(i for r in refs for i in (r.file_id, r.vtt_file_id) if i is not None)
 
 
 def _result(
@@ -111,7 +144,7 @@ TRANSLATE_SRT: OperationSpec[
     "translate_srt", "SRT → one SRT per target language, the same cues and times, by an LLM",
     TranslateSrtRequest, TranslateSrtResult, TranslateSrtDetails, input_kinds=("subtitle",),
     stages=PROVIDER_WORK, output_ids=output_ids, build_result=_result, content=as_is,
-    linked=lambda details: tuple(t.file_id for t in details.translations),
+    linked=lambda details: linked_files(details.translations),
     cli_flags={"target_languages": "--to"},
 )  # fmt: skip
 
@@ -165,8 +198,9 @@ def finish(
     for language in languages:
         target = parse_language(language)
         fixes = [answers[(language, c.index)] for c in plan.chunks]
+        source = translation.known_language(plan.source)
         rendered = translation.render_translation(
-            parsed, fixes, target, request.bilingual, request.normalise
+            parsed, fixes, target, request.bilingual, request.normalise, source
         )
         report = translation.summarize(parsed, fixes, rendered, target, plan.model, plan.source)
         made[language] = Translated(rendered.srt, rendered.qa, report)
@@ -201,12 +235,34 @@ def translation_file(
     )  # fmt: skip
 
 
-def ref_of(language: str, stored: StoredFile) -> TranslationRef:
-    """A stored translation as a manifest lists it (from its details)."""
+def vtt_file(
+    source: ProfileFile,
+    request: TranslateSrtRequest,
+    plan: TranslationPlan,
+    ids: TranslateSrtIds,
+    language: str,
+    srt: str,
+) -> TextOutput:
+    """One language's WebVTT as it is stored, ``<name>.<language>.vtt``: the cues and times of
+    its stored SRT (``srt``: made now, or read back when the SRT was stored before), with the
+    language in the header."""
+    parsed = read_srt(srt.encode(), f"{language}.srt")
+    qa = qa_report(timed_to_cues(parsed.cues), line_rules(parse_language(language)))
+    return TRANSLATE_SRT.text_output(
+        source, ids.vtts[language], f"{language}.vtt", "subtitle",
+        language_vtt(parsed.cues, language),
+        options={**request.for_language(language), **plan.llm, "format": "vtt"},
+        tools=_tools(plan), details=SrtDetails(language=language, qa=qa),
+    )  # fmt: skip
+
+
+def ref_of(language: str, stored: StoredFile, vtt: StoredFile | None = None) -> TranslationRef:
+    """A stored translation as a manifest lists it (from its details), with its WebVTT."""
     details = SrtDetails.model_validate(stored.file.details)
     return TranslationRef(
-        language=language, file_id=stored.file.id, qa=details.qa, report=details.translation
-    )
+        language=language, file_id=stored.file.id, qa=details.qa, report=details.translation,
+        vtt_file_id=vtt.file.id if vtt is not None else None,
+    )  # fmt: skip
 
 
 def manifest(
@@ -220,7 +276,8 @@ def manifest(
     """The manifest as it is stored last: ``<name>.translations.json``, every language's SRT."""
     details = TranslateSrtDetails(source_language=plan.source or "", translations=tuple(refs))
     return TRANSLATE_SRT.text_output(
-        source, ids.main, "translations.json", "other", manifest_text(texts),
+        source, ids.main, "translations.json", "other",
+        manifest_text(texts, files=files_of(refs)),
         options={**request.model_dump(mode="json"), **plan.llm}, tools=_tools(plan),
         details=details,
     )  # fmt: skip

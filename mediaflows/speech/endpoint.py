@@ -31,7 +31,7 @@ from mediaflows.media.audio import SAMPLE_RATE, audio_windows
 from mediaflows.media.tools import run_tool
 from mediaflows.models import ProviderUsage, TranscribeRequest
 from mediaflows.settings import ASREndpoint, Settings, get_settings
-from mediaflows.speech.guard import Guard, is_hallucination
+from mediaflows.speech.guard import Guard, is_hallucination, trim_loop
 from mediaflows.speech.records import Segment, Transcription, Word
 from mediaflows.speech.scripts import in_script, model_language
 
@@ -317,7 +317,8 @@ def merge(
     kept: list[Segment] = []
     dropped = 0
     for result in ordered:
-        for segment in result.segments:
+        for raw in result.segments:
+            segment = trim_loop(raw, guard)
             if is_hallucination(segment, kept[-1] if kept else None, guard):
                 dropped += 1
             else:

@@ -24,7 +24,13 @@ from mediaflows.files import atomic_path
 from mediaflows.media.audio import SAMPLE_RATE, audio_windows
 from mediaflows.models import TranscribeRequest
 from mediaflows.settings import Settings, WhisperSettings, get_settings
-from mediaflows.speech.guard import DEFAULT_GUARD, Guard, is_hallucination
+from mediaflows.speech.guard import (
+    DEFAULT_GUARD,
+    GUARD_VERSION,
+    Guard,
+    is_hallucination,
+    trim_loop,
+)
 from mediaflows.speech.records import Segment, Transcription, Word
 from mediaflows.speech.scripts import in_script, model_language
 
@@ -182,10 +188,11 @@ def model_id(request: TranscribeRequest, settings: Settings | None = None) -> st
 def transcription_cache_key(content_sha256: str, request: TranscribeRequest) -> str:
     """What a transcription depends on: the file's content, the options and the model; the same
     in any run, process or profile. The version names the cached record's class too (results
-    are pickled by reference: v3 since :class:`Transcription` moved to ``speech.records``)."""
+    are pickled by reference: v3 since :class:`Transcription` moved to ``speech.records``) and
+    the hallucination guard's version (what it keeps is part of the record)."""
     options = hashlib.sha256(request.model_dump_json().encode()).hexdigest()[:16]
     model = hashlib.sha256(model_id(request).encode()).hexdigest()[:16]
-    return f"transcribe-v3-{content_sha256}-{options}-{model}"
+    return f"transcribe-v3-{GUARD_VERSION}-{content_sha256}-{options}-{model}"
 
 
 def tool_version(request: TranscribeRequest, settings: Settings | None = None) -> str:
@@ -300,7 +307,7 @@ def transcribe_windows(
         before = len(kept)
         for raw in segments_iter:  # a generator: decoding happens as we iterate
             cancel.check()
-            segment = _segment(raw, start)
+            segment = trim_loop(_segment(raw, start), guard)
             if is_hallucination(segment, kept[-1] if kept else None, guard):
                 dropped += 1
             else:

@@ -18,7 +18,7 @@ import hashlib
 import json
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -64,6 +64,11 @@ class SrtChunk(_Record):
     cues: tuple[CueText, ...]
     before: tuple[CueText, ...] = ()
     after: tuple[CueText, ...] = ()
+    seconds: tuple[float, ...] = Field(
+        default=(),
+        description="How long each cue is shown (aligned with ``cues``; empty: not known): a "
+        "translation's reading-speed budget. Never sent to the model.",
+    )
 
 
 class ChunkFix(_Record):
@@ -80,6 +85,11 @@ class ChunkFix(_Record):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     response_format: str = Field(default="", description="The output mode the server took.")
+    first: tuple[CueText, ...] = Field(
+        default=(),
+        description="A translation's first accepted text of each cue then asked to condense.",
+    )
+    condense_attempts: int = Field(default=0, description="Condense requests sent (0 or 1).")
 
 
 #: A judged answer: the text to keep per cue, the cues whose answer was refused, and why.
@@ -102,7 +112,9 @@ def llm_options(selector: str | None, settings: Settings | None = None) -> dict[
 def plan_chunks(cues: Sequence[TimedCue], size: int, context: int) -> list[SrtChunk]:
     """Split the cues that have text into chunks of ``size``, each with up to ``context``
     neighbours on either side. Empty cues are never sent: they stay as they are."""
-    texts = [CueText(id=c.id, text=c.text) for c in cues if c.text.strip()]
+    spoken = [c for c in cues if c.text.strip()]
+    texts = [CueText(id=c.id, text=c.text) for c in spoken]
+    seconds = [max(c.end_ms - c.start_ms, 0) / 1000 for c in spoken]
     chunks = []
     for index, start in enumerate(range(0, len(texts), size)):
         end = start + size
@@ -112,6 +124,7 @@ def plan_chunks(cues: Sequence[TimedCue], size: int, context: int) -> list[SrtCh
                 cues=tuple(texts[start:end]),
                 before=tuple(texts[max(start - context, 0) : start]),
                 after=tuple(texts[end : end + context]),
+                seconds=tuple(seconds[start:end]),
             )
         )
     return chunks
@@ -121,18 +134,20 @@ def chunk_messages(
     system: str,
     chunk: SrtChunk,
     sys_msg: str | None = None,
+    per_cue: Mapping[int, Mapping[str, Any]] | None = None,
     **extra: Any,
 ) -> list[dict[str, str]]:
     """System and user messages for one chunk: the operation's ``system`` prompt (with the
-    operator's ``sys_msg`` below it) and the cues as JSON data only, their read-only context
-    and ``extra`` fields (a glossary, the languages)."""
+    operator's ``sys_msg`` below it) and the cues as JSON data only (each with its ``per_cue``
+    fields: a translation's character budget), their read-only context and ``extra`` fields (a
+    glossary, the languages)."""
     if sys_msg:
         system += (
             "\n\nAdditional instructions from the operator (they cannot change the answer "
             f"format or the rules above):\n{sys_msg}"
         )
     data: dict[str, Any] = {k: v for k, v in extra.items() if k != "glossary"}
-    data["cues"] = [c.model_dump() for c in chunk.cues]
+    data["cues"] = [{**c.model_dump(), **(per_cue or {}).get(c.id, {})} for c in chunk.cues]
     if chunk.before:
         data["context_before"] = [c.model_dump() for c in chunk.before]
     if chunk.after:
@@ -152,12 +167,13 @@ def chunk_cache_key(
     glossary: Sequence[str],
     base_url: str,
     prompt: str,
-    **task: str | None,
+    **task: Any,
 ) -> str:
     """What a chunk's answer depends on: its text and context, the model and endpoint, the
-    instructions, the glossary, the prompt version and the ``task`` (a translation's languages);
-    never the times, never the key. ``r2``: the cached record's version (results are pickled by
-    reference; :class:`ChunkFix` moved to ``subtitles.chunks``)."""
+    instructions, the glossary, the prompt version and the ``task`` (a translation's languages
+    and character budgets); never the times themselves, never the key. ``r3``: the cached
+    record's version (results are pickled by reference; :class:`ChunkFix` moved to
+    ``subtitles.chunks`` in r2, and holds a translation's condensation since r3)."""
     payload = json.dumps(
         {
             "cues": [c.model_dump() for c in chunk.cues],
@@ -173,7 +189,7 @@ def chunk_cache_key(
         sort_keys=True,
         ensure_ascii=False,
     )
-    return f"{prompt}-r2-{hashlib.sha256(payload.encode()).hexdigest()}"
+    return f"{prompt}-r3-{hashlib.sha256(payload.encode()).hexdigest()}"
 
 
 # ---- validating answers ----------------------------------------------------------------------

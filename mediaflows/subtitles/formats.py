@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import codecs
 import json
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -55,6 +56,50 @@ def to_json(transcription: Transcription, cues: Sequence[Cue] | None = None) -> 
     if cues is not None:
         data["cues"] = [c.model_dump() for c in cues]
     return json.dumps(data, ensure_ascii=False, indent=1)
+
+
+#: Markup WebVTT has too (kept); any other tag (<font>) is dropped, an ASS block read.
+_VTT_TAGS = re.compile(r"</?(?:i|b|u)>", re.IGNORECASE)
+_ANY_TAG = re.compile(r"<[^<>]*>")
+_ASS_BLOCK = re.compile(r"\{\\[^{}]*\}")
+_TOP = re.compile(r"\{\\an[789]\}")
+
+
+def _vtt_time(ms: int) -> str:
+    return f"{ms // 3_600_000:02}:{ms // 60_000 % 60:02}:{ms // 1000 % 60:02}.{ms % 1000:03}"
+
+
+def _vtt_text(text: str) -> str:
+    """A cue's SRT text as WebVTT cue text: <i>, <b>, <u> kept, other tags and ASS blocks
+    dropped, ``&`` and stray ``<`` escaped, no blank line and no ``-->`` inside."""
+    kept: list[str] = []
+
+    def hold(m: re.Match[str]) -> str:
+        kept.append(m.group(0).lower())
+        return f"\x00{len(kept) - 1}\x00"
+
+    text = _ANY_TAG.sub(lambda m: hold(m) if _VTT_TAGS.fullmatch(m.group(0)) else "",
+                        _ASS_BLOCK.sub("", text))  # fmt: skip
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    text = re.sub("\x00(\\d+)\x00", lambda m: kept[int(m.group(1))], text)
+    lines = [line.strip().replace("-->", "→") for line in text.split("\n") if line.strip()]
+    return "\n".join(lines)
+
+
+def language_vtt(cues: Sequence[TimedCue], language: str) -> str:
+    """WebVTT of an SRT's cues, times exactly as given, with the language in the header
+    (``Language: de``, as web players and YouTube read it). A cue placed at the top in the SRT
+    (``{\\an8}``) gets the cue setting ``line:0``; a cue left with no text is not written."""
+    blocks = [f"WEBVTT\nLanguage: {language}\n"]
+    for n, cue in enumerate(cues, 1):
+        text = _vtt_text(cue.text)
+        if not text:
+            continue
+        where = " line:0" if _TOP.search(cue.text) else ""
+        blocks.append(
+            f"{n}\n{_vtt_time(cue.start_ms)} --> {_vtt_time(cue.end_ms)}{where}\n{text}\n"
+        )
+    return "\n".join(blocks)
 
 
 # ---- reading real-world SRT ------------------------------------------------------------------

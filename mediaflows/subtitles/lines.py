@@ -43,12 +43,17 @@ def rules_for(language: str, rules: CueRules) -> CueRules:
 _BREAK_AFTER = set("，。、！？；：,.!?;:…")
 
 
-def wrap(text: str, language: Language, max_lines: int | None = None) -> str:
+def wrap(
+    text: str, language: Language, max_lines: int | None = None, rules: CueRules | None = None
+) -> str:
     """``text`` on the fewest lines (at most 2 by the rules; more only when it cannot fit) of at
     most the language's characters a line, balanced, never splitting a word. Scripts without
     spaces break between characters, after punctuation when it is near the balanced point.
-    Markup tags move with the word they touch; a leading ``{\\an8}`` stays first."""
-    rules = line_rules(language)
+    Markup tags move with the word they touch; a leading ``{\\an8}`` stays first.
+
+    ``rules``: other line rules than the language's (text in one language shown under another's
+    rules: a cue of a translation that kept its source text)."""
+    rules = rules or line_rules(language)
     parts = [part.strip() for part in text.split("\n") if part.strip()]
     flat = parts[0] if parts else ""
     for part in parts[1:]:  # scripts without spaces join lines without one (unless Latin meets)

@@ -91,6 +91,32 @@ def test_two_target_languages_store_three_srts_and_a_linked_child_run(
     assert more.result().file_id == result.file_id
 
 
+def test_vtt_with_target_languages_stores_a_webvtt_per_language(
+    llm_server: LLMServer, local_store: ProfileStore, tmp_path: Path
+) -> None:
+    source = local_store.import_file("dave", _speech(tmp_path))
+    request = GenerateSrtRequest(language="en", target_languages=("de",), vtt=True)
+    result: SrtResult = _run("dave", source.id, request).result()
+    names = sorted(f.name for f in local_store.list_files("dave") if f.operation)
+    assert names == ["en-us.de.srt", "en-us.de.vtt", "en-us.srt", "en-us.subtitles.json",
+                     "en-us.translations.json", "en-us.vtt"]  # fmt: skip
+    (de,) = result.translations
+    assert de.vtt_file_id and de.vtt_url
+    vtt = local_store.read_text(local_store.get("dave", de.vtt_file_id))
+    assert vtt.startswith("WEBVTT\nLanguage: de\n\n")
+    srt_times = [line for line in de.content.splitlines() if "-->" in line]
+    vtt_times = [line for line in vtt.splitlines() if "-->" in line]
+    assert [t.replace(",", ".") for t in srt_times] == vtt_times and vtt_times
+    # The manifest lists every file of the run: the spoken language's and each translation's.
+    assert result.manifest_id
+    listed = json.loads(local_store.read_text(local_store.get("dave", result.manifest_id)))
+    files = {(f["language"], f["format"]): f["file_id"] for f in listed["files"]}
+    assert files == {("en", "srt"): result.file_id, ("en", "vtt"): result.vtt_file_id,
+                     ("de", "srt"): de.file_id, ("de", "vtt"): de.vtt_file_id}  # fmt: skip
+    again = _run("dave", source.id, request).result()
+    assert again.cached and again.translations[0].vtt_url  # the URL is found for a stored run
+
+
 def test_a_target_equal_to_the_spoken_language_is_refused(
     llm_server: LLMServer, local_store: ProfileStore, tmp_path: Path
 ) -> None:
@@ -110,7 +136,8 @@ def test_whisper_translates_german_speech_to_english_subtitles(
     from tests.core.test_whisper import GERMAN
 
     source = local_store.import_file("dave", _speech(tmp_path, GERMAN, "de"))
-    request = GenerateSrtRequest(model="base", target_languages=("en",), translation="whisper")
+    request = GenerateSrtRequest(model="base", target_languages=("en",), translation="whisper",
+                                 vtt=True)  # fmt: skip
     result: SrtResult = _run("dave", source.id, request).result()
     assert result.language == "de"
     (english,) = result.translations
@@ -121,5 +148,9 @@ def test_whisper_translates_german_speech_to_english_subtitles(
         wer("Good morning. Today is a beautiful day and we go together to the park.", text) <= 0.6
     ), text
     assert local_store.get("dave", english.file_id).name == "de.en.srt"
+    assert english.vtt_file_id and english.vtt_url  # WebVTT too, its language in the header
+    vtt = local_store.read_text(local_store.get("dave", english.vtt_file_id))
+    assert vtt.startswith("WEBVTT\nLanguage: en\n\n")
+    assert [t.replace(",", ".") for t in timecodes(english.content)] == timecodes(vtt)
     with pytest.raises(ValueError, match="English only"):
         GenerateSrtRequest(target_languages=("fr",), translation="whisper")

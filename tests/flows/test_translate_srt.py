@@ -21,7 +21,7 @@ from tasks.prefect_adapter import state_of
 from tests import prefect_api
 from tests.core.test_scripts import SPACED_CJK
 from tests.llm_server import INJECTION, LLMServer, translate
-from tests.srt_samples import TRANSLATION_CUES, long_srt, messy_srt, timecodes
+from tests.srt_samples import TRANSLATION_CUES, long_srt, messy_srt, talk_srt, timecodes
 
 
 def _run(profile: str, file_id: str, request: TranslateSrtRequest) -> Any:
@@ -50,10 +50,15 @@ def _source_timecodes() -> list[str]:
     return timecodes(_source().decode("utf-8-sig").replace("\r\n", "\n"))
 
 
+def _asked(server: LLMServer) -> list[Any]:
+    """The requests for a translation (condense requests left out)."""
+    return [r for r in server.requests if not r.condense]
+
+
 def _targets(server: LLMServer) -> list[str]:
-    """The target language of each request the server got."""
+    """The target language of each translation request the server got."""
     found = []
-    for record in server.requests:
+    for record in _asked(server):
         user = next(m for m in record.messages if m["role"] == "user")
         found.append(json.loads(user["content"])["target_language"])
     return found
@@ -111,8 +116,12 @@ def test_two_languages_in_one_run_keep_every_cue_and_timecode(
         )
     # German wraps the long cue onto two balanced lines; the model saw no timecode.
     assert "\n" in _texts(result.translations[0].content.lstrip("\ufeff"))[4]
-    assert len(llm_server.requests) == 2 and sorted(_targets(llm_server)) == ["de", "zh-Hans"]
+    assert len(_asked(llm_server)) == 2 and sorted(_targets(llm_server)) == ["de", "zh-Hans"]
     assert all("-->" not in r.body and "00:00:0" not in r.body for r in llm_server.requests)
+    # German cues over their budget were asked once to condense (in the same task run).
+    condensed = [r for r in llm_server.requests if r.condense]
+    assert len(condensed) == result.translations[0].report.reading.condense_requests
+    asked = len(llm_server.requests)
     # The manifest lists both; the same request again answers from the store.
     manifest = local_store.get("dave", result.file_id)
     assert manifest.name == "talk.translations.json"
@@ -121,7 +130,7 @@ def test_two_languages_in_one_run_keep_every_cue_and_timecode(
     )
     again = _run("dave", file_id, request).result()
     assert again.cached and again.translations == result.translations
-    assert len(llm_server.requests) == 2
+    assert len(llm_server.requests) == asked
     runs = prefect_api.task_runs(
         state.state_details.flow_run_id, expect=2, named="translate_chunk", named_count=2
     )
@@ -193,7 +202,8 @@ def test_an_injected_instruction_changes_nothing_but_its_own_chunk(
     assert report.fallback_chunks == (1,) and report.untranslated == (3, 4)
     assert any("too short for a translation" in p for p in report.problems)
     texts = _texts(result.translations[0].content.lstrip("\ufeff").replace("\r\n", "\n"))
-    assert INJECTION in texts[3].lower() and "OK" not in texts[:3] + texts[4:]
+    assert INJECTION in _flat(texts[3]).lower() and "OK" not in texts[:3] + texts[4:]
+    assert all(len(line) <= 42 for line in texts[3].split("\n"))  # wrapped to German's lines
     assert texts[4].startswith("Wir brauchen")
 
 
@@ -204,7 +214,7 @@ def test_an_answer_in_the_wrong_language_is_asked_again(
     llm_server.set_mode(mode, times=1)
     file_id = _import(local_store, tmp_path, _source())
     result = _run("dave", file_id, TranslateSrtRequest(target_languages=("de",))).result()
-    assert [r.outcome for r in llm_server.requests] == [mode, "ok"]
+    assert [r.outcome for r in _asked(llm_server)] == [mode, "ok"]
     report = result.translations[0].report
     assert report.retries == 1 and report.untranslated == ()
     assert "not a German translation" in report.problems[0]
@@ -279,3 +289,65 @@ def test_a_batch_translates_many_srts(
     names = sorted(f.name for f in local_store.list_files("dave") if f.operation)
     assert names == ["a.fr.srt", "a.translations.json", "b.fr.srt", "b.translations.json"]
     assert sorted(_targets(llm_server)) == ["fr", "fr"]
+
+
+def _vtt_cues(vtt: str) -> list[tuple[int, int, str]]:
+    """(start ms, end ms, text) of each WebVTT cue, read back by pysubs2."""
+    import pysubs2
+
+    return [(e.start, e.end, e.plaintext) for e in pysubs2.SSAFile.from_string(vtt, format_="vtt")]
+
+
+def test_webvtt_per_language_with_its_language_and_the_srts_times(
+    llm_server: LLMServer, local_store: ProfileStore, tmp_path: Path
+) -> None:
+    file_id = _import(local_store, tmp_path, _source())
+    plain = _run("dave", file_id, TranslateSrtRequest(target_languages=("de",))).result()
+    assert plain.translations[0].vtt_file_id is None and plain.translations[0].vtt_url is None
+    asked = len(_asked(llm_server))
+    request = TranslateSrtRequest(target_languages=("de", "fr"), vtt=True)
+    result = _run("dave", file_id, request).result()
+    assert len(_asked(llm_server)) == asked + 1  # French only: German's SRT was stored already
+    assert result.translations[0].file_id == plain.translations[0].file_id
+    manifest = json.loads(local_store.read_text(local_store.get("dave", result.file_id)))
+    listed = {(f["language"], f["format"]): f["file_id"] for f in manifest["files"]}
+    for tr in result.translations:
+        assert tr.vtt_file_id and tr.vtt_url
+        stored = local_store.get("dave", tr.vtt_file_id)
+        assert stored.name == f"talk.{tr.language}.vtt" and stored.kind == "subtitle"
+        vtt = local_store.read_text(stored)
+        assert vtt.startswith(f"WEBVTT\nLanguage: {tr.language}\n\n")
+        srt = read_srt(tr.content.encode())
+        cues = _vtt_cues(vtt)
+        assert len(cues) == len(srt.cues) == len(TRANSLATION_CUES)
+        srt_cues = [(c.start_ms, c.end_ms) for c in srt.cues]
+        assert [(s, e) for s, e, _ in cues] == srt_cues  # the SRT's times exactly
+        assert "{\\an8}" not in vtt and "<i>" in vtt and " line:0" in vtt  # markup for the web
+        assert listed[(tr.language, "srt")] == tr.file_id
+        assert listed[(tr.language, "vtt")] == tr.vtt_file_id
+    assert [t.vtt_file_id for t in _run("dave", file_id, request).result().translations] == [
+        t.vtt_file_id for t in result.translations
+    ]  # the same request again: from the store
+
+
+def test_german_that_runs_long_is_condensed_and_the_report_says_by_how_much(
+    llm_server: LLMServer, local_store: ProfileStore, tmp_path: Path
+) -> None:
+    llm_server.set_mode("verbose")  # German answers ~30 % longer than the table's
+    file_id = _import(local_store, tmp_path, talk_srt(60))
+    state = _run("dave", file_id, TranslateSrtRequest(target_languages=("de",)))
+    result: TranslateSrtResult = state.result()
+    (de,) = result.translations
+    reading = de.report.reading
+    assert reading.share_too_fast_before >= 0.5 and reading.share_too_fast <= 0.10, reading
+    assert reading.condense_requests == len([r for r in llm_server.requests if r.condense])
+    assert timecodes(de.content) == timecodes(talk_srt(60).decode())
+    rules = line_rules(parse_language("de"))
+    cues = read_srt(de.content.encode()).cues
+    assert all(len(c.text.split("\n")) <= rules.max_lines for c in cues)
+    assert all(len(line) <= rules.max_line_chars for c in cues for line in c.text.split("\n"))
+    # The run's translation artifact states before and after.
+    tables = [a.data for a in prefect_api.artifacts(state.state_details.flow_run_id)
+              if a.type == "markdown" and "translate_srt" in str(a.data)]  # fmt: skip
+    before, after = f"{reading.share_too_fast_before:.0%}", f"{reading.share_too_fast:.0%}"
+    assert tables and f"{before} → {after}" in tables[0], tables

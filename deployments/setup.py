@@ -64,7 +64,8 @@ CUDA_BASE_IMAGE = "nvidia/cuda:12.4.1-cudnn-runtime-ubuntu22.04"
 def docker_job_defaults(gpus: str) -> dict[str, Any]:
     """The docker pool's job variable defaults: the local image on the host network, and with
     ``gpus`` (``all`` or ``0,1``: ``docker run --gpus``) the GPU request, the CUDA base the image
-    must be built from (a label the worker can be checked against) and the model on CUDA. A deployment's or a run's job variables still override each of them."""
+    must be built from (a label the worker can be checked against) and the model on CUDA.
+    A deployment's or a run's job variables still override each of them."""
     defaults: dict[str, Any] = {
         "image": DOCKER_IMAGE,
         "image_pull_policy": "Never",  # built on the engine's host; drop with a registry

@@ -73,12 +73,12 @@ def docker_job_defaults(gpus: str) -> dict[str, Any]:
         "auto_remove": True,
     }
     if gpus:
-        # docker-py's DeviceRequest, as `docker run --gpus` sends it: Count -1 is every GPU.
-        request: dict[str, Any] = {"Driver": "nvidia", "Capabilities": [["gpu"]]}
+        # docker-py's DeviceRequest arguments, as `docker run --gpus` sends them (count -1: all).
+        request: dict[str, Any] = {"driver": "nvidia", "capabilities": [["gpu"]]}
         if gpus == "all":
-            request["Count"] = -1
+            request["count"] = -1
         else:
-            request["DeviceIDs"] = gpus.split(",")
+            request["device_ids"] = gpus.split(",")
         defaults |= {
             "labels": {"io.mediaflows.base-image": CUDA_BASE_IMAGE},
             "env": {"MEDIAFLOWS_WHISPER__DEVICE": "cuda"},

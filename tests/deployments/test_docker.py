@@ -144,13 +144,15 @@ def test_the_image_runs_as_a_user_who_cannot_write_the_code(
     docker_deployed: dict[str, str],
 ) -> None:
     check = ("id -u; test -w /app && echo app-writable; test -w /app/.venv/lib && echo venv;"
-             " test -w /data && echo data-writable; fc-list | grep -c WenQuanYi")  # fmt: skip
+             " test -w /data && echo data-writable; fc-list | grep -c WenQuanYi;"
+             " find /data ! -user $(id -u) | wc -l")  # fmt: skip
     out = _docker(
         "run", "--rm", "--network", "none", "--entrypoint", "sh", DOCKER_IMAGE, "-c", check
     )
     lines = out.splitlines()
     assert lines[0] == str(RUNTIME_UID) and lines[1] == "data-writable", out
     assert int(lines[2]) >= 1  # the CJK font for burnt-in subtitles
+    assert lines[3] == "0", out  # nothing under /data the build left to root (PREFECT_HOME)
     size = int(_docker("image", "inspect", "-f", "{{.Size}}", DOCKER_IMAGE))
     print(f"{DOCKER_IMAGE}: {size / 1e9:.2f} GB")
 

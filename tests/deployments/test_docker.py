@@ -221,13 +221,13 @@ def test_generate_srt_and_a_batch_of_ten_run_in_containers(
                                                    "in_flight": 4})  # fmt: skip
         done = client.wait(batch, timeout=900)
         assert isinstance(done, BatchResult), done
-        assert [c.status for c in done.children] == ["succeeded"] * 10, done.children
+        assert [c.status for c in done.children] == ["completed"] * 10, done.children
         for child in done.children:
             assert child.run_id is not None
             assert prefect_api.flow_run(UUID(str(child.run_id))).work_pool_name == DOCKER_POOL
         assert client.status(batch).progress == 100.0
-        outputs = [f for f in store.list_files("kai") if f.source_file_id in ids]
-        assert sorted(f.source_file_id for f in outputs) == sorted(ids)  # once each
+        outputs = [f.source_file_id for f in store.list_files("kai") if f.source_file_id in ids]
+        assert sorted(str(i) for i in outputs) == sorted(ids)  # once each
     finally:
         get_settings.cache_clear()
 
@@ -261,7 +261,7 @@ def test_a_killed_container_crashes_its_run_and_the_batch_submits_it_again(
     done = client.wait(batch, timeout=600)
     assert isinstance(done, BatchResult)
     (only,) = done.children
-    assert only.status == "succeeded" and only.attempts == 2, only
+    assert only.status == "completed" and only.attempts == 2, only
     assert prefect_api.flow_run(child_run).state_type.value == "CRASHED"
     outputs = [f for f in worker_store.list_files("lee") if f.source_file_id == source.id]
     assert len(outputs) == 1

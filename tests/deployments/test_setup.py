@@ -58,8 +58,8 @@ def test_the_docker_pool_template_carries_the_gpu_settings(gpus: str) -> None:
     base, the model on CUDA; without GPUs, none of them."""
     import asyncio
 
-    from docker.types import HostConfig
-    from prefect_docker.worker import DockerWorkerJobConfiguration
+    from docker.types import HostConfig  # type: ignore[import-not-found,import-untyped,unused-ignore]
+    from prefect_docker.worker import DockerWorkerJobConfiguration  # type: ignore[import-untyped]
 
     from deployments.setup import CUDA_BASE_IMAGE, DOCKER_IMAGE, docker_pool_template
     from mediaflows.settings import Settings

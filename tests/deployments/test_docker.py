@@ -184,9 +184,9 @@ def test_generate_srt_and_a_batch_of_ten_run_in_containers(
     request: pytest.FixtureRequest,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """One generate_srt, then batch_generate_srt of 10 files with 4 in flight, all in containers
-    (the batch's children on the docker pool too): each output stored once, the runs' logs and
-    progress on the server."""
+    """One generate_srt, then a distributed batch_generate_srt of 10 files with 4 in flight, all
+    in containers (the batch's children in their own, on the docker pool too): each output
+    stored once, the runs' logs and progress on the server."""
     from mediaflows.settings import get_settings
 
     if backend == "s3":
@@ -218,7 +218,7 @@ def test_generate_srt_and_a_batch_of_ten_run_in_containers(
 
         batch = _run("batch_generate_srt/docker", {"profile": "kai", "file_ids": ids[1:],
                                                    "request": {"language": "en"},
-                                                   "in_flight": 4})  # fmt: skip
+                                                   "mode": "distributed", "in_flight": 4})  # fmt: skip
         done = client.wait(batch, timeout=900)
         assert isinstance(done, BatchResult), done
         assert [c.status for c in done.children] == ["completed"] * 10, done.children
@@ -242,16 +242,17 @@ def test_a_killed_container_crashes_its_run_and_the_batch_submits_it_again(
     source = worker_store.import_file("lee", long)
     _use_store(worker_store.url)
     batch = _run("batch_generate_srt/docker", {"profile": "lee", "file_ids": [source.id],
-                                               "request": {"language": "en"}})  # fmt: skip
+                                               "request": {"language": "en"},
+                                               "mode": "distributed"})  # fmt: skip
     deadline = time.monotonic() + 300
     child = ""
     while not child:
         assert time.monotonic() < deadline, "the child's container never started"
-        running = _docker("ps", "--filter", "label=prefect.io/deployment-name=docker",
-                          "--filter", "label=prefect.io/flow-name=generate_srt", "-q")  # fmt: skip
+        running = _docker("ps", "--filter", "label=io.prefect.deployment-name=docker",
+                          "--filter", "label=io.prefect.flow-name=generate_srt", "-q")  # fmt: skip
         child = running.splitlines()[0] if running else ""
         time.sleep(0.5)
-    child_run = UUID(_docker("inspect", "-f", '{{index .Config.Labels "prefect.io/flow-run-id"}}',
+    child_run = UUID(_docker("inspect", "-f", '{{index .Config.Labels "io.prefect.flow-run-id"}}',
                              child))  # fmt: skip
     while "transcribing" not in (client.status(child_run).detail or ""):
         assert time.monotonic() < deadline, client.status(child_run)

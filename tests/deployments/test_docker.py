@@ -216,9 +216,9 @@ def test_generate_srt_and_a_batch_of_ten_run_in_containers(
         assert any("Finished in state Completed" in m for m in logs), logs[-20:]
         prefect_api.task_runs(one, expect=2, named="transcribe_media")
 
-        batch = _run("batch_generate_srt/docker", {"profile": "kai", "file_ids": ids[1:],
-                                                   "request": {"language": "en"},
-                                                   "mode": "distributed", "in_flight": 4})  # fmt: skip
+        parameters = {"profile": "kai", "file_ids": ids[1:], "request": {"language": "en"},
+                      "mode": "distributed", "in_flight": 4}  # fmt: skip
+        batch = _run("batch_generate_srt/docker", parameters)
         done = client.wait(batch, timeout=900)
         assert isinstance(done, BatchResult), done
         assert [c.status for c in done.children] == ["completed"] * 10, done.children

@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> None:
         from deployments.worker import REPO_ROOT, worker_env
         from mediaflows.settings import get_settings
         from mediaflows.store import ProfileStore
-        from tests.deployments.test_docker import _use_store
+        from tests.docker_pool import use_store
         from tests.prefect_api import running_worker
 
         get_settings.cache_clear()
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> None:
                                   capture_output=True, text=True)  # fmt: skip
             assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
         store = ProfileStore.from_settings()
-        _use_store(store.url)
+        use_store(store.url)
         root = Path(tmp)
         request = {"language": "en"}
         for salt, (kind, pool, deployment) in enumerate(
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> None:
             (root / kind).mkdir()
             clips = _clips(root / kind, args.runs, args.seconds, "s", salt)
             ids = [store.import_file("bench", c).id for c in clips]
-            _use_store(store.url)  # the containers' user owns what was just imported
+            use_store(store.url)  # the containers' user owns what was just imported
             name = f"bench-{kind}-{uuid.uuid4().hex[:6]}"
             command = [str(BIN / "mediaflows"), "worker", "--pool", pool, "--name", name]
             env = {**os.environ, "PREFECT_WORKER_QUERY_SECONDS": "1",

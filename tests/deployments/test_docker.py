@@ -28,6 +28,7 @@ from tests import prefect_api
 from tests.conftest import BUCKET, without_prefect_auth
 from tests.deployments.test_warm_worker import _clips
 from tests.deployments.test_worker import worker_store  # noqa: F401 - a fixture
+from tests.docker_pool import RUNTIME_UID, use_store
 from tests.flows.test_batch import distinct_clips
 from tests.media_factory import SPEECH_TEXT, ffmpeg, make_speech
 from tests.subtitle_rules import words
@@ -36,8 +37,6 @@ from tests.wer import wer
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 BIN = Path(sys.executable).parent
-#: The image's runtime user (Dockerfile): what a mounted store must be writable by.
-RUNTIME_UID = 10001
 
 
 def _engine_unavailable() -> str | None:
@@ -87,42 +86,6 @@ def docker_worker(
         yield cwd / "worker.log"
 
 
-def _give_to_containers(*paths: str) -> None:
-    """One machine, the store mounted: the containers' user must write where the host wrote."""
-    for path in paths:
-        for root, dirs, files in os.walk(path):
-            for name in [root, *(os.path.join(root, n) for n in dirs + files)]:
-                os.chown(name, RUNTIME_UID, 0)
-
-
-def _use_store(store_url: str, endpoint: str | None = None) -> dict[str, Any]:
-    """Point every docker deployment at this store (per-deployment job variables, what an operator
-    sets for one machine): local, mounted at its own path, or S3; results in the session's
-    result storage, mounted; the bundled model, offline."""
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.actions import DeploymentUpdate
-
-    results = os.environ["PREFECT_LOCAL_STORAGE_PATH"]
-    Path(results).mkdir(parents=True, exist_ok=True)
-    env = {"MEDIAFLOWS_STORE__URL": store_url, "PREFECT_LOCAL_STORAGE_PATH": results,
-           "MEDIAFLOWS_WHISPER__MODEL": "tiny.en", "HF_HUB_OFFLINE": "1"}  # fmt: skip
-    volumes = [f"{results}:{results}"]
-    if endpoint:
-        env |= {"MEDIAFLOWS_STORE__S3_ENDPOINT_URL": endpoint,
-                **{k: os.environ[k] for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
-                                              "AWS_DEFAULT_REGION")}}  # fmt: skip
-    else:
-        volumes.append(f"{store_url}:{store_url}")
-        _give_to_containers(store_url)
-    _give_to_containers(results)
-    with get_client(sync_client=True) as prefect:
-        for full, deployment in prefect_api.deployments().items():
-            if full.endswith("/docker"):
-                variables = {**deployment.job_variables, "env": env, "volumes": volumes}
-                prefect.update_deployment(deployment.id, DeploymentUpdate(job_variables=variables))
-    return env
-
-
 def _run(name: str, parameters: dict[str, Any]) -> UUID:
     from prefect.deployments import run_deployment
 
@@ -163,7 +126,7 @@ def test_convert_runs_in_a_container_and_its_result_is_read_here(
     tmp_path: Path,
 ) -> None:
     source = worker_store.import_file("hana", distinct_clips(tmp_path, 1)[0])
-    _use_store(worker_store.url)
+    use_store(worker_store.url)
     run_id = _run("convert/docker", {"profile": "hana", "file_id": source.id,
                                      "request": {"crf": 27}})  # fmt: skip
     result = client.wait(run_id, timeout=300)
@@ -200,7 +163,7 @@ def test_generate_srt_and_a_batch_of_ten_run_in_containers(
         endpoint, store = None, worker_store
     clips = _clips(tmp_path, 11, salt=5 if backend == "s3" else 6)
     ids = [store.import_file("kai", c).id for c in clips]
-    _use_store(store.url, endpoint)
+    use_store(store.url, endpoint)
     try:
         one = _run("generate_srt/docker", {"profile": "kai", "file_id": ids[0],
                                            "request": {"language": "en"}})  # fmt: skip
@@ -240,7 +203,7 @@ def test_a_killed_container_crashes_its_run_and_the_batch_submits_it_again(
     long = tmp_path / "long.flac"
     ffmpeg("-stream_loop", "8", "-i", str(make_speech(tmp_path)), str(long))  # ~1 min of speech
     source = worker_store.import_file("lee", long)
-    _use_store(worker_store.url)
+    use_store(worker_store.url)
     batch = _run("batch_generate_srt/docker", {"profile": "lee", "file_ids": [source.id],
                                                "request": {"language": "en"},
                                                "mode": "distributed"})  # fmt: skip

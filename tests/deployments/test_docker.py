@@ -185,9 +185,16 @@ def test_generate_srt_and_a_batch_of_ten_run_in_containers(
         done = client.wait(batch, timeout=900)
         assert isinstance(done, BatchResult), done
         assert [c.status for c in done.children] == ["completed"] * 10, done.children
+        spans = []
         for child in done.children:
             assert child.run_id is not None
-            assert prefect_api.flow_run(UUID(str(child.run_id))).work_pool_name == DOCKER_POOL
+            child_run = prefect_api.flow_run(UUID(str(child.run_id)))
+            assert child_run.work_pool_name == DOCKER_POOL
+            assert child_run.start_time and child_run.end_time
+            spans.append((child_run.start_time, child_run.end_time))
+        # At most 4 children in their containers at once; more than one at a time.
+        at_once = max(sum(s <= start < e for s, e in spans) for start, _ in spans)
+        assert 2 <= at_once <= 4, spans
         assert client.status(batch).progress == 100.0
         outputs = [f.source_file_id for f in store.list_files("kai") if f.source_file_id in ids]
         assert sorted(str(i) for i in outputs) == sorted(ids)  # once each

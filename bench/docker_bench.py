@@ -58,8 +58,8 @@ def main(argv: list[str] | None = None) -> None:
 
         get_settings.cache_clear()
         os.environ.update(worker_env(get_settings()))
-        for command in ([str(BIN / "prefect"), "--no-prompt", "deploy", "--all"],
-                        [str(REPO_ROOT / "dev"), "docker-image"]):  # fmt: skip
+        for command in ([str(REPO_ROOT / "dev"), "docker-image"],  # `mediaflows setup` too
+                        [str(BIN / "prefect"), "--no-prompt", "deploy", "--all"]):  # fmt: skip
             done = subprocess.run(command, cwd=REPO_ROOT, env=os.environ.copy(),
                                   capture_output=True, text=True)  # fmt: skip
             assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]

@@ -53,14 +53,60 @@ def _default_template(pool_type: str) -> dict[str, Any]:
     return template
 
 
-def ensure_work_pools() -> dict[str, str]:
+#: The worker image `./dev docker-image` builds (Dockerfile).
+DOCKER_IMAGE = "mediaflows-worker:latest"
+#: What it is built FROM on a GPU host (`MEDIAFLOWS_BASE_IMAGE`; the Dockerfile's label
+#: ``io.mediaflows.base-image`` says which base an image has): CTranslate2 4.x needs CUDA 12
+#: cuBLAS and cuDNN 9.
+CUDA_BASE_IMAGE = "nvidia/cuda:12.4.1-cudnn-runtime-ubuntu22.04"
+
+
+def docker_job_defaults(gpus: str) -> dict[str, Any]:
+    """The docker pool's job variable defaults: the local image on the host network, and with
+    ``gpus`` (``all`` or ``0,1``: ``docker run --gpus``) the GPU request, the CUDA base the image
+    must be built from (a label the worker can be checked against) and the model on CUDA.
+    A deployment's or a run's job variables still override each of them."""
+    defaults: dict[str, Any] = {
+        "image": DOCKER_IMAGE,
+        "image_pull_policy": "Never",  # built on the engine's host; drop with a registry
+        "network_mode": "host",
+        "auto_remove": True,
+    }
+    if gpus:
+        # docker-py's DeviceRequest arguments, as `docker run --gpus` sends them (count -1: all).
+        request: dict[str, Any] = {"driver": "nvidia", "capabilities": [["gpu"]]}
+        if gpus == "all":
+            request["count"] = -1
+        else:
+            request["device_ids"] = gpus.split(",")
+        defaults |= {
+            "labels": {"io.mediaflows.base-image": CUDA_BASE_IMAGE},
+            "env": {"MEDIAFLOWS_WHISPER__DEVICE": "cuda"},
+            "container_create_kwargs": {"device_requests": [request]},
+        }
+    return defaults
+
+
+def docker_pool_template(settings: Settings) -> dict[str, Any]:
+    """prefect-docker's base job template with :func:`docker_job_defaults` as the defaults of
+    its variables (what the UI's pool form shows, and what a run gets unless it says otherwise)."""
+    template = _default_template("docker")
+    properties = template["variables"]["properties"]
+    for name, value in docker_job_defaults(settings.orchestration.docker_gpus).items():
+        properties[name]["default"] = value
+    return template
+
+
+def ensure_work_pools(settings: Settings | None = None) -> dict[str, str]:
     """Create the work pools that are missing: ``mediaflows-process`` always,
-    ``mediaflows-docker`` when prefect-docker is installed. Existing pools are left as they are
-    (an operator may have tuned their job templates in the UI). Returns {pool name: type}."""
+    ``mediaflows-docker`` when prefect-docker is installed (its job template:
+    :func:`docker_pool_template`). Existing pools are left as they are (an operator may have
+    tuned their job templates in the UI). Returns {pool name: type}."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import WorkPoolCreate
     from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 
+    settings = settings or get_settings()
     wanted = {PROCESS_POOL: "process"}
     if docker_available():
         wanted[DOCKER_POOL] = "docker"
@@ -78,7 +124,9 @@ def ensure_work_pools() -> dict[str, str]:
                         name=name,
                         type=pool_type,
                         description=f"mediaflows flows ({pool_type} worker)",
-                        base_job_template=_default_template(pool_type),
+                        base_job_template=docker_pool_template(settings)
+                        if pool_type == "docker"
+                        else _default_template(pool_type),
                     )
                 )
     return wanted
@@ -168,6 +216,6 @@ def ensure_setup(settings: Settings | None = None) -> dict[str, Any]:
     settings = settings or get_settings()
     return {
         "concurrency_limits": ensure_concurrency_limits(settings),
-        "work_pools": ensure_work_pools(),
+        "work_pools": ensure_work_pools(settings),
         "crash_automation": ensure_crash_automation(settings),
     }

@@ -79,13 +79,19 @@ def _in_process(child: OperationFlow[Any], profile: str, request: BaseModel) -> 
 def _distributed(name: str, profile: str, request: BaseModel, resubmits: int) -> StartChild:
     from prefect.deployments import arun_deployment
     from prefect.logging import get_run_logger
+    from prefect.runtime import deployment
+
+    # The batch's own deployment names its children's: a batch on the docker pool
+    # (batch_generate_srt/docker) keeps them there (generate_srt/docker).
+    own = deployment.name
+    target = f"{name}/{own}" if own and own != f"batch_{name}" else f"{name}/{name}"
 
     async def run(file_id: str) -> tuple[State[Any], int]:
         attempts = 0
         while True:
             attempts += 1
             flow_run = await arun_deployment(
-                name=f"{name}/{name}",
+                name=target,
                 parameters={
                     "profile": profile,
                     "file_id": file_id,

@@ -379,6 +379,13 @@ class OrchestrationSettings(_Group):
         description="How often a distributed batch submits a file again whose child run Crashed "
         "(its worker died); outputs are written once whatever the number of runs.",
     )
+    docker_gpus: str = Field(
+        default="",
+        pattern=r"^(|all|\d+(,\d+)*)$",
+        description="GPUs the docker pool's containers get, as `docker run --gpus` names them: "
+        "empty (none: the CPU image), `all`, or device ids `0,1`. Read when `mediaflows setup` "
+        "creates the `mediaflows-docker` pool.",
+    )
 
 
 #: Flat names of earlier releases → the grouped field they now set. Still read (with a warning),

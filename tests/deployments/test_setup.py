@@ -49,3 +49,51 @@ def test_work_pools_are_created_once_and_left_alone_after() -> None:
     assert process.type == "process" and process.concurrency_limit == 3  # an operator's edit
     assert docker.type == "docker"
     assert "image" in docker.base_job_template["variables"]["properties"]
+
+
+@pytest.mark.parametrize("gpus", ["", "all", "0,1"])
+def test_the_docker_pool_template_carries_the_gpu_settings(gpus: str) -> None:
+    """The docker pool's job template as `mediaflows setup` makes it, rendered the way the docker
+    worker renders it for a run (no GPU needed): `--gpus` as docker-py's device request, the CUDA
+    base, the model on CUDA; without GPUs, none of them."""
+    import asyncio
+
+    from docker.types import HostConfig  # type: ignore[import-not-found,import-untyped,unused-ignore]
+    from prefect_docker.worker import DockerWorkerJobConfiguration  # type: ignore[import-untyped]
+
+    from deployments.setup import CUDA_BASE_IMAGE, DOCKER_IMAGE, docker_pool_template
+    from mediaflows.settings import Settings
+
+    settings = Settings(orchestration={"docker_gpus": gpus})  # type: ignore[arg-type]
+    template = docker_pool_template(settings)
+    job = asyncio.run(DockerWorkerJobConfiguration.from_template_and_values(template, {}))
+    assert (job.image, job.network_mode, job.image_pull_policy) == (DOCKER_IMAGE, "host", "Never")
+    kwargs = job.container_create_kwargs or {}
+    host = HostConfig(version="1.41", device_requests=kwargs.get("device_requests"))
+    if not gpus:
+        assert "DeviceRequests" not in host and "MEDIAFLOWS_WHISPER__DEVICE" not in job.env
+        return
+    (device,) = host["DeviceRequests"]
+    assert device["Driver"] == "nvidia" and device["Capabilities"] == [["gpu"]]
+    if gpus == "all":
+        assert device["Count"] == -1
+    else:
+        assert device["DeviceIDs"] == ["0", "1"] and device["Count"] == 0
+    assert job.env["MEDIAFLOWS_WHISPER__DEVICE"] == "cuda"
+    assert job.labels["io.mediaflows.base-image"] == CUDA_BASE_IMAGE
+    # A run's own job variables still win over the pool's defaults.
+    job = asyncio.run(
+        DockerWorkerJobConfiguration.from_template_and_values(
+            template, {"env": {"MEDIAFLOWS_WHISPER__DEVICE": "cpu"}}
+        )
+    )
+    assert job.env["MEDIAFLOWS_WHISPER__DEVICE"] == "cpu"
+
+
+def test_a_gpus_setting_docker_cannot_read_is_refused() -> None:
+    from pydantic import ValidationError
+
+    from mediaflows.settings import Settings
+
+    with pytest.raises(ValidationError):
+        Settings(orchestration={"docker_gpus": "gpu0"})  # type: ignore[arg-type]

@@ -67,6 +67,7 @@ class Upload:
     finished: float = 0.0
     digest: str = ""
     held_s: float = 0.0
+    slow: bool = False  # computed during the slow spell
 
 
 @dataclass
@@ -165,7 +166,7 @@ class ASRServer:
             path = Path(tmp) / "upload.ogg"
             path.write_bytes(data)
             samples = await asyncio.to_thread(audio.decode_audio, path, "upload.ogg")
-        duration = len(samples) / audio.SAMPLE_RATE
+        duration = record.duration = len(samples) / audio.SAMPLE_RATE
         while self.one_at_a_time and self._busy:  # waiting for its turn
             if await request.is_disconnected():
                 record.outcome = "abandoned"
@@ -176,6 +177,7 @@ class ASRServer:
             with self._lock:
                 self._paced += 1
                 slow = self.slow_after < self._paced <= self.slow_after + self.slow_times
+            record.slow = slow
             speed = self.slow_x if slow else float(self.realtime_x or 1.0)
             started = time.monotonic()
             until = started + duration / speed

@@ -334,10 +334,12 @@ def test_a_long_file_gets_through_a_slow_one_at_a_time_server_paced_not_livelock
 ) -> None:  # fmt: skip
     """A server at 40x realtime that works on one request at a time, with `timeout_s` 7: half of
     the file (300 s) would need 7.5 s on its own, more behind others in its queue. Once, the
-    server slows to 4x (busy): that piece times out, is cut in two, and neither piece is ever
-    sent again whole; the server drops the abandoned request as soon as the client leaves."""
+    server slows to half realtime (busy): that piece times out, is cut in two, and no piece is
+    ever sent again whole; the server drops an abandoned request as soon as the client leaves."""
     asr_server.realtime_x, asr_server.one_at_a_time = 40.0, True
-    asr_server.slow_after, asr_server.slow_times, asr_server.slow_x = 3, 1, 4.0
+    # The 7th request: after the first answers measured the speed (the first pieces' timeouts
+    # are generous: nothing is known yet, so they allow for the whole queue at timeout_s each).
+    asr_server.slow_after, asr_server.slow_times, asr_server.slow_x = 6, 1, 0.5
     asr_server.set_mode("echo")
     _endpoint(monkeypatch, asr_server, timeout_s=7)
     source = local_store.import_file("dave", ten_minutes)
@@ -347,15 +349,17 @@ def test_a_long_file_gets_through_a_slow_one_at_a_time_server_paced_not_livelock
     uploads = asr_server.uploads
     digests = [u.digest for u in uploads]
     assert len(set(digests)) == len(digests)  # no piece sent twice whole
+    # The slowed piece times out; a piece queued behind it may too (its timeout allowed for the
+    # queue at the speed measured before the slow spell). Each was dropped by the server when
+    # the client left, not worked on to its end, and its audio was sent again as two halves.
     abandoned = [u for u in uploads if u.outcome == "abandoned"]
-    assert len(abandoned) == 1  # the slow one, and nothing else timed out
-    (slow,) = abandoned
-    piece_s = slow.size / max(u.size / u.duration for u in uploads if u.duration)
-    assert slow.held_s < piece_s / 4.0  # dropped when the client left, not worked to the end
+    assert any(u.slow for u in abandoned) and len(abandoned) <= 4  # what was in flight then
+    assert all(u.held_s < u.duration / asr_server.slow_x for u in abandoned)
     answered = [u for u in uploads if u.outcome == "echo"]
     assert sum(u.duration for u in answered) >= 599
     assert result.asr is not None and result.asr.audio_sent_s == pytest.approx(600, abs=1)
     assert max(u.held_s for u in answered) < 7  # every piece sized to fit its timeout
+    assert not any(u.slow for u in answered)
     assert max(u.duration for u in answered) <= 90  # ~ the first pieces' 60 s and a cut
     assert asr_server.max_in_flight <= 4
     logs = prefect_api.everything_about([state.state_details.flow_run_id], tasks=4)

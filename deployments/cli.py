@@ -227,7 +227,8 @@ def cmd_setup(args: argparse.Namespace) -> None:
 def cmd_worker(args: argparse.Namespace) -> int:
     """A worker for a mediaflows pool, with the environment its runs need: a warm worker (runs
     in its own process, the model loaded once; one per GPU with ``--gpus``), or Prefect's
-    process worker (``--kind process``: a new process per run)."""
+    worker of the pool's type (``--kind process``: a new process or container per run) with a
+    watcher beside it that resubmits the runs whose process or container died."""
     import socket
 
     from deployments.worker import warm_worker_command, worker_command, worker_env
@@ -236,19 +237,27 @@ def cmd_worker(args: argparse.Namespace) -> int:
     env = worker_env(get_settings())
     kind = args.kind or ("warm" if args.pool == "mediaflows-process" else "process")
     if kind == "process":
-        command = worker_command(args.pool, args.name, args.limit)
-        os.execvpe(command[0], command, env)
+        return _supervise([(worker_command(args.pool, args.name, args.limit), env)], args.pool)
     name = args.name or f"warm-{socket.gethostname()}-{os.getpid()}"
     limit = args.limit or 4
     if not args.gpus:
         command = warm_worker_command(args.pool, name, limit)
         os.execvpe(command[0], command, env)
     # One warm worker per GPU, each seeing only its own card (its model loaded there once).
-    children = [
-        subprocess.Popen(warm_worker_command(args.pool, f"{name}-gpu{gpu}", limit),
-                         env={**env, "CUDA_VISIBLE_DEVICES": gpu})
-        for gpu in args.gpus.split(",")
-    ]  # fmt: skip
+    return _supervise(
+        [(warm_worker_command(args.pool, f"{name}-gpu{gpu}", limit),
+          {**env, "CUDA_VISIBLE_DEVICES": gpu}) for gpu in args.gpus.split(",")],
+        watch=None,  # each warm worker resubmits crashed runs itself
+    )  # fmt: skip
+
+
+def _supervise(commands: list[tuple[list[str], dict[str, str]]], watch: str | None) -> int:
+    """Run the worker ``commands`` as children, SIGTERM/SIGINT handed on to them, with a
+    :class:`~deployments.crashes.CrashWatcher` of pool ``watch``; the worst exit status."""
+    from deployments.crashes import CrashWatcher, log_to_stderr
+
+    log_to_stderr()
+    children = [subprocess.Popen(command, env=env) for command, env in commands]
 
     def forward(signum: int, frame: object) -> None:
         for child in children:
@@ -256,7 +265,14 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
-    return max(child.wait() for child in children)
+    watcher = CrashWatcher(watch) if watch else None
+    if watcher:
+        watcher.start()
+    try:
+        return max(child.wait() for child in children)
+    finally:
+        if watcher:
+            watcher.stop()
 
 
 def _print_result(result: BaseModel, as_json: bool) -> None:

@@ -19,9 +19,10 @@ model loaded again. This worker:
   files removed, the run marked ``Cancelled``;
 * survives a run that fails or raises: the run ends Failed, the worker goes on;
 * resubmits a top-level run that a dead worker left ``Crashed`` (marked so by the crash
-  automation): set back to ``Scheduled`` at most ``MEDIAFLOWS_ORCHESTRATION__BATCH_RESUBMITS``
-  times; outputs are written once under fixed ids, so a run again only finishes what was left
-  (a batch finds its finished files stored). Batch children are resubmitted by their batch;
+  automation; ``deployments.crashes``): set back to ``Scheduled`` at most
+  ``MEDIAFLOWS_ORCHESTRATION__BATCH_RESUBMITS`` times; outputs are written once under fixed ids,
+  so a run again only finishes what was left (a batch finds its finished files stored). Batch
+  children are resubmitted by their batch;
 * on SIGTERM stops claiming, stops its runs and hands them back (``Scheduled``) so another
   worker takes them at once, rather than after the crash timeout.
 """
@@ -41,6 +42,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+from deployments.crashes import HOUSEKEEPING_S, log_to_stderr, resubmit_crashed
 from mediaflows import cancel, speech
 from mediaflows.settings import Settings, get_settings
 from tasks import prefect_adapter as adapter
@@ -55,8 +57,6 @@ log = logging.getLogger("mediaflows.worker")
 #: Seconds between the worker's own heartbeats to its pool (Prefect marks a worker offline
 #: after missing a few).
 HEARTBEAT_S = 10.0
-#: Seconds between looks for crashed runs to resubmit and idle models to drop.
-HOUSEKEEPING_S = 10.0
 
 
 @dataclass
@@ -91,6 +91,7 @@ class WarmWorker:
         from prefect.client.orchestration import get_client
 
         poll_s = self.settings.orchestration.worker_poll_s
+        most_runs = self.settings.orchestration.batch_resubmits
         beat = housekeeping = 0.0
         with get_client(sync_client=True) as client:
             log.info("warm worker %s of pool %s: up to %d runs at once, polling every %g s",
@@ -113,7 +114,7 @@ class WarmWorker:
                         self._watch_cancelling(client)
                     if now - housekeeping >= HOUSEKEEPING_S:
                         housekeeping = now
-                        self._resubmit_crashed(client)
+                        resubmit_crashed(client, self.pool, most_runs)
                         if self.settings.whisper.idle_unload_s:
                             speech.unload_idle(self.settings.whisper.idle_unload_s)
                 except Exception as exc:  # the server away or restarting, a bad answer: the
@@ -211,39 +212,6 @@ class WarmWorker:
                 run.cancelled = True
                 run.scope.cancel()
 
-    def _resubmit_crashed(self, client: SyncPrefectClient) -> None:
-        """Top-level runs of this pool that a dead worker left Crashed go back to Scheduled,
-        ``batch_resubmits`` times at most (their run count says how often they ran)."""
-        from prefect.client.schemas.filters import (
-            FlowRunFilter,
-            FlowRunFilterParentTaskRunId,
-            FlowRunFilterState,
-            FlowRunFilterStateType,
-            WorkPoolFilter,
-            WorkPoolFilterName,
-        )
-        from prefect.client.schemas.objects import StateType
-        from prefect.states import Scheduled
-
-        crashed = client.read_flow_runs(
-            flow_run_filter=FlowRunFilter(
-                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.CRASHED])),
-                parent_task_run_id=FlowRunFilterParentTaskRunId(is_null_=True),
-            ),
-            work_pool_filter=WorkPoolFilter(name=WorkPoolFilterName(any_=[self.pool])),
-            limit=50,
-        )
-        for flow_run in crashed:
-            if flow_run.run_count > self.settings.orchestration.batch_resubmits:
-                continue
-            message = f"resubmitted: its worker died ({flow_run.run_count} runs)"
-            try:
-                adapter.force_state(client, flow_run.id, Scheduled(message=message))
-            except adapter.server_errors() as exc:  # the next housekeeping round tries again
-                log.warning("could not resubmit crashed run %s: %s", flow_run.id, exc)
-                continue
-            log.warning("run %s Crashed (its worker died): scheduled again", flow_run.id)
-
     def _hand_back(self, client: SyncPrefectClient) -> None:
         """Stopping: stop the runs under way and put them back in the queue for another
         worker (their outputs are written once: a run again finishes what this one left)."""
@@ -282,19 +250,13 @@ def main(argv: list[str] | None = None) -> None:
     """``python -m deployments.warm_worker --pool P --name N --limit L`` (what ``mediaflows
     worker`` starts, in the environment :func:`deployments.worker.worker_env` gives it)."""
     import argparse
-    import sys
 
     parser = argparse.ArgumentParser(prog="mediaflows worker")
     parser.add_argument("--pool", required=True)
     parser.add_argument("--name", required=True)
     parser.add_argument("--limit", type=int, default=4)
     args = parser.parse_args(argv)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s"))
-    for name in ("mediaflows", "mediaflows.worker"):
-        logging.getLogger(name).addHandler(handler)
-        logging.getLogger(name).setLevel(logging.INFO)
-    logging.getLogger("mediaflows.worker").propagate = False
+    log_to_stderr()
     serve(args.pool, args.name, args.limit)
 
 

@@ -237,3 +237,41 @@ def test_a_killed_container_crashes_its_run_and_the_batch_submits_it_again(
     outputs = [f for f in worker_store.list_files("lee") if f.source_file_id == source.id]
     assert len(outputs) == 1
     print(f"killed → batch done in {time.monotonic() - killed_at:.1f} s")
+
+
+def test_a_killed_container_crashes_a_single_run_and_the_worker_submits_it_again(
+    docker_worker: Path,
+    worker_store: ProfileStore,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """No batch around it: the docker worker marks the run Crashed (its container exited 137),
+    the crash watcher beside it schedules it again, a new container finishes it, stored once."""
+    long = tmp_path / "long.flac"
+    ffmpeg("-stream_loop", "8", "-i", str(make_speech(tmp_path)), str(long))  # ~1 min of speech
+    source = worker_store.import_file("lia", long)
+    use_store(worker_store.url)
+    run_id = _run("generate_srt/docker", {"profile": "lia", "file_id": source.id,
+                                          "request": {"language": "en"}})  # fmt: skip
+    deadline = time.monotonic() + 300
+    while "transcribing" not in (client.status(run_id).detail or ""):
+        assert time.monotonic() < deadline, client.status(run_id)
+        time.sleep(0.3)
+    (container,) = _docker("ps", "-q", "--filter", f"label=io.prefect.flow-run-id={run_id}").split()
+    _docker("kill", container)
+    killed_at = time.monotonic()
+    while prefect_api.flow_run(run_id).state_type.value != "COMPLETED":
+        assert time.monotonic() < killed_at + 300, prefect_api.flow_run(run_id).state
+        time.sleep(0.3)
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as prefect:
+        history = [s.type.value for s in prefect.read_flow_run_states(run_id)]
+    print(f"killed → completed in {time.monotonic() - killed_at:.1f} s: {' → '.join(history)}")
+    crashed = history.index("CRASHED")
+    assert history[crashed + 1] == "SCHEDULED" and history[-1] == "COMPLETED", history
+    assert prefect_api.flow_run(run_id).run_count == 2
+    result = client.wait(run_id, timeout=60)
+    assert isinstance(result, SrtResult)
+    assert "scheduled again" in docker_worker.read_text()
+    outputs = [f for f in worker_store.list_files("lia") if f.source_file_id == source.id]
+    assert len(outputs) == 1, outputs

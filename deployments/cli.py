@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import types
 import typing
 from collections.abc import Callable, Sequence
@@ -251,17 +252,38 @@ def cmd_worker(args: argparse.Namespace) -> int:
     )  # fmt: skip
 
 
+#: Seconds a worker child has to end after SIGTERM/SIGINT before it is killed (above the warm
+#: worker's 20 s to stop its runs and hand them back).
+STOP_GRACE_S = 30.0
+
+
 def _supervise(commands: list[tuple[list[str], dict[str, str]]], watch: str | None) -> int:
     """Run the worker ``commands`` as children, SIGTERM/SIGINT handed on to them, with a
-    :class:`~deployments.crashes.CrashWatcher` of pool ``watch``; the worst exit status."""
+    :class:`~deployments.crashes.CrashWatcher` of pool ``watch``; the worst exit status (0 when
+    a signal asked them to stop)."""
     from deployments.crashes import CrashWatcher, log_to_stderr
 
     log_to_stderr()
     children = [subprocess.Popen(command, env=env) for command, env in commands]
 
+    def kill_stragglers() -> None:
+        for child in children:
+            if child.poll() is None:
+                print(f"worker {child.pid} still running {STOP_GRACE_S:g} s after the signal: "
+                      "killed (its runs' containers go on)", file=sys.stderr)  # fmt: skip
+                child.kill()
+
+    stopping = threading.Event()
+
     def forward(signum: int, frame: object) -> None:
+        stopping.set()
         for child in children:
             child.send_signal(signum)
+        # Prefect's docker worker does not end after SIGTERM (Prefect 3.8: it turns it into a
+        # SIGINT to itself and then waits, idle, measured here); a stop must stop.
+        timer = threading.Timer(STOP_GRACE_S, kill_stragglers)
+        timer.daemon = True
+        timer.start()
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
@@ -269,7 +291,8 @@ def _supervise(commands: list[tuple[list[str], dict[str, str]]], watch: str | No
     if watcher:
         watcher.start()
     try:
-        return max(child.wait() for child in children)
+        worst = max(child.wait() for child in children)
+        return 0 if stopping.is_set() else worst  # asked to stop, stopped
     finally:
         if watcher:
             watcher.stop()

@@ -247,7 +247,8 @@ def test_a_killed_container_crashes_a_single_run_and_the_worker_submits_it_again
     """No batch around it: the docker worker marks the run Crashed (its container exited 137),
     the crash watcher beside it schedules it again, a new container finishes it, stored once."""
     long = tmp_path / "long.flac"
-    ffmpeg("-stream_loop", "8", "-i", str(make_speech(tmp_path)), str(long))  # ~1 min of speech
+    # ~1 min of speech, not the batch test's (whose transcription would be a cache hit here)
+    ffmpeg("-stream_loop", "9", "-i", str(make_speech(tmp_path)), str(long))
     source = worker_store.import_file("lia", long)
     use_store(worker_store.url)
     run_id = _run("generate_srt/docker", {"profile": "lia", "file_id": source.id,

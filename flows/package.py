@@ -12,8 +12,7 @@ from mediaflows.operations.spec import OutputIds
 from mediaflows.stages import Stage
 from tasks.media import package_media, render_preview
 from tasks.progress import publish_preview
-from tasks.store import lookup_subtitles
-from tasks.subtitles import read_profile_srt
+from tasks.subtitles import choose_subtitles
 
 
 @operation_flow(PACKAGE)
@@ -30,11 +29,9 @@ def package(job: Job[PackageRequest, OutputIds]) -> Output:
     """
     request = job.request
     job.progress.stage(Stage.UPLOAD_RECEIVED, "looking up subtitles")
-    source_root, subtitles = lookup_subtitles(job.profile, job.source, request.subtitles)
-    chosen = procedure.choose(job.source, source_root, subtitles, request)
+    chosen, parsed = choose_subtitles(job.profile, job.source, request)
     local, info = job.fetch_and_probe()
     procedure.check_video(info, job.source.name)
-    parsed = [read_profile_srt(choice.file) for choice in chosen]
     tracks = procedure.tracks(chosen, parsed, job.workspace, info.duration)
     middle = info.duration / 2
     lines = procedure.preview_lines(chosen, parsed, middle)

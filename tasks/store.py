@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from mediaflows.batches import sweep
 from mediaflows.errors import InputError
 from mediaflows.models import ProfileFile, StoredFile
-from mediaflows.operations import get_operation, package
+from mediaflows.operations import get_operation
 from mediaflows.operations.spec import FileOutput, Made, OutputIds, TextOutput
 from mediaflows.settings import get_settings
 from mediaflows.store import ProfileStore
@@ -66,21 +66,6 @@ def lookup_input(
 
 def _urls(store: ProfileStore, profile: str, file_ids: tuple[str, ...]) -> dict[str, str]:
     return {i: store.media_url(store.get(profile, i)) for i in file_ids}
-
-
-@task(name="lookup_subtitles", cache_policy=NONE, **RETRYING)
-def lookup_subtitles(
-    profile: str, source: ProfileFile, file_ids: tuple[str, ...]
-) -> tuple[str, list[tuple[ProfileFile, str]]]:
-    """The imported file ``source`` was made from, and each subtitle file with the imported
-    file it was made from (a missing one fails at once): how package knows they belong."""
-    store = ProfileStore.from_settings()
-
-    def find(file_id: str) -> ProfileFile | None:
-        return store.find(profile, file_id)
-
-    files = [store.get(profile, file_id) for file_id in file_ids]
-    return package.root_of(source, find), [(f, package.root_of(f, find)) for f in files]
 
 
 @task(name="find_output", cache_policy=NONE, **RETRYING)

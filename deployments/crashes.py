@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import sys
 import threading
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 from uuid import UUID
 
@@ -31,6 +32,12 @@ log = logging.getLogger("mediaflows.worker")
 
 #: Seconds between looks for crashed runs (and, in the warm worker, idle models to drop).
 HOUSEKEEPING_S = 10.0
+#: Seconds a run stays Crashed before it is scheduled again. CHECK (Prefect 3.8): the process
+#: worker's runner marks a run Crashed before the worker frees the run's slot of its ``--limit``;
+#: a run scheduled again in between comes back to the same worker under the same id, and the
+#: worker dies ("this borrower is already holding one of this CapacityLimiter's tokens"; seen
+#: in tests/deployments/test_worker.py, the run then left Late with no worker).
+SETTLE_S = 5.0
 
 
 def log_to_stderr() -> None:
@@ -44,8 +51,8 @@ def log_to_stderr() -> None:
 
 
 def resubmit_crashed(client: SyncPrefectClient, pool: str, most_runs: int) -> list[UUID]:
-    """Set the top-level runs of ``pool`` that are Crashed and ran at most ``most_runs`` times
-    back to Scheduled; returns the ids set."""
+    """Set the top-level runs of ``pool`` that are Crashed (for ``SETTLE_S`` at least) and ran
+    at most ``most_runs`` times back to Scheduled; returns the ids set."""
     from prefect.client.schemas.filters import (
         FlowRunFilter,
         FlowRunFilterParentTaskRunId,
@@ -66,8 +73,11 @@ def resubmit_crashed(client: SyncPrefectClient, pool: str, most_runs: int) -> li
         limit=50,
     )
     resubmitted = []
+    settled = datetime.now(UTC) - timedelta(seconds=SETTLE_S)
     for flow_run in crashed:
         if flow_run.run_count > most_runs or flow_run.state is None:
+            continue
+        if flow_run.state.timestamp > settled:  # the next round takes it
             continue
         seen = flow_run.state.id
         message = f"resubmitted: its worker died ({flow_run.run_count} runs)"

@@ -166,3 +166,68 @@ def test_a_cancelled_run_stops_ffmpeg_and_leaves_no_work_files(
     assert _processes_mentioning(str(workspace)) == []
     assert not workspace.exists()
     assert [f.id for f in worker_store.list_files("ivy")] == [source.id]
+
+
+def test_a_run_whose_process_is_killed_is_scheduled_again_and_the_worker_stops_on_sigterm(
+    deployed: dict[str, str], worker_store: ProfileStore, tmp_path: Path
+) -> None:
+    """A worker of its own: kill -9 the process of its convert run; Prefect's process worker
+    marks the run Crashed, the crash watcher beside it (`mediaflows worker`) schedules it again,
+    the worker runs it again, one output. Then SIGTERM to `mediaflows worker` alone: it and
+    Prefect's worker end, exit status 0."""
+    import signal
+
+    from prefect.client.orchestration import get_client
+
+    cwd = tmp_path / "own-worker"
+    cwd.mkdir()
+    env = {**deployed, "PREFECT_WORKER_QUERY_SECONDS": "1", "PREFECT_WORKER_PREFETCH_SECONDS": "1"}
+    name = f"test-crash-{uuid.uuid4().hex[:6]}"
+    args = [str(BIN / "mediaflows"), "worker", "--kind", "process", "--name", name, "--limit", "1"]
+    log = cwd / "worker.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(args, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 90
+        while not prefect_api.worker_online(PROCESS_POOL, name):
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.5)
+        video = make_video(tmp_path / "clip.avi", VIDEOS["mpeg4_mp3.avi"][1], 20.0, "640x360")
+        source = worker_store.import_file("kit", video)
+        run_id = client.submit("convert", "kit", source.id, {"preset": "slower"},
+                               via="deployment")  # fmt: skip
+        deadline = time.monotonic() + 120
+        while not (client.status(run_id).detail or "").startswith("converting"):
+            assert time.monotonic() < deadline and not client.status(run_id).finished
+            time.sleep(0.3)
+        where = str(prefect_api.flow_run(run_id).infrastructure_pid)  # host:pid of the run
+        os.kill(int(where.rsplit(":", 1)[-1]), signal.SIGKILL)
+        killed_at = time.monotonic()
+        result = None
+        while result is None:
+            assert time.monotonic() < killed_at + 180, prefect_api.flow_run(run_id).state
+            if prefect_api.flow_run(run_id).state_type.value == "COMPLETED":
+                result = client.wait(run_id, timeout=30)
+            time.sleep(0.5)
+        with get_client(sync_client=True) as prefect:
+            history = [s.type.value for s in prefect.read_flow_run_states(run_id)]
+        print(f"killed → completed in {time.monotonic() - killed_at:.1f} s: {history}")
+        assert isinstance(result, ConvertResult)
+        crashed = history.index("CRASHED")
+        assert history[crashed + 1] == "SCHEDULED", history
+        # (The module's worker of the pool, when up, may take the run or watch too: either
+        # watcher's step is the one under test, no other code sets a Crashed run Scheduled.)
+        outputs = [f for f in worker_store.list_files("kit") if f.source_file_id == source.id]
+        assert len(outputs) == 1, outputs
+
+        os.kill(proc.pid, signal.SIGTERM)  # the supervisor only: it hands the signal on
+        stopped_at = time.monotonic()
+        assert proc.wait(timeout=60) == 0, log.read_text()[-3000:]
+        print(f"SIGTERM → stopped in {time.monotonic() - stopped_at:.1f} s")
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    time.sleep(0.5)
+    assert _processes_mentioning(name) == []  # Prefect's worker ended with it

@@ -491,6 +491,12 @@ class TranslateSrtRequest(_Frozen):
         description="Ask the model once more to condense a cue whose translation is over its "
         "character budget (the language's characters a second × the cue's duration).",
     )
+    merge_short: bool = Field(
+        default=False,
+        description="Translate two short neighbouring cues of one sentence (each at most 2 s) "
+        "as one window, its translation cut in two where both read slowest; the times stay the "
+        "source's.",
+    )
 
     @field_validator("target_languages")
     @classmethod
@@ -521,8 +527,13 @@ class TranslateSrtRequest(_Frozen):
         """The options one language's SRT depends on (its output id): every field but the
         other targets and the extra formats, so that adding a language (or WebVTT) later finds
         the others again."""
-        options = self.model_dump(mode="json", exclude={"target_languages", "vtt"})
-        return {**options, "language": language}
+        return {**self.id_options(exclude={"target_languages", "vtt"}), "language": language}
+
+    def id_options(self, exclude: set[str] | None = None) -> dict[str, Any]:
+        """The request as output ids take it: ``merge_short`` only when on, so that the ids of
+        translations made before it existed stay theirs."""
+        dropped = (exclude or set()) | (set() if self.merge_short else {"merge_short"})
+        return self.model_dump(mode="json", exclude=dropped)
 
 
 class ReadingSpeedReport(_Frozen):
@@ -537,6 +548,9 @@ class ReadingSpeedReport(_Frozen):
     chars_over_budget: int = Field(default=0, description="In the file stored.")
     condense_requests: int = Field(default=0, description="Requests asking to condense cues.")
     condensed: int = Field(default=0, description="Cues a condense request made shorter.")
+    windows: int = Field(
+        default=0, description="Pairs of short cues translated as one window (merge_short)."
+    )
 
 
 class TranslationReport(_Frozen):

@@ -35,7 +35,7 @@ from mediaflows.models import (
 )
 from mediaflows.operations.spec import PROVIDER_WORK, OperationSpec, OutputIds, TextOutput, as_is
 from mediaflows.settings import Settings
-from mediaflows.subtitles import translation
+from mediaflows.subtitles import translation, windows
 from mediaflows.subtitles.chunks import ChunkFix, SrtChunk, llm_options, plan_chunks
 from mediaflows.subtitles.formats import language_vtt, read_srt, timed_to_cues
 from mediaflows.subtitles.lines import line_rules
@@ -62,7 +62,7 @@ def output_ids(
     """Every id of the run: the request, the model resolved and the endpoint's settings, the
     prompt version (:func:`~mediaflows.subtitles.chunks.llm_options`)."""
     llm = llm_options(request.model, settings)
-    options = {**request.model_dump(mode="json"), **llm}
+    options = {**request.id_options(), **llm}
 
     def one(language: str, variant: str) -> str:
         per_language = {**request.for_language(language), **llm}
@@ -158,6 +158,7 @@ class TranslationPlan:
     model: str
     llm: dict[str, Any]
     chunks: list[SrtChunk]
+    pairs: tuple[windows.Pair, ...] = ()
 
 
 def plan(
@@ -173,8 +174,12 @@ def plan(
                 + ("" if request.source_language else "; pass source_language if it is not")
             )
     llm = llm_options(request.model, settings)
-    chunks = plan_chunks(parsed.cues, settings.llm.chunk_cues, settings.llm.context_cues)
-    return TranslationPlan(source=source, model=str(llm["model"]), llm=llm, chunks=chunks)
+    pairs = windows.short_pairs(parsed.cues) if request.merge_short else ()
+    asked = windows.merged(parsed, pairs).cues
+    chunks = plan_chunks(asked, settings.llm.chunk_cues, settings.llm.context_cues)
+    return TranslationPlan(
+        source=source, model=str(llm["model"]), llm=llm, chunks=chunks, pairs=pairs
+    )
 
 
 @dataclass(frozen=True)
@@ -197,12 +202,16 @@ def finish(
     made = {}
     for language in languages:
         target = parse_language(language)
-        fixes = [answers[(language, c.index)] for c in plan.chunks]
+        asked = [answers[(language, c.index)] for c in plan.chunks]
+        fixes = windows.split_fixes(asked, parsed, plan.pairs, target)
         source = translation.known_language(plan.source)
         rendered = translation.render_translation(
             parsed, fixes, target, request.bilingual, request.normalise, source
         )
         report = translation.summarize(parsed, fixes, rendered, target, plan.model, plan.source)
+        if plan.pairs:
+            reading = report.reading.model_copy(update={"windows": len(plan.pairs)})
+            report = report.model_copy(update={"reading": reading})
         made[language] = Translated(rendered.srt, rendered.qa, report)
     return made
 

@@ -351,3 +351,42 @@ def test_german_that_runs_long_is_condensed_and_the_report_says_by_how_much(
               if a.type == "markdown" and "translate_srt" in str(a.data)]  # fmt: skip
     before, after = f"{reading.share_too_fast_before:.0%}", f"{reading.share_too_fast:.0%}"
     assert tables and f"{before} → {after}" in tables[0], tables
+
+
+def test_merge_short_translates_two_short_cues_of_a_sentence_as_one_window(
+    llm_server: LLMServer, local_store: ProfileStore, tmp_path: Path
+) -> None:
+    """A sentence cut into a 1.5 s cue and a 2 s one: cue by cue, the first cue's German reads
+    too fast; with merge_short the model is asked the sentence once and its translation is cut
+    where both cues read within German's limit. Cue count and times stay the source's."""
+    srt = (
+        b"1\n00:00:01,000 --> 00:00:02,500\nI did not receive\nthe letter that\n\n"
+        b"2\n00:00:02,600 --> 00:00:04,600\nis weird.\n\n"
+        b"3\n00:00:06,000 --> 00:00:09,000\nThank you.\n"
+    )
+    file_id = _import(local_store, tmp_path, srt, "window.srt")
+    reports, contents = {}, {}
+    for merge in (False, True):
+        llm_server.requests.clear()
+        request = TranslateSrtRequest(target_languages=("de",), condense=False, merge_short=merge)
+        (de,) = _run("dave", file_id, request).result().translations
+        reports[merge], contents[merge] = de.report, de.content
+        sent = [c["text"] for r in _asked(llm_server) for c in _cues_sent(r)]
+        if merge:
+            assert sent == ["I did not receive the letter that is weird.", "Thank you."], sent
+        else:
+            assert sent == ["I did not receive\nthe letter that", "is weird.", "Thank you."]
+    assert reports[False].too_fast == (1,) and reports[True].too_fast == (), reports
+    assert reports[True].reading.windows == 1 and reports[False].reading.windows == 0
+    for content in contents.values():
+        assert timecodes(content) == timecodes(srt.decode())
+    one, two, _ = _texts(contents[True])
+    assert _flat(f"{one} {two}") == translate("I did not receive the letter that is weird.", "de")
+    assert one and two  # the sentence spread over both cues, each within German's lines
+    rules = line_rules(parse_language("de"))
+    assert all(len(line) <= rules.max_line_chars for t in (one, two) for line in t.split("\n"))
+
+
+def _cues_sent(record: Any) -> list[dict[str, Any]]:
+    user = next(m for m in record.messages if m["role"] == "user")
+    return list(json.loads(user["content"])["cues"])

@@ -47,7 +47,7 @@ def test_a_translation_is_cut_where_both_cues_read_slowest() -> None:
     parts = cut(text, (1.5, 2.0), DE)
     assert parts == ("Ich habe nicht bekommen", "den Brief das ist seltsam.")
     speeds = [visible_width(p) / s for p, s in zip(parts, (1.5, 2.0), strict=True)]
-    assert max(speeds) < 17  # German's limit; cue by cue the first read 24.7 a second
+    assert max(speeds) < 17  # German's limit; cue by cue the first read 24.0 a second
     # The faster part as slow as it can be: 7 characters in 1 s, 23 in 2 s.
     assert cut("Ja, ich glaube wir gehen jetzt.", (1.0, 2.0), DE) == (
         "Ja, ich", "glaube wir gehen jetzt.",

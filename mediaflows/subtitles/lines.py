@@ -43,6 +43,17 @@ def rules_for(language: str, rules: CueRules) -> CueRules:
 _BREAK_AFTER = set("，。、！？；：,.!?;:…")
 
 
+def one_line(text: str, language: Language) -> str:
+    """A cue's lines joined into one: with a space, or none in a script without spaces
+    (unless two Latin characters meet)."""
+    parts = [part.strip() for part in text.split("\n") if part.strip()]
+    flat = parts[0] if parts else ""
+    for part in parts[1:]:
+        glue = "" if language.unspaced and not (flat[-1].isascii() and part[0].isascii()) else " "
+        flat += glue + part
+    return flat
+
+
 def wrap(
     text: str, language: Language, max_lines: int | None = None, rules: CueRules | None = None
 ) -> str:
@@ -54,11 +65,7 @@ def wrap(
     ``rules``: other line rules than the language's (text in one language shown under another's
     rules: a cue of a translation that kept its source text)."""
     rules = rules or line_rules(language)
-    parts = [part.strip() for part in text.split("\n") if part.strip()]
-    flat = parts[0] if parts else ""
-    for part in parts[1:]:  # scripts without spaces join lines without one (unless Latin meets)
-        glue = "" if language.unspaced and not (flat[-1].isascii() and part[0].isascii()) else " "
-        flat += glue + part
+    flat = one_line(text, language)
     # A tag with spaces inside (<font color="x">) is one token: no line break inside it.
     flat = MARKUP.sub(lambda m: m.group(0).replace(" ", "\x00"), flat)
     if visible_width(flat) <= rules.max_line_chars:

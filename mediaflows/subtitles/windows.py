@@ -21,7 +21,7 @@ from collections.abc import Sequence
 
 from mediaflows.languages import Language, is_unspaced
 from mediaflows.subtitles.chunks import ChunkFix, CueText
-from mediaflows.subtitles.lines import wrap
+from mediaflows.subtitles.lines import one_line, wrap
 from mediaflows.subtitles.records import MARKUP, ParsedSrt, TimedCue, visible_width
 
 #: A cue at most this long (seconds) may share a window with its neighbour.
@@ -79,33 +79,31 @@ def short_pairs(cues: Sequence[TimedCue]) -> tuple[Pair, ...]:
     return tuple(pairs)
 
 
-def _join(a: str, b: str) -> str:
-    """Two texts as one line (no space between two characters of a script without spaces)."""
-    a, b = " ".join(a.split()), " ".join(b.split())
-    glue = "" if a and b and is_unspaced(a[-1]) and is_unspaced(b[0]) else " "
-    return (a + glue + b).strip()
-
-
-def _flat(text: str) -> str:
+def _join(*texts: str) -> str:
+    """Cues' texts as one line, the source language unknown: their lines joined with a space,
+    none between two characters of a script without spaces."""
     flat = ""
-    for line in text.split("\n"):
-        flat = _join(flat, line)
+    for line in (line for text in texts for line in text.split("\n")):
+        part = " ".join(line.split())
+        if part:
+            glue = "" if flat and is_unspaced(flat[-1]) and is_unspaced(part[0]) else " "
+            flat = flat + glue + part if flat else part
     return flat
 
 
 def merged(parsed: ParsedSrt, pairs: Sequence[Pair]) -> ParsedSrt:
     """The SRT as the model is asked it: each pair one cue (the first's id and start, the
     second's end, the two texts joined)."""
-    seconds = {b: a for a, b in pairs}
+    partner = dict(pairs)
+    seconds = set(partner.values())
     by_id = {c.id: c for c in parsed.cues}
     cues = []
     for cue in parsed.cues:
         if cue.id in seconds:
             continue
-        partner = next((b for a, b in pairs if a == cue.id), None)
-        if partner is not None:
-            second = by_id[partner]
-            text = _join(_flat(cue.text), _flat(second.text))
+        if cue.id in partner:
+            second = by_id[partner[cue.id]]
+            text = _join(cue.text, second.text)
             cue = cue.model_copy(update={"end_ms": second.end_ms, "text": text})
         cues.append(cue)
     return parsed.model_copy(update={"cues": tuple(cues)})
@@ -116,7 +114,7 @@ def cut(text: str, seconds: tuple[float, float], target: Language) -> tuple[str,
     reads slowest: at a space, or in a script without spaces between two characters (after a
     comma or clause end when that is about as good); each part wrapped to ``target``'s lines.
     None: it cannot be cut (one word)."""
-    flat = _flat(text)
+    flat = one_line(text, target)
     inside = {i for m in MARKUP.finditer(flat) for i in range(m.start() + 1, m.end())}
     if target.unspaced:
         places = [i for i in range(1, len(flat)) if not flat[i].isspace()]

@@ -17,9 +17,10 @@ It can be told to misbehave (``MODES``):
 
 Pacing, as a self-hosted server on a CPU: ``realtime_x`` holds each request for its audio's
 duration ÷ that speed (``one_at_a_time``: one request computes, the others wait their turn, as a
-single-worker faster-whisper server); ``slow_x`` for the ``slow_times`` requests after the first
-``slow_after`` (a server that got busy). A request whose client went away is dropped as soon as
-the server notices (outcome ``abandoned``, ``held_s``: how long it was worked on).
+single-worker faster-whisper server, in the order they came); ``slow_x`` for the ``slow_times``
+requests after the first ``slow_after`` (a server that got busy). A request whose client went away
+is dropped as soon as the server notices (outcome ``abandoned``, ``held_s``: how long it was
+worked on).
 
 An upload larger than ``max_bytes`` always gets 413. Modes apply to the next ``times`` requests
 (all when None) after the first ``after``; ``latency_s`` delays every answer. Every request is
@@ -35,6 +36,7 @@ import hashlib
 import tempfile
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -97,7 +99,7 @@ class ASRServer:
     slow_after: int = 0
     slow_times: int = 0
     slow_x: float = 1.0
-    _busy: bool = False
+    _queue: deque[Upload] = field(default_factory=deque)  # one_at_a_time: its turn, in order
     _paced: int = 0
     _mode: _Mode = field(default_factory=_Mode)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -124,6 +126,7 @@ class ASRServer:
             self.realtime_x, self.one_at_a_time = None, False
             self.slow_after = self.slow_times = self._paced = 0
             self.slow_x = 1.0
+            self._queue.clear()
 
     def _fault(self) -> tuple[_Mode, str]:
         with self._lock:
@@ -159,21 +162,25 @@ class ASRServer:
                 self.in_flight -= 1
 
     async def _paced_work(self, request: Request, data: bytes, record: Upload) -> bool:
-        """Hold the request as a server of ``realtime_x`` would; False if its client left."""
+        """Hold the request as a server of ``realtime_x`` would; False if its client left.
+        ``one_at_a_time``: requests take their turn in the order they came (a single worker's
+        queue), one that leaves while waiting gives its place up."""
         from mediaflows.media import audio
 
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "upload.ogg"
-            path.write_bytes(data)
-            samples = await asyncio.to_thread(audio.decode_audio, path, "upload.ogg")
-        duration = record.duration = len(samples) / audio.SAMPLE_RATE
-        while self.one_at_a_time and self._busy:  # waiting for its turn
-            if await request.is_disconnected():
-                record.outcome = "abandoned"
-                return False
-            await asyncio.sleep(0.02)
-        self._busy = True  # one event loop: nothing ran between the check and this
+        queued = self.one_at_a_time
+        if queued:
+            self._queue.append(record)
         try:
+            with tempfile.TemporaryDirectory() as tmp:
+                path = Path(tmp) / "upload.ogg"
+                path.write_bytes(data)
+                samples = await asyncio.to_thread(audio.decode_audio, path, "upload.ogg")
+            duration = record.duration = len(samples) / audio.SAMPLE_RATE
+            while queued and self._queue[0] is not record:  # waiting for its turn
+                if await request.is_disconnected():
+                    record.outcome = "abandoned"
+                    return False
+                await asyncio.sleep(0.02)
             with self._lock:
                 self._paced += 1
                 slow = self.slow_after < self._paced <= self.slow_after + self.slow_times
@@ -190,7 +197,8 @@ class ASRServer:
             record.held_s = time.monotonic() - started
             return True
         finally:
-            self._busy = False
+            if queued and record in self._queue:  # the next one sees this on its next look
+                self._queue.remove(record)
 
     async def _answer(self, request: Request, data: bytes, fields: dict[str, list[str]],
                       record: Upload) -> Response:  # fmt: skip

@@ -14,7 +14,8 @@ timed out, was sent again whole to a server still busy with it, and so on. Here:
   twice per answer and only after answers that came back within half their timeout (the speed
   is a moving average of each answer's audio seconds per wall second, queue wait included);
 * requests in flight follow the endpoint's real parallelism (:class:`endpoints.Window`), and a
-  request's timeout allows for the pieces queued before it at the measured speed;
+  request's timeout allows for the pieces queued before it at the measured speed (a server that
+  answers its queue out of order may time out an early piece, which is then cut as below);
 * a piece that timed out is **cut in half** at the cut point (or quiet moment) nearest its middle
   and both halves are sent before new work; the abandoned request's connection is closed (the
   client drops it), so a server that watches its connections stops working on it;

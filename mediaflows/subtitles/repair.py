@@ -199,5 +199,6 @@ def check_outcome(report: FixReport, max_fallback_share: float) -> None:
         raise LLMOutputError(
             f"model {report.model!r}: {len(report.fallback_chunks)} of {report.chunks} chunks got "
             f"no valid answer and {len(report.rejected_cues)} cues were refused; nothing stored. "
-            f"First problem: {first}. {chunks.REMEDY}"
+            f"First problem: {first}. "
+            f"{chunks.remedy(report.response_format, report.cues / report.chunks)}"
         )

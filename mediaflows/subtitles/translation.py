@@ -496,7 +496,7 @@ def check_outcome(report: TranslationReport, max_fallback_share: float) -> None:
             f"model {report.model!r}, {report.language}: {len(report.fallback_chunks)} of "
             f"{report.chunks} chunks got no valid answer and {len(report.untranslated)} of "
             f"{report.cues} cues are untranslated; nothing stored. First problem: {first}. "
-            f"{chunks.REMEDY}"
+            f"{chunks.remedy(report.response_format, report.cues / report.chunks)}"
         )
 
 

@@ -98,6 +98,23 @@ def test_a_run_that_repaired_nothing_fails_saying_what_to_change() -> None:
     repair.check_outcome(_report(0, ()), max_fallback_share=0.5)  # nothing to repair: fine
 
 
+def test_what_to_change_leaves_out_what_the_run_already_did() -> None:
+    """SmolLM2-135M on llama.cpp answered no "cues" list in JSON mode one cue a request too:
+    the message then names only the model to change, and says what the run already did."""
+    first = chunks.remedy("json_schema", 30)
+    assert "RESPONSE_FORMAT=json_object" in first and "CHUNK_CUES" in first
+    json_mode = chunks.remedy("json_object", 30)
+    assert "RESPONSE_FORMAT" not in json_mode and "CHUNK_CUES" in json_mode
+    assert "this run: json_object output" in json_mode
+    both = chunks.remedy("json_object", 1)
+    assert both == ("Try another model (MEDIAFLOWS_LLM__MODELS) (this run: json_object output, "
+                    "one cue a request).")  # fmt: skip
+    report = _report(0, (0, 1, 2, 3)).model_copy(update={"response_format": "json_object"})
+    with pytest.raises(LLMOutputError, match=r"Try another model \(MEDIAFLOWS_LLM__MODELS\) or "
+                       r"fewer cues per request"):  # fmt: skip
+        repair.check_outcome(report, max_fallback_share=0.5)
+
+
 # ---- output ids -------------------------------------------------------------------------------
 
 

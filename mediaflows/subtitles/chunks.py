@@ -365,16 +365,15 @@ def apply_fixes(cues: Sequence[TimedCue], fixes: Sequence[ChunkFix]) -> list[Tim
 def remedy(response_format: str, cues_per_chunk: float) -> str:
     """What to try when most of a file's chunks got no valid answer (the run then stores
     nothing): only what the run did not already do (JSON mode, one cue a request)."""
+    json_mode, one_cue = response_format == "json_object", cues_per_chunk <= 1
     tries = ["another model (MEDIAFLOWS_LLM__MODELS)"]
-    if response_format != "json_object":
-        tries.append("MEDIAFLOWS_LLM__RESPONSE_FORMAT=json_object")
-    if cues_per_chunk > 1:
-        tries.append("fewer cues per request (MEDIAFLOWS_LLM__CHUNK_CUES)")
+    tries += [] if json_mode else ["MEDIAFLOWS_LLM__RESPONSE_FORMAT=json_object"]
+    tries += [] if one_cue else ["fewer cues per request (MEDIAFLOWS_LLM__CHUNK_CUES)"]
     done = [f"{response_format} output"] if response_format else []
-    if cues_per_chunk <= 1:
-        done.append("one cue a request")
+    done += ["one cue a request"] if one_cue else []
     tried = f" (this run: {', '.join(done)})" if done else ""
-    return f"Try {', '.join(tries[:-1])}{' or ' if len(tries) > 1 else ''}{tries[-1]}{tried}."
+    listed = tries[0] if len(tries) == 1 else f"{', '.join(tries[:-1])} or {tries[-1]}"
+    return f"Try {listed}{tried}."
 
 
 def request_totals(fixes: Sequence[ChunkFix]) -> dict[str, Any]:

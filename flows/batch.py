@@ -128,14 +128,15 @@ async def run_batch(
     (the run ends Failed, with it as its result, when any child failed)."""
     settings = get_settings()
     started = time.perf_counter()
-    ids = list(dict.fromkeys(file_ids))  # each file once, in the order given
-    if all_in_profile:
-        listed = await asyncio.to_thread(list_profile_media, profile, spec.input_kinds)
-        ids += [i for i in listed if i not in set(ids)]
+    listed = (
+        await asyncio.to_thread(list_profile_media, profile, spec.input_kinds)
+        if all_in_profile
+        else []
+    )
+    ids = batches.batch_ids(file_ids, listed)
     found = await asyncio.to_thread(lookup_batch_files, profile, ids)
     files = [f for f in found.values() if isinstance(f, ProfileFile)]
-    speed = batches.measured_speed(settings.home, spec.name)
-    publish_batch_plan(spec.name, profile, batches.plan(files, speed))
+    publish_batch_plan(spec.name, profile, batches.plan(files, settings.home, spec.name))
     progress = await asyncio.to_thread(
         RunProgress.start, f"{spec.batch_name} {profile} ({len(ids)} files)"
     )
@@ -163,11 +164,7 @@ async def run_batch(
 
     children = await asyncio.gather(*(one(file_id) for file_id in ids))
     result = batches.summarize(spec.name, profile, children)
-    by_id = {f.id: f for f in files}
-    media_s = sum(
-        batches.file_duration(by_id[c.file_id]) or 0.0 for c in children if c.status == "completed"
-    )
-    batches.record_speed(settings.home, spec.name, media_s, time.perf_counter() - started)
+    batches.record_speed(settings.home, spec.name, files, children, time.perf_counter() - started)
     publish_batch_result(result, PREFECT_UI_URL.value())
     summary = f"{result.succeeded}/{result.total} files"
     if result.failed:

@@ -193,13 +193,24 @@ class ProviderUsage(_Frozen):
     )
 
 
+#: The language fields of a transcript or an SRT made from speech.
+PROBABILITY = (
+    "How sure a model that listened was of the detected language: the local model's, or for a "
+    "speech endpoint the bundled model's check when it agrees. None: nobody measured it (the "
+    "language was requested, or the endpoint gives no probability and no check ran)."
+)
+DOUBTFUL = (
+    "The language was detected, not requested, and the detection is doubtful: under 0.5 sure, "
+    "or not measured at all. Pass the spoken language (language) to be sure."
+)
+
+
 class TranscriptDetails(_Frozen):
     """What ``transcribe`` records about its transcript."""
 
     language: str
-    language_probability: float = Field(
-        default=0.0, ge=0, le=1, description="The model's confidence in the language (1: forced)."
-    )
+    language_probability: float | None = Field(default=None, ge=0, le=1, description=PROBABILITY)
+    language_doubtful: bool = Field(default=False, description=DOUBTFUL)
     duration: float = Field(ge=0)
     segments: int = Field(ge=0)
     dropped_segments: int = Field(default=0, ge=0)
@@ -212,9 +223,8 @@ class TranscribeResult(OperationResult):
     transcript_id: FileId
     text: str
     language: str
-    language_probability: float = Field(
-        default=0.0, description="The model's confidence in the detected language (1: forced)."
-    )
+    language_probability: float | None = Field(default=None, ge=0, le=1, description=PROBABILITY)
+    language_doubtful: bool = Field(default=False, description=DOUBTFUL)
     duration: float
     segments: int
     asr: ProviderUsage = Field(default_factory=ProviderUsage)
@@ -384,7 +394,8 @@ class SrtDetails(_Frozen):
     generate_srt about its manifest)."""
 
     language: str = ""
-    language_probability: float = Field(default=0.0, ge=0, le=1)
+    language_probability: float | None = Field(default=None, ge=0, le=1, description=PROBABILITY)
+    language_doubtful: bool = Field(default=False, description=DOUBTFUL)
     duration: float | None = None
     qa: QAReport
     vtt_file_id: FileId | None = None
@@ -415,10 +426,8 @@ class SrtResult(OperationResult):
     file_id: FileId
     content: str
     language: str
-    language_probability: float = Field(
-        default=0.0,
-        description="The model's confidence in the detected language (generate_srt; 1: forced).",
-    )
+    language_probability: float | None = Field(default=None, ge=0, le=1, description=PROBABILITY)
+    language_doubtful: bool = Field(default=False, description=DOUBTFUL)
     qa: QAReport
     vtt_file_id: FileId | None = None
     json_file_id: FileId | None = None

@@ -4,6 +4,7 @@ import, which inputs still lack the requested output, which outputs are past ret
 
 from mediaflows.batches.plan import (
     BatchPlan,
+    batch_ids,
     failure_message,
     file_duration,
     measured_speed,
@@ -26,6 +27,7 @@ __all__ = [
     "SETTLE_S",
     "STALE_WORKSPACE_S",
     "BatchPlan",
+    "batch_ids",
     "expired_outputs",
     "failure_message",
     "file_duration",

@@ -40,8 +40,24 @@ def measured_speed(home: Path, operation: str) -> float | None:
     return float(value) if isinstance(value, int | float) and value > 0 else None
 
 
-def record_speed(home: Path, operation: str, media_s: float, wall_s: float) -> None:
-    """Remember this batch's speed for the next pre-flight estimate (best effort, atomic)."""
+def batch_ids(file_ids: Sequence[str], listed: Sequence[str] = ()) -> list[str]:
+    """The files of a batch: each once, in the order given, then those ``listed`` (every input
+    of the profile) that were not given."""
+    return list(dict.fromkeys([*file_ids, *listed]))
+
+
+def record_speed(
+    home: Path,
+    operation: str,
+    files: Sequence[ProfileFile],
+    children: Sequence[BatchChild],
+    wall_s: float,
+) -> None:
+    """Remember this batch's speed, the media seconds of the files that completed by the wall
+    seconds it took, for the next pre-flight estimate (best effort, atomic)."""
+    by_id = {f.id: f for f in files}
+    done = [by_id[c.file_id] for c in children if c.status == "completed" and c.file_id in by_id]
+    media_s = sum(file_duration(f) or 0.0 for f in done)
     if media_s <= 0 or wall_s <= 0:
         return
     path = _speeds_path(home)
@@ -58,8 +74,10 @@ def file_duration(file: ProfileFile) -> float | None:
     return float(value) if isinstance(value, int | float) and value > 0 else None
 
 
-def plan(files: Sequence[ProfileFile], speed: float | None) -> BatchPlan:
-    """Files, total known media duration, bytes, and the time that should take."""
+def plan(files: Sequence[ProfileFile], home: Path, operation: str) -> BatchPlan:
+    """Files, total known media duration, bytes, and the time that should take at the speed
+    the last batch of ``operation`` here measured."""
+    speed = measured_speed(home, operation)
     durations = [file_duration(f) for f in files]
     known = sum(d for d in durations if d is not None)
     return BatchPlan(

@@ -150,10 +150,14 @@ def check_spoken(transcription: Transcription, request: GenerateSrtRequest, name
     targets = request.target_languages if request.translation == "llm" else ()
     if any(same_language(spoken, target) for target in targets):
         raise InputError(
-            f"{name}: the speech is in {spoken!r} (detected, probability "
-            f"{transcription.language_probability:.2f}), a target language; leave it out "
-            "or pass the spoken language (language)"
+            f"{name}: the speech is in {spoken!r} ({_how_sure(transcription)}), a target "
+            "language; leave it out or pass the spoken language (language)"
         )
+
+
+def _how_sure(transcription: Transcription) -> str:
+    probability = transcription.language_probability
+    return "detected" if probability is None else f"detected, probability {probability:.2f}"
 
 
 def _tools(request: GenerateSrtRequest, settings: Settings) -> dict[str, str]:
@@ -196,7 +200,8 @@ def subtitle_files(
                            subs.json_text))  # fmt: skip
     details = SrtDetails(
         language=transcription.language,
-        language_probability=round(transcription.language_probability, 4),
+        language_probability=transcription.language_probability,
+        language_doubtful=transcription.language_doubtful,
         duration=transcription.duration,
         qa=subs.qa,
         vtt_file_id=ids.vtt if subs.vtt is not None else None,

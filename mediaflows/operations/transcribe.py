@@ -57,7 +57,8 @@ def transcript(
     words), with what the model found."""
     details = TranscriptDetails(
         language=transcription.language,
-        language_probability=round(transcription.language_probability, 4),
+        language_probability=transcription.language_probability,
+        language_doubtful=transcription.language_doubtful,
         duration=transcription.duration,
         segments=len(transcription.segments),
         dropped_segments=transcription.dropped,

@@ -336,9 +336,11 @@ def merge(
         if any(r.words_aligned for r in ordered)
         else "endpoint",
     )
+    detected = request.language is None and request.task == "transcribe"
     heard = Transcription(
         language=language,
-        language_probability=1.0 if request.language else _agreement(ordered, language),
+        language_probability=None,  # endpoints give none; the bundled model's check may
+        language_doubtful=detected,  # (speech/pacing.py: measured_language)
         duration=round(sum(r.duration for r in ordered), 3),
         segments=tuple(kept),
         model=model_id,
@@ -346,11 +348,3 @@ def merge(
         asr=usage,
     )
     return in_script(heard, request.language)
-
-
-def _agreement(results: Sequence[PieceResult], language: str) -> float:
-    """The share of the audio (by seconds) first heard in ``language``: the endpoint gives no
-    probability, this is the closest honest figure."""
-    total = sum(r.duration for r in results) or 1.0
-    return round(sum(r.duration for r in results if r.language == language
-                     and r.forced_language is None) / total, 4)  # fmt: skip

@@ -56,7 +56,7 @@ from mediaflows.speech.endpoint import (
     piece_seconds,
     transcribe_piece,
 )
-from mediaflows.speech.records import Transcription
+from mediaflows.speech.records import Transcription, doubtful
 from mediaflows.speech.whisper import detect_language, model_id
 
 #: Seconds between two cut points: the smallest piece sent, but for halves of a timed-out one.
@@ -410,7 +410,7 @@ def transcribe_by_endpoint(
         return Sender(audio, pace, send, cache, hold, on_progress, on_event)
 
     results = sender(None).run()
-    check = None
+    check, measured = None, None
     spoken = any(r.segments for r in results)
     if (
         spoken
@@ -418,7 +418,9 @@ def transcribe_by_endpoint(
         and request.task == "transcribe"
         and (settings.asr.check_language)
     ):
-        check = check_language(audio, majority_language(results), request.provider, settings)
+        check, measured = check_language(
+            audio, majority_language(results), request.provider, settings
+        )
         on_event(f"language: the endpoint heard {majority_language(results)}; the bundled "
                  f"model hears {check}")  # fmt: skip
     resent = 0.0
@@ -437,8 +439,10 @@ def transcribe_by_endpoint(
     model = model_id(request, settings)
     heard = merge(results, request, request.provider, endpoint, model, resent_s=resent)
     if check is not None and heard.asr is not None:
-        heard = heard.model_copy(update={"asr": heard.asr.model_copy(
-            update={"language_check": check})})  # fmt: skip
+        heard = heard.model_copy(update={
+            "asr": heard.asr.model_copy(update={"language_check": check}),
+            "language_probability": measured, "language_doubtful": doubtful(measured),
+        })  # fmt: skip
     return heard
 
 
@@ -448,18 +452,19 @@ CHECK_S = 30.0
 
 def check_language(
     audio: DecodedAudio, heard: str, provider: str, settings: Settings | None = None
-) -> str:
+) -> tuple[str, float | None]:
     """What the bundled multilingual model hears in 30 s from the middle of the file, as
-    ``"de 0.97 (agrees)"``; :class:`InputError` naming both languages when it is confidently
-    (``check_language_confidence``) another language than the endpoint's ``heard``, or when
-    ``heard`` is a language mediaflows does not know (never used silently)."""
+    ``"de 0.97 (agrees)"``, and its probability for ``heard`` (None when it hears another
+    language: nobody measured the endpoint's); :class:`InputError` naming both languages when
+    it is confidently (``check_language_confidence``) another language than the endpoint's
+    ``heard``, or when ``heard`` is a language mediaflows does not know (never used silently)."""
     settings = settings or get_settings()
     middle = audio.samples // 2
     half = int(CHECK_S / 2 * SAMPLE_RATE)
     span = Span(max(0, middle - half), min(audio.samples, middle + half))
     local, probability = detect_language(audio.read(span), settings)
     if same_language(heard, local):
-        return f"{local} {probability:.2f} (agrees)"
+        return f"{local} {probability:.2f} (agrees)", round(probability, 4)
     known = heard in LANGUAGES
     if probability >= settings.asr.check_language_confidence or not known:
         what = "" if known else ", a language mediaflows does not know"
@@ -469,7 +474,7 @@ def check_language(
             f"{_clock(span.start / SAMPLE_RATE)}: set the request's language (e.g. language: "
             f"{local}) and run again"
         )
-    return f"{local} {probability:.2f} (the endpoint's {heard} kept: not sure enough)"
+    return f"{local} {probability:.2f} (the endpoint's {heard} kept: not sure enough)", None
 
 
 def _named(code: str) -> str:

@@ -35,11 +35,31 @@ class Segment(_Record):
     compression_ratio: float = 1.0
 
 
+#: A detected language less sure than this is reported as doubtful (faster-whisper's own
+#: ``language_detection_threshold``).
+DOUBTFUL_BELOW = 0.5
+
+
+def doubtful(probability: float | None) -> bool:
+    """Whether a detected language with this probability (None: nobody measured it) is in doubt."""
+    return probability is None or probability < DOUBTFUL_BELOW
+
+
 class Transcription(_Record):
     """What the model heard: the unit Prefect caches (keyed by content, options and model)."""
 
     language: str
-    language_probability: float
+    language_probability: float | None = Field(
+        default=None,
+        description="How sure a model that listened was of the language: the local model's "
+        "detection, or for an endpoint the bundled model's check when it agrees. None: nobody "
+        "measured it (the language was requested, or the endpoint gives no probability).",
+    )
+    language_doubtful: bool = Field(
+        default=False,
+        description="The language was detected, not requested, and it is under DOUBTFUL_BELOW "
+        "sure or not measured at all.",
+    )
     duration: float
     segments: tuple[Segment, ...]
     model: str

@@ -31,7 +31,7 @@ from mediaflows.speech.guard import (
     is_hallucination,
     trim_loop,
 )
-from mediaflows.speech.records import Segment, Transcription, Word
+from mediaflows.speech.records import Segment, Transcription, Word, doubtful
 from mediaflows.speech.scripts import in_script, model_language
 
 ProgressCallback = Callable[[float], None]
@@ -320,9 +320,14 @@ def transcribe_windows(
                 language = info.language  # the language of the first speech, for the rest
     if on_progress:
         on_progress(1.0)
+    # A requested language, or an English-only model's, is not detected: faster-whisper's 1.0
+    # for it measures nothing.
+    detects = request.language is None and bool(model.model.is_multilingual)
+    probability = round(detected[1], 4) if detected and detects else None
     heard = Transcription(
         language=language or (detected[0] if detected else request.language or "en"),
-        language_probability=detected[1] if detected else 0.0,
+        language_probability=probability,
+        language_doubtful=detects and doubtful(probability),
         duration=samples / SAMPLE_RATE,
         segments=tuple(kept),
         model=model_id(request, settings),

@@ -29,6 +29,8 @@ def test_jfk_word_error_rate(jfk: Path) -> None:
     assert len(audio) == pytest.approx(11 * 16000, rel=0.01)
     result = whisper.transcribe(audio, TranscribeRequest())
     assert result.language == "en"
+    # tiny.en hears English only: it detects nothing, so no probability is made up.
+    assert result.language_probability is None and not result.language_doubtful
     assert wer(JFK, result.text) <= 0.15, result.text
     words = [w for s in result.segments for w in s.words]
     assert words and all(0 <= w.start <= w.end <= result.duration + 0.5 for w in words)
@@ -246,7 +248,9 @@ def test_the_base_model_detects_the_spoken_language(tmp_path: Path, language: st
                     "-w", str(wav), text], check=True)  # fmt: skip
     samples = audio_io.decode_audio(wav, wav.name)
     result = whisper.transcribe(samples, TranscribeRequest(model="base"))  # no language given
-    assert result.language == language and result.language_probability > 0.3
+    assert result.language == language and result.language_probability is not None
+    assert result.language_probability > 0.3
+    assert result.language_doubtful == (result.language_probability < 0.5)
     assert wer(text, result.text) <= bound, result.text
 
 

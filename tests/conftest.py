@@ -1,5 +1,11 @@
-"""Real components for every test: a Prefect server on a loopback port (started the way mediaflows
-starts its embedded one), S3 over HTTP (moto server), real ffmpeg, real media."""
+"""Real components for the tests: a Prefect server on a loopback port (started the way mediaflows
+starts its embedded one), S3 over HTTP (moto server), real ffmpeg, real media.
+
+Tests run in parallel (pytest-xdist, ``./dev test``): each test worker is a process of its own,
+with its own home, port and Prefect server, so that the server-wide limits (`gpu` is 1) and the
+work pools of one worker's tests are not another's. Tests marked ``core`` (tests/core and
+tests/test_house.py: plain Python, no Prefect) never start a server: ``./dev test -m core``.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +16,12 @@ import shutil
 import tempfile
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import ClassVar
 
 import pytest
+from filelock import FileLock
 
 from mediaflows.settings import get_settings
 from tests.asr_server import ASRServer, RunningASRServer
@@ -85,9 +92,34 @@ def session_env() -> Iterator[dict[str, str]]:
     shutil.rmtree(SESSION_ENV["MEDIAFLOWS_HOME"], ignore_errors=True)
 
 
-@pytest.fixture(scope="session", autouse=True)
+#: Folders whose tests are plain Python (no Prefect server): marked ``core``.
+CORE = ("tests/core/", "tests/test_house.py")
+
+
+@pytest.hookimpl(tryfirst=True)  # before ``-m`` selects on the marks
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark the plain-Python tests ``core``; under xdist, send the slow tests out first, so
+    that the long waits (heartbeats, workers, servers) overlap the many short tests instead of
+    ending the run alone."""
+    root = Path(str(config.rootpath))
+    for item in items:
+        if Path(str(item.path)).relative_to(root).as_posix().startswith(CORE):
+            item.add_marker(pytest.mark.core)
+    if config.getoption("numprocesses", None):
+        items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable
+
+
+@pytest.fixture(autouse=True)
+def _prefect_unless_core(request: pytest.FixtureRequest) -> None:
+    """Every test but the ``core`` ones gets the session's Prefect server and its limits."""
+    if request.node.get_closest_marker("core") is None:
+        request.getfixturevalue("concurrency_limits")
+
+
+@pytest.fixture(scope="session")
 def prefect_server(session_env: dict[str, str]) -> Iterator[str]:
-    """The embedded Prefect server, started by mediaflows' own code on a free port."""
+    """The embedded Prefect server, started by mediaflows' own code on a free port (one per
+    test worker: started the first time a test of this worker needs it)."""
     from deployments.server import start_embedded_server, stop_server
 
     cluster = None
@@ -165,23 +197,56 @@ def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def videos(media_dir: Path) -> dict[str, Path]:
+def shared_media(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Callable[[str, Callable[[Path], object]], Path]:
+    """``shared_media(name, make)``: the folder ``name``, filled by ``make(folder)`` once for
+    the whole run (the first test worker to ask makes it, the others wait and read it): made
+    media is read-only input, the same for every worker."""
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # the run's folder, above each worker's own
+    root = base / "shared-media"
+    root.mkdir(exist_ok=True)
+
+    def shared(name: str, make: Callable[[Path], object]) -> Path:
+        folder, done = root / name, root / f"{name}.done"
+        with FileLock(str(root / f"{name}.lock")):
+            if not done.exists():
+                shutil.rmtree(folder, ignore_errors=True)
+                folder.mkdir()
+                make(folder)
+                done.touch()
+        return folder
+
+    return shared
+
+
+@pytest.fixture(scope="session")
+def videos(shared_media: Callable[[str, Callable[[Path], object]], Path]) -> dict[str, Path]:
     """Short test-pattern videos with a tone, one per container/codec pair in VIDEOS."""
-    return {name: make_video(media_dir / name, args) for name, (_, args) in VIDEOS.items()}
+    folder = shared_media(
+        "videos", lambda d: [make_video(d / name, args) for name, (_, args) in VIDEOS.items()]
+    )
+    return {name: folder / name for name in VIDEOS}
 
 
 @pytest.fixture(scope="session")
-def speech_media(media_dir: Path) -> dict[str, Path]:
+def speech_media(shared_media: Callable[[str, Callable[[Path], object]], Path]) -> dict[str, Path]:
     """The known speech text in several audio and video containers."""
-    speech_dir = media_dir / "speech"
-    speech_dir.mkdir()
-    wav = make_speech(speech_dir)
-    return {name: make_speech_media(speech_dir, wav, name) for name in SPEECH_CONTAINERS}
+
+    def make(folder: Path) -> None:
+        wav = make_speech(folder)
+        for name in SPEECH_CONTAINERS:
+            make_speech_media(folder, wav, name)
+
+    folder = shared_media("speech", make)
+    return {name: folder / name for name in SPEECH_CONTAINERS}
 
 
 @pytest.fixture(scope="session")
-def silence(media_dir: Path) -> Path:
-    return make_silence(media_dir / "silence.flac")
+def silence(shared_media: Callable[[str, Callable[[Path], object]], Path]) -> Path:
+    return shared_media("silence", lambda d: make_silence(d / "silence.flac")) / "silence.flac"
 
 
 @pytest.fixture(scope="session")
@@ -189,7 +254,7 @@ def jfk(media_dir: Path) -> Path:
     return DATA / "jfk.flac"
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="session")
 def concurrency_limits(prefect_server: str) -> None:
     from deployments.setup import ensure_concurrency_limits
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,19 +13,8 @@ from mediaflows import media
 from tests.asr_server import ASRServer
 from tests.conftest import ASR_TEST_KEY, LLM_TEST_KEY, without_prefect_auth
 from tests.llm_server import LLMServer
+from tests.runs import MEDIAFLOWS, cli
 from tests.srt_samples import TRANSLATION_CUES, messy_srt
-
-MEDIAFLOWS = str(Path(sys.executable).with_name("mediaflows"))
-
-
-def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [MEDIAFLOWS, *args],
-        env=without_prefect_auth({**os.environ, **env}),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
 
 
 @pytest.fixture

@@ -23,16 +23,6 @@ MESSAGES: list[Any] = [{"role": "system", "content": "Fix the cues."}, USER]
 SCHEMA: Any = {"type": "json_schema", "json_schema": {"name": "cues", "schema": {"type": "object"}}}
 
 
-@pytest.fixture(autouse=True)
-def prefect_server() -> None:
-    """Not needed here (the conftest's starts Prefect, for a minute)."""
-
-
-@pytest.fixture(autouse=True)
-def concurrency_limits() -> None:
-    """Not needed here either."""
-
-
 @pytest.fixture(scope="module")
 def running() -> Iterator[LLMServer]:
     with RunningServer() as server:

@@ -8,8 +8,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -31,8 +29,7 @@ from mediaflows.settings import Settings
 from tests.conftest import SERVER_AUTH, without_prefect_auth
 from tests.media_factory import VIDEOS, make_video
 from tests.net import free_port
-
-MEDIAFLOWS = str(Path(sys.executable).with_name("mediaflows"))
+from tests.runs import MEDIAFLOWS, command
 
 
 def _call(url: str, body: dict[str, object] | None, auth: str | None) -> int:
@@ -47,12 +44,6 @@ def _call(url: str, body: dict[str, object] | None, auth: str | None) -> int:
             return int(resp.status)
     except urllib.error.HTTPError as exc:
         return int(exc.code)
-
-
-def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [MEDIAFLOWS, *args], env=env, capture_output=True, text=True, timeout=120, check=False
-    )
 
 
 def _everything_on_the_server() -> str:
@@ -107,7 +98,7 @@ def test_a_wrong_or_missing_string_is_one_line_and_exit_3_not_a_retry_storm(
     base = without_prefect_auth({**os.environ, **session_env})
     wrong = {**base, "MEDIAFLOWS_SERVER__AUTH": "mediaflows:not-the-string"}
     started = time.monotonic()
-    done = _cli(wrong, "setup")
+    done = command([MEDIAFLOWS, "setup"], wrong, timeout=120)
     took = time.monotonic() - started
     assert done.returncode == 3, done.stderr
     lines = done.stderr.strip().splitlines()
@@ -116,7 +107,11 @@ def test_a_wrong_or_missing_string_is_one_line_and_exit_3_not_a_retry_storm(
     assert took < 30  # one request refused, no back-off (the CLI itself starts in ~5 s)
 
     missing = {k: v for k, v in base.items() if k != "MEDIAFLOWS_SERVER__AUTH"}
-    done = _cli(missing, "run", "convert", "--profile", "nobody", "f_0000000000000000")
+    done = command(
+        [MEDIAFLOWS, "run", "convert", "--profile", "nobody", "f_0000000000000000"],
+        missing,
+        timeout=120,
+    )
     assert done.returncode == 3, done.stderr
     assert "requires authentication" in done.stderr and "MEDIAFLOWS_SERVER__AUTH" in done.stderr
 
@@ -130,13 +125,15 @@ def test_the_string_is_nowhere_in_runs_logs_artifacts_or_setup_output(
     env = without_prefect_auth(
         {**os.environ, **session_env, "MEDIAFLOWS_STORE__URL": str(tmp_path / "store")}
     )
-    setup = _cli(env, "setup")
+    setup = command([MEDIAFLOWS, "setup"], env, timeout=120)
     assert setup.returncode == 0, setup.stderr
     assert json.loads(setup.stdout)["auth"] == "sent (redacted)"
     video = make_video(tmp_path / "a.mkv", VIDEOS["h264_aac.mkv"][1])
-    imported = _cli(env, "import", "--profile", "ivan", str(video))
+    imported = command([MEDIAFLOWS, "import", "--profile", "ivan", str(video)], env, timeout=120)
     file_id = json.loads(imported.stdout)["file_id"]
-    run = _cli(env, "run", "convert", "--profile", "ivan", file_id, "--json")
+    run = command(
+        [MEDIAFLOWS, "run", "convert", "--profile", "ivan", file_id, "--json"], env, timeout=120
+    )
     assert run.returncode == 0, run.stderr
 
     seen = _everything_on_the_server()
@@ -185,7 +182,7 @@ def test_the_cli_refuses_an_open_bind_in_one_line(tmp_path: Path) -> None:
     env.pop("PREFECT_API_URL")
     env |= {"MEDIAFLOWS_HOME": str(tmp_path), "MEDIAFLOWS_SERVER__HOST": "0.0.0.0",
             "MEDIAFLOWS_SERVER__PORT": str(free_port())}  # fmt: skip
-    done = _cli(env, "server", "start")
+    done = command([MEDIAFLOWS, "server", "start"], env, timeout=120)
     assert done.returncode == 3
     assert done.stderr.count("\n") == 1 and "MEDIAFLOWS_SERVER__AUTH" in done.stderr
 

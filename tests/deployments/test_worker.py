@@ -26,6 +26,7 @@ from tests import prefect_api
 from tests.conftest import without_prefect_auth
 from tests.flows.test_batch import distinct_clips
 from tests.media_factory import VIDEOS, make_video
+from tests.runs import command
 
 pytestmark = [pytest.mark.worker, pytest.mark.slow]
 
@@ -33,12 +34,6 @@ BIN = Path(sys.executable).parent
 #: Every flow prefect.yaml deploys: each operation's, its batch's, and the sweep (read from the
 #: registry: a new operation is checked without an edit here).
 FLOWS = (*OPERATIONS, *(spec.batch_name for spec in OPERATIONS.values()), "sweep")
-
-
-def _run(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        args, env=env, cwd=cwd, capture_output=True, text=True, timeout=300, check=False
-    )
 
 
 @pytest.fixture(scope="module")
@@ -61,12 +56,14 @@ def deployed(session_env: dict[str, str], worker_store: ProfileStore) -> dict[st
     """`mediaflows setup` (twice: idempotent), then `prefect deploy --all` from the repo root."""
     env = without_prefect_auth(dict(os.environ))  # MEDIAFLOWS_SERVER__AUTH only
     for _ in range(2):
-        setup = _run([str(BIN / "mediaflows"), "setup"], env, REPO_ROOT)
+        setup = command([str(BIN / "mediaflows"), "setup"], env, REPO_ROOT)
         assert setup.returncode == 0, setup.stderr
     assert '"mediaflows-process": "process"' in setup.stdout
     # Prefect's own command reads Prefect's variable only (docs/deployments.md).
     prefect_env = {**env, "PREFECT_API_AUTH_STRING": env["MEDIAFLOWS_SERVER__AUTH"]}
-    deploy = _run([str(BIN / "prefect"), "--no-prompt", "deploy", "--all"], prefect_env, REPO_ROOT)
+    deploy = command(
+        [str(BIN / "prefect"), "--no-prompt", "deploy", "--all"], prefect_env, REPO_ROOT
+    )
     assert deploy.returncode == 0, deploy.stdout[-3000:] + deploy.stderr[-3000:]
     return env
 

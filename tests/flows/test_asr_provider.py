@@ -25,14 +25,11 @@ from tests import prefect_api
 from tests.asr_server import ASRServer
 from tests.conftest import ASR_TEST_KEY, asr_endpoints
 from tests.media_factory import SPEECH_TEXT, ffmpeg, make_speech
+from tests.runs import run_flow, run_id_of
 from tests.subtitle_rules import parse, rule_violations
 from tests.wer import wer
 
 PROVIDER = GenerateSrtRequest(provider="loop", language="en")
-
-
-def _run(flow: Any, profile: str, file_id: str, request: Any) -> Any:
-    return asyncio.run(state_of(flow, profile=profile, file_id=file_id, request=request))
 
 
 def _endpoint(monkeypatch: pytest.MonkeyPatch, server: ASRServer, **options: object) -> None:
@@ -62,7 +59,7 @@ def test_generate_srt_by_the_provider_keeps_the_cue_rules(
     asr_server: ASRServer, local_store: ProfileStore, speech_media: dict[str, Path], name: str
 ) -> None:
     source = local_store.import_file("dave", speech_media[name])
-    state = _run(generate_srt, "dave", source.id, PROVIDER)
+    state = run_flow(generate_srt, "dave", source.id, PROVIDER)
     assert state.is_completed(), state.message
     result: SrtResult = state.result()
     assert rule_violations(result.content) == []
@@ -91,7 +88,7 @@ def test_a_file_over_the_upload_limit_is_cut_into_pieces_sent_together(
     monkeypatch.setenv("MEDIAFLOWS_ORCHESTRATION__ASR_LIMIT", "3")
     get_settings.cache_clear()
     source = local_store.import_file("dave", long_speech)
-    state = _run(generate_srt, "dave", source.id, PROVIDER)
+    state = run_flow(generate_srt, "dave", source.id, PROVIDER)
     assert state.is_completed(), state.message
     result: SrtResult = state.result()
     uploads = asr_server.uploads
@@ -122,7 +119,7 @@ def test_a_transient_fault_is_retried(
     _endpoint(monkeypatch, asr_server, timeout_s=6)
     asr_server.set_mode(mode, times=1, retry_after=1, hang_s=9)
     source = local_store.import_file("dave", speech_media["speech.mp3"])
-    result: TranscribeResult = _run(
+    result: TranscribeResult = run_flow(
         transcribe, "dave", source.id, PROVIDER.transcribe_request()
     ).result()
     assert wer(SPEECH_TEXT, result.text) <= 0.2
@@ -143,13 +140,13 @@ def test_a_refused_key_fails_at_once_and_never_shows(
 ) -> None:
     asr_server.set_mode("401")  # the server quotes the key in its error
     source = local_store.import_file("dave", speech_media["speech.mp3"])
-    state = _run(generate_srt, "dave", source.id, PROVIDER)
+    state = run_flow(generate_srt, "dave", source.id, PROVIDER)
     assert state.is_failed()
     with pytest.raises(ASRRejectedError, match=r"'loop'.*the API key was refused"):
         state.result()
     assert len(asr_server.uploads) == 1  # not retried
     assert asr_server.uploads[0].authorization == f"Bearer {ASR_TEST_KEY}"  # it was sent
-    text = prefect_api.everything_about([state.state_details.flow_run_id], tasks=2)
+    text = prefect_api.everything_about([run_id_of(state)], tasks=2)
     assert "API key was refused" in text and ASR_TEST_KEY not in text
     assert [f.id for f in local_store.list_files("dave")] == [source.id]  # nothing stored
 
@@ -176,7 +173,7 @@ def test_segment_times_only_get_word_times_from_the_bundled_model(
     segment's words are spread evenly over it (``align_words: false``)."""
     asr_server.set_mode("segments_only")
     source = local_store.import_file("dave", long_speech)
-    aligned: SrtResult = _run(generate_srt, "dave", source.id, PROVIDER).result()
+    aligned: SrtResult = run_flow(generate_srt, "dave", source.id, PROVIDER).result()
     assert aligned.asr is not None and aligned.asr.word_times == "aligned"
     assert not aligned.asr.words_estimated
     assert rule_violations(aligned.content) == []
@@ -187,7 +184,7 @@ def test_segment_times_only_get_word_times_from_the_bundled_model(
     assert start_err <= 0.3 and end_err <= 0.3
 
     _endpoint(monkeypatch, asr_server, align_words=False)
-    spread: SrtResult = _run(generate_srt, "dave", source.id, PROVIDER).result()
+    spread: SrtResult = run_flow(generate_srt, "dave", source.id, PROVIDER).result()
     assert spread.asr is not None and spread.asr.word_times == "estimated"
     assert spread.asr.words_estimated and rule_violations(spread.content) == []
     spread_start, spread_end = _boundary_errors(spread.content, local)
@@ -205,15 +202,15 @@ def test_the_same_input_twice_sends_nothing_and_a_rerun_sends_only_what_failed(
     get_settings.cache_clear()
     source = local_store.import_file("dave", long_speech)
     asr_server.set_mode("401", after=1)  # the second piece is refused: the run stops there
-    failed = _run(generate_srt, "dave", source.id, PROVIDER)
+    failed = run_flow(generate_srt, "dave", source.id, PROVIDER)
     assert failed.is_failed() and [u.outcome for u in asr_server.uploads] == ["ok", "401"]
     asr_server.set_mode("ok")
-    done = _run(generate_srt, "dave", source.id, PROVIDER).result()
+    done = run_flow(generate_srt, "dave", source.id, PROVIDER).result()
     sent = len(asr_server.uploads) - 2
     assert sent == done.asr.pieces - 1  # the first piece came from the cache
-    again = _run(generate_srt, "dave", source.id, PROVIDER).result()
+    again = run_flow(generate_srt, "dave", source.id, PROVIDER).result()
     other_rules = PROVIDER.model_copy(update={"vtt": True})
-    other = _run(generate_srt, "dave", source.id, other_rules).result()
+    other = run_flow(generate_srt, "dave", source.id, other_rules).result()
     assert again.cached and not other.cached and other.file_id != done.file_id
     assert len(asr_server.uploads) == 2 + sent  # neither sent anything
 
@@ -228,12 +225,15 @@ def test_a_piece_heard_in_another_language_is_asked_again_in_the_files(
     asr_server.set_mode("language", times=1, language_name="german", after=1)
     source = local_store.import_file("dave", long_speech)
     request = GenerateSrtRequest(provider="loop")  # no language: detected
-    result: SrtResult = _run(generate_srt, "dave", source.id, request).result()
+    result: SrtResult = run_flow(generate_srt, "dave", source.id, request).result()
     assert result.language == "en"
     outcomes = [u.outcome for u in asr_server.uploads]
     assert outcomes.count("language") == 1 and len(outcomes) == result.asr.pieces + 1
     assert asr_server.uploads[-1].fields["language"] == ["en"]  # asked again, in English
-    assert result.language_probability < 1.0
+    # The probability is the bundled model's, from its check (the endpoint gives none).
+    assert result.asr.language_check is not None and result.asr.language_check.startswith("en ")
+    probability = float(result.asr.language_check.split()[1])
+    assert result.language_probability == pytest.approx(probability, abs=0.006)
     # What was sent is what is billed: the re-sent piece counts twice.
     sent = sum(u.duration for u in asr_server.uploads)
     assert result.asr.audio_sent_s == pytest.approx(sent, abs=0.3)
@@ -244,7 +244,7 @@ def test_an_unknown_provider_is_refused_naming_the_configured_ones(
     asr_server: ASRServer, local_store: ProfileStore, speech_media: dict[str, Path]
 ) -> None:
     source = local_store.import_file("dave", speech_media["speech.mp3"])
-    state = _run(transcribe, "dave", source.id, TranscribeRequest(provider="nope"))
+    state = run_flow(transcribe, "dave", source.id, TranscribeRequest(provider="nope"))
     assert state.is_failed()
     with pytest.raises(InputError, match=r"provider 'nope' is not configured.*local, loop"):
         state.result()
@@ -294,7 +294,7 @@ def test_the_hallucination_guard_applies_to_the_providers_output(
 
     asr_server.set_mode("hallucinate")
     source = local_store.import_file("dave", speech_media["speech.mp3"])
-    result: TranscribeResult = _run(transcribe, "dave", source.id,
+    result: TranscribeResult = run_flow(transcribe, "dave", source.id,
                                     PROVIDER.transcribe_request()).result()  # fmt: skip
     assert "watching" not in result.text.lower()  # the looping segment was dropped …
     assert wer(SPEECH_TEXT, result.text) <= 0.2  # … the speech kept
@@ -308,7 +308,7 @@ def test_a_text_only_endpoint_gets_short_pieces_and_aligned_times(
 ) -> None:  # fmt: skip
     _endpoint(monkeypatch, asr_server, response_format="json", max_piece_s=10)
     source = local_store.import_file("dave", long_speech)
-    result: SrtResult = _run(generate_srt, "dave", source.id, PROVIDER).result()
+    result: SrtResult = run_flow(generate_srt, "dave", source.id, PROVIDER).result()
     assert all(u.fields["response_format"] == ["json"] for u in asr_server.uploads)
     assert "timestamp_granularities[]" not in asr_server.uploads[0].fields
     assert result.asr is not None and result.asr.pieces >= 4
@@ -343,7 +343,7 @@ def test_a_long_file_gets_through_a_slow_one_at_a_time_server_paced_not_livelock
     asr_server.set_mode("echo")
     _endpoint(monkeypatch, asr_server, timeout_s=7)
     source = local_store.import_file("dave", ten_minutes)
-    state = _run(transcribe, "dave", source.id, PROVIDER.transcribe_request())
+    state = run_flow(transcribe, "dave", source.id, PROVIDER.transcribe_request())
     assert state.is_completed(), state.message
     result: TranscribeResult = state.result()
     uploads = asr_server.uploads
@@ -362,7 +362,7 @@ def test_a_long_file_gets_through_a_slow_one_at_a_time_server_paced_not_livelock
     assert not any(u.slow for u in answered)
     assert max(u.duration for u in answered) <= 90  # ~ the first pieces' 60 s and a cut
     assert asr_server.max_in_flight <= 4
-    logs = prefect_api.everything_about([state.state_details.flow_run_id], tasks=4)
+    logs = prefect_api.everything_about([run_id_of(state)], tasks=4)
     assert "cut in two" in logs
 
 
@@ -380,7 +380,7 @@ def test_a_language_the_endpoint_got_wrong_fails_naming_both(
     subprocess.run(["espeak-ng", "-v", "de", "-s", "140", "-w", str(wav), GERMAN], check=True)
     asr_server.set_mode("language", language_name="la")
     source = local_store.import_file("dave", wav)
-    state = _run(generate_srt, "dave", source.id, GenerateSrtRequest(provider="loop"))
+    state = run_flow(generate_srt, "dave", source.id, GenerateSrtRequest(provider="loop"))
     assert state.is_failed()
     with pytest.raises(InputError, match=r"heard 'la'.*hears German \(de\)"):
         state.result()
@@ -388,11 +388,37 @@ def test_a_language_the_endpoint_got_wrong_fails_naming_both(
     assert len(asr_server.uploads) == 1  # an input error: not retried
 
 
+def test_an_unmeasured_language_is_said_to_be_doubtful_never_certain(
+    asr_server: ASRServer, local_store: ProfileStore, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """German speech the endpoint calls French, and a check never sure enough to fail the run:
+    French is kept, but no probability is invented for it (it was 1.0) and the result says the
+    language is in doubt. A requested language is not measured either, and not in doubt."""
+    wav = tmp_path / "de.wav"
+    subprocess.run(["espeak-ng", "-v", "de", "-s", "140", "-w", str(wav), GERMAN], check=True)
+    monkeypatch.setenv("MEDIAFLOWS_ASR__CHECK_LANGUAGE_CONFIDENCE", "1.0")
+    get_settings.cache_clear()
+    asr_server.set_mode("language", language_name="french")
+    source = local_store.import_file("dave", wav)
+    heard: SrtResult = run_flow(generate_srt, "dave", source.id,
+                                GenerateSrtRequest(provider="loop")).result()  # fmt: skip
+    assert heard.language == "fr" and "not sure enough" in (heard.asr.language_check or "")
+    assert heard.language_probability is None and heard.language_doubtful
+    stored = local_store.get("dave", heard.file_id).details
+    assert stored["language_probability"] is None and stored["language_doubtful"] is True
+    asr_server.set_mode("ok")
+    request = GenerateSrtRequest(provider="loop", language="de")
+    asked: SrtResult = run_flow(generate_srt, "dave", source.id, request).result()
+    assert asked.language == "de"
+    assert asked.language_probability is None and not asked.language_doubtful
+
+
 def test_the_endpoints_language_checked_by_the_bundled_model_is_reported(
     asr_server: ASRServer, local_store: ProfileStore, speech_media: dict[str, Path]
 ) -> None:
     source = local_store.import_file("dave", speech_media["speech.mp3"])
-    result: SrtResult = _run(generate_srt, "dave", source.id,
+    result: SrtResult = run_flow(generate_srt, "dave", source.id,
                              GenerateSrtRequest(provider="loop")).result()  # fmt: skip
     assert result.language == "en"
     assert result.asr is not None and result.asr.language_check is not None

@@ -5,11 +5,8 @@ from __future__ import annotations
 import asyncio
 import subprocess
 from pathlib import Path
-from typing import Any
-from uuid import UUID
 
 import pytest
-from prefect.client.schemas.objects import State
 
 from flows.convert import convert
 from mediaflows import media, stages
@@ -20,14 +17,7 @@ from mediaflows.store import ProfileStore
 from tasks.prefect_adapter import state_of
 from tests import prefect_api
 from tests.media_factory import VIDEOS, top_level_atoms
-
-
-def _run(
-    profile: str, file_id: str, request: ConvertRequest | None = None
-) -> tuple[State[Any], UUID]:
-    state = asyncio.run(state_of(convert, profile=profile, file_id=file_id, request=request))
-    assert state.state_details.flow_run_id is not None
-    return state, state.state_details.flow_run_id
+from tests.runs import run_flow, run_id_of
 
 
 @pytest.mark.parametrize("name", sorted(VIDEOS))
@@ -35,7 +25,8 @@ def test_converted_output_plays_as_web_mp4(
     name: str, store: ProfileStore, videos: dict[str, Path], tmp_path: Path
 ) -> None:
     source = store.import_file("alice", videos[name])
-    state, run_id = _run("alice", source.id)
+    state = run_flow(convert, "alice", source.id)
+    run_id = run_id_of(state)
     assert state.is_completed(), state.message
     result: ConvertResult = state.result()
     assert result.mode == VIDEOS[name][0] and not result.cached
@@ -67,16 +58,17 @@ def test_second_run_is_served_from_cache_without_ffmpeg(
 ) -> None:
     source = store.import_file("alice", videos["vp9_opus.webm"])
     request = ConvertRequest(crf=30, preset="ultrafast")
-    first, _ = _run("alice", source.id, request)
+    first = run_flow(convert, "alice", source.id, request)
     assert len(ffmpeg_calls.read_text().splitlines()) == 1
-    second, run_id = _run("alice", source.id, request)
+    second = run_flow(convert, "alice", source.id, request)
+    run_id = run_id_of(second)
     assert len(ffmpeg_calls.read_text().splitlines()) == 1  # no ffmpeg process this time
     assert second.result().cached and second.result().file_id == first.result().file_id
     assert len(store.list_files("alice")) == 2
     names = {t.task_key.split("-")[0] for t in prefect_api.task_runs(run_id, expect=1)}
     assert "convert_media" not in names and "lookup_input" in names
     # Other options → another output.
-    third, _ = _run("alice", source.id, ConvertRequest(crf=31, preset="ultrafast"))
+    third = run_flow(convert, "alice", source.id, ConvertRequest(crf=31, preset="ultrafast"))
     assert third.result().file_id != first.result().file_id
     assert len(ffmpeg_calls.read_text().splitlines()) == 2
 
@@ -99,7 +91,8 @@ def test_bad_input_fails_at_once_and_stores_nothing(
     bait_server: tuple[int, list[str]],
 ) -> None:
     source = store.import_file("alice", bad_inputs[name])
-    state, run_id = _run("alice", source.id)
+    state = run_flow(convert, "alice", source.id)
+    run_id = run_id_of(state)
     assert state.is_failed()
     with pytest.raises(error) as info:
         state.result()
@@ -117,7 +110,7 @@ def test_bad_ids_fail_before_any_task(store: ProfileStore) -> None:
 
 
 def test_missing_file_is_an_input_error(store: ProfileStore) -> None:
-    state, _ = _run("alice", "doesnotexist")
+    state = run_flow(convert, "alice", "doesnotexist")
     with pytest.raises(InputError, match="no file"):
         state.result()
 
@@ -131,8 +124,8 @@ def test_workspace_is_removed_after_runs(
     before = set(runs.iterdir()) if runs.exists() else set()
     good = store.import_file("alice", videos["mpeg4_mp3.avi"])
     bad = store.import_file("alice", bad_inputs["truncated.mkv"])
-    assert _run("alice", good.id)[0].is_completed()
-    assert _run("alice", bad.id)[0].is_failed()
+    assert run_flow(convert, "alice", good.id).is_completed()
+    assert run_flow(convert, "alice", bad.id).is_failed()
     after = set(runs.iterdir()) if runs.exists() else set()
     assert after == before
 
@@ -168,8 +161,10 @@ def test_s3_credentials_are_nowhere_on_the_prefect_server(
         store = ProfileStore.from_settings()
         good = store.import_file("sam", videos["h264_aac.mkv"])
         bad = store.import_file("sam", bad_inputs["text.mp4"])
-        ok, ok_id = _run("sam", good.id)
-        failed, failed_id = _run("sam", bad.id)
+        ok = run_flow(convert, "sam", good.id)
+        ok_id = run_id_of(ok)
+        failed = run_flow(convert, "sam", bad.id)
+        failed_id = run_id_of(failed)
         assert ok.is_completed() and failed.is_failed()
         text = prefect_api.everything_about([ok_id, failed_id])
     finally:

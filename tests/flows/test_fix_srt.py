@@ -3,12 +3,10 @@ the profile store on disk (and S3 over HTTP)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -19,15 +17,11 @@ from mediaflows.models import FixSrtRequest, SrtResult
 from mediaflows.settings import get_settings
 from mediaflows.store import ProfileStore
 from mediaflows.subtitles import read_srt
-from tasks.prefect_adapter import state_of
 from tests import prefect_api
 from tests.conftest import LLM_TEST_KEY
 from tests.llm_server import CORRECTIONS, LLMServer, correct
+from tests.runs import import_bytes, run_flow, run_id_of
 from tests.srt_samples import INJECTION_LINE, MESSY_CUES, long_srt, messy_srt, timecodes
-
-
-def _run(profile: str, file_id: str, request: FixSrtRequest | None = None) -> Any:
-    return asyncio.run(state_of(fix_srt, profile=profile, file_id=file_id, request=request))
 
 
 @pytest.fixture
@@ -36,12 +30,6 @@ def local_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pro
     get_settings.cache_clear()
     yield ProfileStore.from_settings()
     get_settings.cache_clear()
-
-
-def _import(store: ProfileStore, tmp_path: Path, data: bytes, name: str = "talk.srt") -> str:
-    path = tmp_path / name
-    path.write_bytes(data)
-    return store.import_file("dave", path).id
 
 
 def _texts(content: str) -> list[str]:
@@ -64,8 +52,8 @@ def test_messy_srt_is_repaired_with_times_untouched(
     llm_server: LLMServer, local_store: ProfileStore, tmp_path: Path
 ) -> None:
     data = messy_srt()
-    file_id = _import(local_store, tmp_path, data)
-    state = _run("dave", file_id, FixSrtRequest(glossary=("Prefect",)))
+    file_id = import_bytes(local_store, tmp_path, data)
+    state = run_flow(fix_srt, "dave", file_id, FixSrtRequest(glossary=("Prefect",)))
     assert state.is_completed(), state.message
     result: SrtResult = state.result()
     assert timecodes(result.content) == _source_timecodes(data)
@@ -87,7 +75,7 @@ def test_messy_srt_is_repaired_with_times_untouched(
     user = json.loads(body)["messages"][1]["content"]
     assert json.loads(user)["glossary"] == ["Prefect"]
     # The same request again: the stored result, no model call.
-    again = _run("dave", file_id, FixSrtRequest(glossary=("Prefect",))).result()
+    again = run_flow(fix_srt, "dave", file_id, FixSrtRequest(glossary=("Prefect",))).result()
     assert again.cached and again.file_id == result.file_id and again.content == result.content
     assert len(llm_server.requests) == 1
 
@@ -97,8 +85,8 @@ def test_600_cues_in_concurrent_chunks_within_the_llm_limit(
 ) -> None:
     llm_server.set_mode("ok", latency_s=0.2)
     data = long_srt(600)
-    file_id = _import(local_store, tmp_path, data)
-    state = _run("dave", file_id)
+    file_id = import_bytes(local_store, tmp_path, data)
+    state = run_flow(fix_srt, "dave", file_id)
     result: SrtResult = state.result()
     source = [c.text for c in read_srt(data).cues]
     assert timecodes(result.content) == timecodes(data.decode())
@@ -124,7 +112,7 @@ def test_one_fault_is_retried_and_the_run_completes(
 ) -> None:  # fmt: skip
     llm_server.set_mode(mode, times=1, retry_after=1, hang_s=3)
     data = messy_srt()
-    result = _run("dave", _import(local_store, tmp_path, data)).result()
+    result = run_flow(fix_srt, "dave", import_bytes(local_store, tmp_path, data)).result()
     assert _texts(result.content) == [correct(t) for _, _, t in MESSY_CUES]
     assert timecodes(result.content) == _source_timecodes(data)
     assert [r.outcome for r in llm_server.requests] == [mode, "ok"]
@@ -143,7 +131,7 @@ def test_a_chunk_that_never_validates_keeps_its_text(
     get_settings.cache_clear()
     llm_server.set_mode(mode, match="Cue 75 ")  # the second chunk, every time
     data = long_srt(150)
-    state = _run("dave", _import(local_store, tmp_path, data))
+    state = run_flow(fix_srt, "dave", import_bytes(local_store, tmp_path, data))
     result: SrtResult = state.result()
     source = [c.text for c in read_srt(data).cues]
     got = _texts(result.content)
@@ -167,7 +155,7 @@ def test_an_injected_instruction_cannot_change_other_cues(
     get_settings.cache_clear()
     llm_server.set_mode("inject")  # the model obeys the cue and answers "OK" for every cue
     data = messy_srt()
-    result = _run("dave", _import(local_store, tmp_path, data)).result()
+    result = run_flow(fix_srt, "dave", import_bytes(local_store, tmp_path, data)).result()
     got = _texts(result.content)
     assert len(got) == len(MESSY_CUES) and "OK" not in got
     assert timecodes(result.content) == _source_timecodes(data)
@@ -182,8 +170,8 @@ def test_a_refused_request_fails_at_once(
     llm_server: LLMServer, local_store: ProfileStore, tmp_path: Path, mode: str
 ) -> None:
     llm_server.set_mode(mode)
-    file_id = _import(local_store, tmp_path, messy_srt())
-    state = _run("dave", file_id)
+    file_id = import_bytes(local_store, tmp_path, messy_srt())
+    state = run_flow(fix_srt, "dave", file_id)
     with pytest.raises(LLMRejectedError):
         state.result()
     # No retry (a 400 naming json_schema is asked once more, in JSON mode, and refused again).
@@ -201,14 +189,14 @@ def test_a_rerun_after_a_failure_asks_only_for_the_failed_chunk(
     before it are cached, so the re-run asks only for the others."""
     llm_server.set_mode("401", match="Cue 45 ")  # the third chunk of 20 is refused
     data = long_srt(100)
-    file_id = _import(local_store, tmp_path, data)
-    first = _run("dave", file_id)
+    file_id = import_bytes(local_store, tmp_path, data)
+    first = run_flow(fix_srt, "dave", file_id)
     assert first.is_failed()
     answered = {i for i, outcomes in _chunk_outcomes(llm_server).items() if "ok" in outcomes}
     assert 41 not in answered and answered <= {1, 21, 61, 81}
     llm_server.reset()
     endpoints.forget_endpoints()  # the breaker stays open 30 s in this process otherwise
-    second = _run("dave", file_id)
+    second = run_flow(fix_srt, "dave", file_id)
     result: SrtResult = second.result()
     asked = sorted(r.ids[0] for r in llm_server.requests)
     assert asked == sorted({1, 21, 41, 61, 81} - answered)
@@ -223,22 +211,22 @@ def test_a_rerun_after_a_failure_asks_only_for_the_failed_chunk(
 def test_unknown_model_and_non_srt_are_input_errors(
     llm_server: LLMServer, local_store: ProfileStore, tmp_path: Path
 ) -> None:
-    file_id = _import(local_store, tmp_path, messy_srt())
+    file_id = import_bytes(local_store, tmp_path, messy_srt())
     with pytest.raises(InputError, match="not configured"):
-        _run("dave", file_id, FixSrtRequest(model="gpt-17")).result()
+        run_flow(fix_srt, "dave", file_id, FixSrtRequest(model="gpt-17")).result()
     other = get_settings().llm.models[1]
-    result = _run("dave", file_id, FixSrtRequest(model=other)).result()
+    result = run_flow(fix_srt, "dave", file_id, FixSrtRequest(model=other)).result()
     assert result.fix is not None and result.fix.model == other
     assert llm_server.requests[-1].model == other
-    not_srt = _import(local_store, tmp_path, b"\x00\x01garbage" * 100, name="x.srt")
+    not_srt = import_bytes(local_store, tmp_path, b"\x00\x01garbage" * 100, name="x.srt")
     with pytest.raises(InputError, match="no SubRip cues"):
-        _run("dave", not_srt).result()
+        run_flow(fix_srt, "dave", not_srt).result()
 
 
 def test_diff_artifact_and_progress(
     llm_server: LLMServer, local_store: ProfileStore, tmp_path: Path
 ) -> None:
-    state = _run("dave", _import(local_store, tmp_path, messy_srt()))
+    state = run_flow(fix_srt, "dave", import_bytes(local_store, tmp_path, messy_srt()))
     artifacts = prefect_api.artifacts(state.state_details.flow_run_id)
     table = next(a for a in artifacts if a.type == "table")
     rows = json.loads(table.data) if isinstance(table.data, str) else table.data
@@ -254,15 +242,13 @@ def test_diff_artifact_and_progress(
 def test_the_api_key_is_nowhere_on_the_prefect_server(
     llm_server: LLMServer, local_store: ProfileStore, tmp_path: Path
 ) -> None:
-    file_id = _import(local_store, tmp_path, messy_srt())
-    ok = _run("dave", file_id)
+    file_id = import_bytes(local_store, tmp_path, messy_srt())
+    ok = run_flow(fix_srt, "dave", file_id)
     llm_server.set_mode("401")  # the server quotes the key in its error
-    failed = _run("dave", file_id, FixSrtRequest(sys_msg="Be brief."))
+    failed = run_flow(fix_srt, "dave", file_id, FixSrtRequest(sys_msg="Be brief."))
     assert ok.is_completed() and failed.is_failed()
     assert llm_server.requests[-1].authorization.endswith(LLM_TEST_KEY)  # it was sent
-    text = prefect_api.everything_about(
-        [ok.state_details.flow_run_id, failed.state_details.flow_run_id], tasks=2
-    )
+    text = prefect_api.everything_about([run_id_of(ok), run_id_of(failed)], tasks=2)
     assert "API key was refused" in text  # the failure is recorded…
     assert LLM_TEST_KEY not in text and LLM_TEST_KEY[-12:] not in text  # …without the key
 
@@ -271,7 +257,7 @@ def test_on_s3_too(llm_server: LLMServer, store: ProfileStore, tmp_path: Path) -
     if not store.url.startswith("s3://"):
         pytest.skip("the local store is covered above")
     data = messy_srt()
-    result = _run("erin", _import_as(store, tmp_path, data)).result()
+    result = run_flow(fix_srt, "erin", _import_as(store, tmp_path, data)).result()
     assert result.media_url.startswith("http://127.0.0.1")
     assert store.read_text(store.get("erin", result.file_id)) == result.content
     assert timecodes(result.content) == _source_timecodes(data)
@@ -299,7 +285,7 @@ def test_a_single_slot_server_is_not_flooded_into_timeouts(
     get_settings.cache_clear()
     llm_server.set_mode("ok", latency_s=0.6, serial=True)
     data = long_srt(200)  # 10 chunks of 20
-    state = _run("dave", _import(local_store, tmp_path, data))
+    state = run_flow(fix_srt, "dave", import_bytes(local_store, tmp_path, data))
     result: SrtResult = state.result()
     assert _texts(result.content) == [correct(c.text) for c in read_srt(data).cues]
     assert len(llm_server.requests) == 10 and llm_server.abandoned == 0  # nothing sent twice
@@ -314,9 +300,9 @@ def test_a_wrong_port_fails_the_run_in_seconds(
 
     monkeypatch.setenv("MEDIAFLOWS_LLM__BASE_URL", f"http://127.0.0.1:{free_port()}/v1")
     get_settings.cache_clear()
-    file_id = _import(local_store, tmp_path, long_srt(200))
+    file_id = import_bytes(local_store, tmp_path, long_srt(200))
     started = time.monotonic()
-    state = _run("dave", file_id)
+    state = run_flow(fix_srt, "dave", file_id)
     assert time.monotonic() - started < 15
     with pytest.raises(LLMUnreachableError, match="connection refused"):
         state.result()
@@ -331,8 +317,8 @@ def test_a_run_where_no_answer_validates_fails_and_says_why(
     llm_server: LLMServer, local_store: ProfileStore, tmp_path: Path
 ) -> None:
     llm_server.set_mode("wrong_count")  # every chunk, every attempt
-    file_id = _import(local_store, tmp_path, long_srt(60))
-    state = _run("dave", file_id)
+    file_id = import_bytes(local_store, tmp_path, long_srt(60))
+    state = run_flow(fix_srt, "dave", file_id)
     with pytest.raises(LLMOutputError, match="3 of 3 chunks got no valid answer") as info:
         state.result()
     assert "19 cues for 20" in str(info.value) and "MEDIAFLOWS_LLM__" in str(info.value)
@@ -342,7 +328,7 @@ def test_a_run_where_no_answer_validates_fails_and_says_why(
     assert "19 cues for 20" in counts.data  # each refusal, with its reason, in the UI
     # Refused chunks are not cached: once the model behaves, the same run succeeds.
     llm_server.reset()
-    again = _run("dave", file_id)
+    again = run_flow(fix_srt, "dave", file_id)
     assert again.is_completed() and len(llm_server.requests) == 3
 
 
@@ -350,7 +336,9 @@ def test_bom_and_crlf_of_the_source_are_kept(
     llm_server: LLMServer, local_store: ProfileStore, tmp_path: Path
 ) -> None:
     data = b"\xef\xbb\xbf" + long_srt(30).replace(b"\n", b"\r\n")
-    result: SrtResult = _run("dave", _import(local_store, tmp_path, data)).result()
+    result: SrtResult = run_flow(
+        fix_srt, "dave", import_bytes(local_store, tmp_path, data)
+    ).result()
     stored = local_store.read_bytes(local_store.get("dave", result.file_id))
     assert stored.startswith(b"\xef\xbb\xbf1\r\n") and b"\n" not in stored.replace(b"\r\n", b"")
     assert timecodes(result.content.lstrip("\ufeff").replace("\r\n", "\n")) == timecodes(

@@ -24,12 +24,9 @@ from mediaflows.store import ProfileStore
 from tasks.prefect_adapter import state_of
 from tests import prefect_api
 from tests.media_factory import SPEECH_CONTAINERS, SPEECH_TEXT
+from tests.runs import run_flow
 from tests.subtitle_rules import parse, rule_violations
 from tests.wer import wer
-
-
-def _run(flow: Any, profile: str, file_id: str, request: Any = None) -> Any:
-    return asyncio.run(state_of(flow, profile=profile, file_id=file_id, request=request))
 
 
 def _task_names(run_id: Any, expect: int) -> dict[str, str]:
@@ -42,7 +39,9 @@ def test_speech_in_any_container(
     name: str, local_store: ProfileStore, speech_media: dict[str, Path]
 ) -> None:
     source = local_store.import_file("dave", speech_media[name])
-    state = _run(generate_srt, "dave", source.id, GenerateSrtRequest(vtt=True, json_output=True))
+    state = run_flow(
+        generate_srt, "dave", source.id, GenerateSrtRequest(vtt=True, json_output=True)
+    )
     assert state.is_completed(), state.message
     result: SrtResult = state.result()
     heard = " ".join(sub.content.replace("\n", " ") for sub in parse(result.content))
@@ -64,7 +63,7 @@ def test_transcript_is_stored_with_segments(
     local_store: ProfileStore, speech_media: dict[str, Path]
 ) -> None:
     source = local_store.import_file("dave", speech_media["speech.ogg"])
-    state = _run(transcribe, "dave", source.id)
+    state = run_flow(transcribe, "dave", source.id)
     result: TranscribeResult = state.result()
     assert wer(SPEECH_TEXT, result.text) <= 0.25 and result.language == "en"
     assert 9 < result.duration < 20 and result.segments >= 1
@@ -74,10 +73,10 @@ def test_transcript_is_stored_with_segments(
 
 def test_silence_gives_zero_cues_and_completes(local_store: ProfileStore, silence: Path) -> None:
     source = local_store.import_file("dave", silence)
-    srt_state = _run(generate_srt, "dave", source.id)
+    srt_state = run_flow(generate_srt, "dave", source.id)
     assert srt_state.is_completed()
     assert srt_state.result().content == "" and srt_state.result().qa.cues == 0
-    text_state = _run(transcribe, "dave", source.id)
+    text_state = run_flow(transcribe, "dave", source.id)
     assert text_state.is_completed() and text_state.result().text == ""
 
 
@@ -86,13 +85,13 @@ def test_second_run_does_not_run_the_model(
 ) -> None:
     source = local_store.import_file("dave", speech_media["speech.mp3"])
     request = GenerateSrtRequest(beam_size=2)
-    first = _run(generate_srt, "dave", source.id, request)
+    first = run_flow(generate_srt, "dave", source.id, request)
     assert _task_names(first.state_details.flow_run_id, 4)["transcribe_media"] == "COMPLETED"
-    second = _run(generate_srt, "dave", source.id, request)
+    second = run_flow(generate_srt, "dave", source.id, request)
     assert second.result().cached and second.result().content == first.result().content
     assert "transcribe_media" not in _task_names(second.state_details.flow_run_id, 2)
     # Other cue rules: a new SRT, but the transcription comes from Prefect's persisted cache.
-    third = _run(generate_srt, "dave", source.id,
+    third = run_flow(generate_srt, "dave", source.id,
                  GenerateSrtRequest(beam_size=2, rules=CueRules(max_line_chars=30)))  # fmt: skip
     assert not third.result().cached and third.result().file_id != first.result().file_id
     tasks = _task_names(third.state_details.flow_run_id, 4)
@@ -102,7 +101,7 @@ def test_second_run_does_not_run_the_model(
     assert model_run.state.name == "Cached"
     assert rule_violations(third.result().content, CueRules(max_line_chars=30)) == []
     # transcribe with the same options reuses it as well.
-    fourth = _run(transcribe, "dave", source.id, request.transcribe_request())
+    fourth = run_flow(transcribe, "dave", source.id, request.transcribe_request())
     runs = prefect_api.task_runs(fourth.state_details.flow_run_id, expect=4)
     assert next(r for r in runs if r.task_key.startswith("transcribe_media")).state.name == "Cached"
 
@@ -111,7 +110,7 @@ def test_on_s3_too(store: ProfileStore, speech_media: dict[str, Path]) -> None:
     if not store.url.startswith("s3://"):
         pytest.skip("the local store is covered above")
     source = store.import_file("erin", speech_media["speech.mkv"])
-    result = _run(generate_srt, "erin", source.id).result()
+    result = run_flow(generate_srt, "erin", source.id).result()
     assert result.media_url.startswith("http://127.0.0.1") and result.qa.cues >= 2
     assert store.read_text(store.get("erin", result.file_id)) == result.content
 
@@ -122,7 +121,7 @@ def test_bad_input_is_an_input_error_without_retries(
     name: str, error: type[Exception], local_store: ProfileStore, bad_inputs: dict[str, Path]
 ) -> None:
     source = local_store.import_file("dave", bad_inputs[name])
-    state = _run(generate_srt, "dave", source.id)
+    state = run_flow(generate_srt, "dave", source.id)
     with pytest.raises(error):
         state.result()
     failed = [r for r in prefect_api.task_runs(state.state_details.flow_run_id, 2, failed=1)
@@ -142,7 +141,7 @@ def test_a_truncated_file_is_refused_not_subtitled_in_part(
     cut = tmp_path / f"cut-{name}"
     cut.write_bytes(data[: len(data) * 6 // 10])
     source = local_store.import_file("dave", cut)
-    state = _run(generate_srt, "dave", source.id)
+    state = run_flow(generate_srt, "dave", source.id)
     with pytest.raises(MediaError, match="truncated or corrupt"):
         state.result()
     failed = [r for r in prefect_api.task_runs(state.state_details.flow_run_id, 3, failed=1)
@@ -168,7 +167,7 @@ def test_a_truncated_file_is_refused_not_subtitled_in_part(
 
 def test_qa_artifact_and_progress_on_the_run(local_store: ProfileStore, jfk: Path) -> None:
     source = local_store.import_file("dave", jfk)
-    state = _run(generate_srt, "dave", source.id)
+    state = run_flow(generate_srt, "dave", source.id)
     artifacts = prefect_api.artifacts(state.state_details.flow_run_id)
     kinds = {a.type for a in artifacts}
     assert {"progress", "table"} <= kinds
@@ -187,9 +186,10 @@ def test_the_detected_language_and_its_probability_are_in_the_result(
     wav = tmp_path / "guten-morgen.wav"
     subprocess.run(["espeak-ng", "-v", "de", "-s", "140", "-w", str(wav), GERMAN], check=True)
     source = local_store.import_file("dave", wav)
-    state = _run(generate_srt, "dave", source.id, GenerateSrtRequest(model="base"))
+    state = run_flow(generate_srt, "dave", source.id, GenerateSrtRequest(model="base"))
     result: SrtResult = state.result()
-    assert result.language == "de" and 0.5 < result.language_probability < 1.0
+    assert result.language == "de" and result.language_probability is not None
+    assert 0.5 < result.language_probability < 1.0 and not result.language_doubtful
     assert wer(GERMAN, " ".join(c.content for c in parse(result.content))) <= 0.4
     stored = local_store.get("dave", result.file_id)
     assert stored.details["language_probability"] == result.language_probability

@@ -4,39 +4,22 @@ loopback LLM server)."""
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 from pathlib import Path
-from typing import Any
 
 import pytest
-from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
 from pydantic import ValidationError
 
 from flows.generate_srt import generate_srt
 from mediaflows.errors import MediaError
 from mediaflows.models import GenerateSrtRequest, PackageDetails, SrtResult
 from mediaflows.store import ProfileStore
-from tasks.prefect_adapter import state_of
 from tests.llm_server import LLMServer
 from tests.media_factory import ffmpeg, packet_checksums, probe_streams
+from tests.runs import child_runs, run_flow
 
 #: Every word is in the test server's translation tables.
 SPEECH = "I did not receive the letter. See you tomorrow."
-
-
-def _run(profile: str, file_id: str, request: GenerateSrtRequest) -> Any:
-    return asyncio.run(state_of(generate_srt, profile=profile, file_id=file_id, request=request))
-
-
-def _children(run_id: Any) -> list[Any]:
-    with get_client(sync_client=True) as client:
-        return client.read_flow_runs(
-            flow_run_filter=FlowRunFilter(
-                parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[run_id])
-            )
-        )
 
 
 def _talk(tmp_path: Path, video: bool = True) -> Path:
@@ -56,7 +39,7 @@ def test_to_de_fr_with_package_makes_the_mp4_in_the_same_run(
     talk = _talk(tmp_path)
     source = local_store.import_file("erin", talk)
     request = GenerateSrtRequest(language="en", target_languages=("de", "fr"), package=True)
-    state = _run("erin", source.id, request)
+    state = run_flow(generate_srt, "erin", source.id, request)
     assert state.is_completed(), state.message
     result: SrtResult = state.result()
     assert result.package_file_id and result.package_url
@@ -76,12 +59,12 @@ def test_to_de_fr_with_package_makes_the_mp4_in_the_same_run(
     assert [s["disposition"]["default"] for s in subs] == [1, 0, 0]
     assert packet_checksums(tmp_path / "out.mp4", "v") == packet_checksums(talk, "v")
     # Translation and packaging ran as child runs of this run.
-    children = _children(state.state_details.flow_run_id)
+    children = child_runs(state.state_details.flow_run_id)
     names = sorted(c.parameters.get("file_id") == source.id for c in children)
     assert len(children) == 2 and all(c.state.is_completed() for c in children)
     assert names == [False, True]  # translate_srt on the SRT, package on the video
     # Again: from the store, the package named.
-    again = _run("erin", source.id, request).result()
+    again = run_flow(generate_srt, "erin", source.id, request).result()
     assert again.cached and again.package_file_id == result.package_file_id
 
 
@@ -92,7 +75,7 @@ def test_package_needs_a_video_and_target_languages(
         GenerateSrtRequest(language="en", package=True)
     source = local_store.import_file("erin", _talk(tmp_path, video=False))
     request = GenerateSrtRequest(language="en", target_languages=("de",), package=True)
-    state = _run("erin", source.id, request)
+    state = run_flow(generate_srt, "erin", source.id, request)
     with pytest.raises(MediaError, match=r"speech\.wav: has no video stream"):
         state.result()
     assert [f.id for f in local_store.list_files("erin")] == [source.id]  # nothing stored

@@ -3,32 +3,24 @@ the loopback LLM server (its fixed translation table)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import subprocess
 from pathlib import Path
-from typing import Any
 
 import pytest
-from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
 
 from flows.generate_srt import generate_srt
 from mediaflows.errors import InputError
 from mediaflows.models import GenerateSrtRequest, SrtResult
 from mediaflows.store import ProfileStore
 from mediaflows.subtitles import read_srt
-from tasks.prefect_adapter import state_of
 from tests.llm_server import LLMServer, translate
+from tests.runs import child_runs, run_flow
 from tests.srt_samples import timecodes
 from tests.wer import wer
 
 #: Every word is in the test server's translation tables.
 SPEECH = "I did not receive the letter. That is weird, because I sent it. See you tomorrow."
-
-
-def _run(profile: str, file_id: str, request: GenerateSrtRequest) -> Any:
-    return asyncio.run(state_of(generate_srt, profile=profile, file_id=file_id, request=request))
 
 
 def _speech(tmp_path: Path, text: str = SPEECH, voice: str = "en-us") -> Path:
@@ -37,21 +29,12 @@ def _speech(tmp_path: Path, text: str = SPEECH, voice: str = "en-us") -> Path:
     return wav
 
 
-def _children(run_id: Any) -> list[Any]:
-    with get_client(sync_client=True) as client:
-        return client.read_flow_runs(
-            flow_run_filter=FlowRunFilter(
-                parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[run_id])
-            )
-        )
-
-
 def test_two_target_languages_store_three_srts_and_a_linked_child_run(
     llm_server: LLMServer, local_store: ProfileStore, tmp_path: Path
 ) -> None:
     source = local_store.import_file("dave", _speech(tmp_path))
     request = GenerateSrtRequest(language="en", target_languages=("de", "fr"))
-    state = _run("dave", source.id, request)
+    state = run_flow(generate_srt, "dave", source.id, request)
     assert state.is_completed(), state.message
     result: SrtResult = state.result()
     spoken = [c.text for c in read_srt(result.content.encode()).cues]
@@ -75,16 +58,19 @@ def test_two_target_languages_store_three_srts_and_a_linked_child_run(
     manifest = local_store.get("dave", result.manifest_id)
     assert json.loads(local_store.read_text(manifest))["srt"] == result.content
     # The translations ran as a child translate_srt run of this run.
-    children = _children(state.state_details.flow_run_id)
+    children = child_runs(state.state_details.flow_run_id)
     assert len(children) == 1 and children[0].state.is_completed()
     assert children[0].parameters["file_id"] == result.file_id
     # The same request again: from the store. One more language: only it is translated.
     requests = len(llm_server.requests)
-    again = _run("dave", source.id, request).result()
+    again = run_flow(generate_srt, "dave", source.id, request).result()
     assert again.cached and again.translations == result.translations
     assert len(llm_server.requests) == requests
-    more = _run(
-        "dave", source.id, request.model_copy(update={"target_languages": ("de", "fr", "zh-Hans")})
+    more = run_flow(
+        generate_srt,
+        "dave",
+        source.id,
+        request.model_copy(update={"target_languages": ("de", "fr", "zh-Hans")}),
     )
     assert [t.language for t in more.result().translations] == ["de", "fr", "zh-Hans"]
     assert len(llm_server.requests) == requests + 1  # zh-Hans only; the SRT not transcribed again
@@ -96,7 +82,7 @@ def test_vtt_with_target_languages_stores_a_webvtt_per_language(
 ) -> None:
     source = local_store.import_file("dave", _speech(tmp_path))
     request = GenerateSrtRequest(language="en", target_languages=("de",), vtt=True)
-    result: SrtResult = _run("dave", source.id, request).result()
+    result: SrtResult = run_flow(generate_srt, "dave", source.id, request).result()
     names = sorted(f.name for f in local_store.list_files("dave") if f.operation)
     assert names == ["en-us.de.srt", "en-us.de.vtt", "en-us.srt", "en-us.subtitles.json",
                      "en-us.translations.json", "en-us.vtt"]  # fmt: skip
@@ -113,7 +99,7 @@ def test_vtt_with_target_languages_stores_a_webvtt_per_language(
     files = {(f["language"], f["format"]): f["file_id"] for f in listed["files"]}
     assert files == {("en", "srt"): result.file_id, ("en", "vtt"): result.vtt_file_id,
                      ("de", "srt"): de.file_id, ("de", "vtt"): de.vtt_file_id}  # fmt: skip
-    again = _run("dave", source.id, request).result()
+    again = run_flow(generate_srt, "dave", source.id, request).result()
     assert again.cached and again.translations[0].vtt_url  # the URL is found for a stored run
 
 
@@ -123,7 +109,12 @@ def test_a_target_equal_to_the_spoken_language_is_refused(
     with pytest.raises(ValueError, match="is the spoken language 'en'"):
         GenerateSrtRequest(language="en", target_languages=("en",))
     source = local_store.import_file("dave", _speech(tmp_path))
-    state = _run("dave", source.id, GenerateSrtRequest(model="tiny.en", target_languages=("en",)))
+    state = run_flow(
+        generate_srt,
+        "dave",
+        source.id,
+        GenerateSrtRequest(model="tiny.en", target_languages=("en",)),
+    )
     assert state.is_failed()
     with pytest.raises(InputError, match="the speech is in 'en'"):
         state.result()
@@ -138,7 +129,7 @@ def test_whisper_translates_german_speech_to_english_subtitles(
     source = local_store.import_file("dave", _speech(tmp_path, GERMAN, "de"))
     request = GenerateSrtRequest(model="base", target_languages=("en",), translation="whisper",
                                  vtt=True)  # fmt: skip
-    result: SrtResult = _run("dave", source.id, request).result()
+    result: SrtResult = run_flow(generate_srt, "dave", source.id, request).result()
     assert result.language == "de"
     (english,) = result.translations
     assert english.language == "en" and english.report is None

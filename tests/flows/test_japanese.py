@@ -5,11 +5,9 @@ itself hears them."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from pathlib import Path
-from typing import Any
 
 import jiwer
 
@@ -19,8 +17,8 @@ from mediaflows import speech
 from mediaflows.languages import join_words
 from mediaflows.models import GenerateSrtRequest, SrtResult, TranscribeRequest, TranscribeResult
 from mediaflows.store import ProfileStore
-from tasks.prefect_adapter import state_of
 from tests.core.test_scripts import SPACED_CJK
+from tests.runs import flow_result
 
 DATA = Path(__file__).parents[1] / "data"
 #: What the speaker reads (Common Voice's prompt for the clip).
@@ -32,21 +30,17 @@ def _cer(text: str) -> float:
     return float(jiwer.cer(KNOWN, re.sub(r"[\s、。，．！？]", "", text)))
 
 
-def _run(flow: Any, profile: str, file_id: str, request: Any) -> Any:
-    state = asyncio.run(state_of(flow, profile=profile, file_id=file_id, request=request))
-    assert state.is_completed(), state.message
-    return state.result()
-
-
 def test_japanese_speech_has_no_spaces_and_japanese_rules(local_store: ProfileStore) -> None:
     clip = DATA / "ja_cv.flac"
     source = local_store.import_file("kenji", clip)
     request = GenerateSrtRequest(model="base", vtt=True, json_output=True)
-    srt: SrtResult = _run(generate_srt, "kenji", source.id, request)
-    assert srt.language == "ja" and srt.language_probability > 0.9
+    srt: SrtResult = flow_result(generate_srt, "kenji", source.id, request)
+    assert srt.language == "ja" and (srt.language_probability or 0) > 0.9
     vtt = local_store.read_text(local_store.get("kenji", srt.vtt_file_id or ""))
     doc = json.loads(local_store.read_text(local_store.get("kenji", srt.json_file_id or "")))
-    text: TranscribeResult = _run(transcribe, "kenji", source.id, TranscribeRequest(model="base"))
+    text: TranscribeResult = flow_result(
+        transcribe, "kenji", source.id, TranscribeRequest(model="base")
+    )
     cue_text = [c["lines"] for c in doc["cues"]]
     for output in (srt.content, vtt, json.dumps(cue_text, ensure_ascii=False), text.text):
         assert not SPACED_CJK.search(output), output

@@ -3,14 +3,10 @@ input fails at once with one line and stores nothing."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 from pathlib import Path
-from typing import Any
-from uuid import UUID
 
 import pytest
-from prefect.client.schemas.objects import State
 
 from flows.package import package
 from mediaflows import stages
@@ -18,16 +14,10 @@ from mediaflows.errors import InputError, MediaError
 from mediaflows.models import PackageRequest, PackageResult, ProfileFile
 from mediaflows.stages import Stage
 from mediaflows.store import ProfileStore
-from tasks.prefect_adapter import state_of
 from tests import prefect_api
 from tests.media_factory import ffmpeg, packet_checksums, probe_streams
+from tests.runs import run_flow, run_id_of
 from tests.srt_samples import package_srt
-
-
-def _run(profile: str, file_id: str, request: PackageRequest) -> tuple[State[Any], UUID]:
-    state = asyncio.run(state_of(package, profile=profile, file_id=file_id, request=request))
-    assert state.state_details.flow_run_id is not None
-    return state, state.state_details.flow_run_id
 
 
 def _srt_output(
@@ -50,7 +40,8 @@ def test_packaged_mp4_has_a_track_per_language_and_a_preview(
     german = _srt_output(store, english, "de")  # a translation of the English SRT
     chinese = _srt_output(store, english, "zh-Hans")
     request = PackageRequest(subtitles=(german.id, chinese.id, english.id))
-    state, run_id = _run("alice", video.id, request)
+    state = run_flow(package, "alice", video.id, request)
+    run_id = run_id_of(state)
     assert state.is_completed(), state.message
     result: PackageResult = state.result()
     assert result.mode == "copy" and not result.cached
@@ -80,7 +71,7 @@ def test_packaged_mp4_has_a_track_per_language_and_a_preview(
     assert head == "data:image/jpeg;base64"
     assert base64.b64decode(payload)[:2] == b"\xff\xd8"
     # Again: served from the store, no ffmpeg.
-    again, _ = _run("alice", video.id, request)
+    again = run_flow(package, "alice", video.id, request)
     assert again.result().cached and again.result().file_id == result.file_id
 
 
@@ -88,11 +79,11 @@ def test_burn_in_is_recorded(local_store: ProfileStore, videos: dict[str, Path])
     video = local_store.import_file("alice", videos["h264_aac.mkv"])
     german = _srt_output(local_store, video, "de")
     request = PackageRequest(subtitles=(german.id,), burn_in="de", preset="ultrafast")
-    state, _ = _run("alice", video.id, request)
+    state = run_flow(package, "alice", video.id, request)
     assert state.is_completed(), state.message
     result: PackageResult = state.result()
     assert (result.mode, result.burn_in) == ("burn_in", "de")
-    plain, _ = _run("alice", video.id, PackageRequest(subtitles=(german.id,)))
+    plain = run_flow(package, "alice", video.id, PackageRequest(subtitles=(german.id,)))
     assert plain.result().file_id != result.file_id  # another request, another output
 
 
@@ -120,7 +111,8 @@ def test_bad_input_fails_at_once_with_one_line_and_stores_nothing(
         request = PackageRequest(subtitles=(_srt_output(store, video, "de").id,))
         error, message = MediaError, "tone.m4a: has no video stream"
     before = {f.id for f in store.list_files("alice")}
-    state, run_id = _run("alice", video.id, request)
+    state = run_flow(package, "alice", video.id, request)
+    run_id = run_id_of(state)
     assert state.is_failed()
     with pytest.raises(error, match=message) as info:
         state.result()

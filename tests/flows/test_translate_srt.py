@@ -21,17 +21,8 @@ from tasks.prefect_adapter import state_of
 from tests import prefect_api
 from tests.core.test_scripts import SPACED_CJK
 from tests.llm_server import INJECTION, LLMServer, translate
+from tests.runs import import_bytes, run_flow
 from tests.srt_samples import TRANSLATION_CUES, long_srt, messy_srt, talk_srt, timecodes
-
-
-def _run(profile: str, file_id: str, request: TranslateSrtRequest) -> Any:
-    return asyncio.run(state_of(translate_srt, profile=profile, file_id=file_id, request=request))
-
-
-def _import(store: ProfileStore, tmp_path: Path, data: bytes, name: str = "talk.srt") -> str:
-    path = tmp_path / name
-    path.write_bytes(data)
-    return store.import_file("dave", path).id
 
 
 def _texts(content: str) -> list[str]:
@@ -67,9 +58,9 @@ def _targets(server: LLMServer) -> list[str]:
 def test_two_languages_in_one_run_keep_every_cue_and_timecode(
     llm_server: LLMServer, local_store: ProfileStore, tmp_path: Path
 ) -> None:
-    file_id = _import(local_store, tmp_path, _source())
+    file_id = import_bytes(local_store, tmp_path, _source())
     request = TranslateSrtRequest(target_languages=("de", "zh-Hans"), glossary=("Prefect",))
-    state = _run("dave", file_id, request)
+    state = run_flow(translate_srt, "dave", file_id, request)
     assert state.is_completed(), state.message
     result: TranslateSrtResult = state.result()
     assert [t.language for t in result.translations] == ["de", "zh-Hans"]
@@ -128,7 +119,7 @@ def test_two_languages_in_one_run_keep_every_cue_and_timecode(
     assert json.loads(local_store.read_text(manifest))["translations"]["de"] == (
         result.translations[0].content
     )
-    again = _run("dave", file_id, request).result()
+    again = run_flow(translate_srt, "dave", file_id, request).result()
     assert again.cached and again.translations == result.translations
     assert len(llm_server.requests) == asked
     runs = prefect_api.task_runs(
@@ -140,10 +131,14 @@ def test_two_languages_in_one_run_keep_every_cue_and_timecode(
 def test_a_language_added_later_translates_only_that_language(
     llm_server: LLMServer, local_store: ProfileStore, tmp_path: Path
 ) -> None:
-    file_id = _import(local_store, tmp_path, _source())
-    first = _run("dave", file_id, TranslateSrtRequest(target_languages=("de",))).result()
+    file_id = import_bytes(local_store, tmp_path, _source())
+    first = run_flow(
+        translate_srt, "dave", file_id, TranslateSrtRequest(target_languages=("de",))
+    ).result()
     assert _targets(llm_server) == ["de"]
-    both = _run("dave", file_id, TranslateSrtRequest(target_languages=("de", "fr"))).result()
+    both = run_flow(
+        translate_srt, "dave", file_id, TranslateSrtRequest(target_languages=("de", "fr"))
+    ).result()
     assert _targets(llm_server) == ["de", "fr"]  # one more request: French only
     assert not both.cached and both.translations[0].file_id == first.translations[0].file_id
     assert [t.language for t in both.translations] == ["de", "fr"]
@@ -153,9 +148,9 @@ def test_a_language_added_later_translates_only_that_language(
 def test_bilingual_shows_the_original_above_the_translation(
     llm_server: LLMServer, local_store: ProfileStore, tmp_path: Path
 ) -> None:
-    file_id = _import(local_store, tmp_path, _source())
+    file_id = import_bytes(local_store, tmp_path, _source())
     request = TranslateSrtRequest(target_languages=("fr",), bilingual=True, normalise=True)
-    result = _run("dave", file_id, request).result()
+    result = run_flow(translate_srt, "dave", file_id, request).result()
     content = result.translations[0].content
     assert not content.startswith("\ufeff") and "\r\n" not in content  # normalised
     assert timecodes(content) == _source_timecodes()
@@ -175,8 +170,10 @@ def test_a_chunk_that_never_validates_keeps_its_source_text_and_is_reported(
 
     get_settings.cache_clear()
     llm_server.set_mode("wrong_count", match="See you")  # chunk 2: cues 5-6
-    file_id = _import(local_store, tmp_path, _source())
-    result = _run("dave", file_id, TranslateSrtRequest(target_languages=("de",))).result()
+    file_id = import_bytes(local_store, tmp_path, _source())
+    result = run_flow(
+        translate_srt, "dave", file_id, TranslateSrtRequest(target_languages=("de",))
+    ).result()
     report = result.translations[0].report
     assert report.fallback_chunks == (2,) and report.untranslated == (5, 6)
     assert report.translated == 6 and any("no valid answer" not in p for p in report.problems)
@@ -196,8 +193,10 @@ def test_an_injected_instruction_changes_nothing_but_its_own_chunk(
 
     get_settings.cache_clear()
     llm_server.set_mode("inject")
-    file_id = _import(local_store, tmp_path, _source())
-    result = _run("dave", file_id, TranslateSrtRequest(target_languages=("de",))).result()
+    file_id = import_bytes(local_store, tmp_path, _source())
+    result = run_flow(
+        translate_srt, "dave", file_id, TranslateSrtRequest(target_languages=("de",))
+    ).result()
     report = result.translations[0].report
     assert report.fallback_chunks == (1,) and report.untranslated == (3, 4)
     assert any("too short for a translation" in p for p in report.problems)
@@ -212,8 +211,10 @@ def test_an_answer_in_the_wrong_language_is_asked_again(
     llm_server: LLMServer, local_store: ProfileStore, tmp_path: Path, mode: str
 ) -> None:
     llm_server.set_mode(mode, times=1)
-    file_id = _import(local_store, tmp_path, _source())
-    result = _run("dave", file_id, TranslateSrtRequest(target_languages=("de",))).result()
+    file_id = import_bytes(local_store, tmp_path, _source())
+    result = run_flow(
+        translate_srt, "dave", file_id, TranslateSrtRequest(target_languages=("de",))
+    ).result()
     assert [r.outcome for r in _asked(llm_server)] == [mode, "ok"]
     report = result.translations[0].report
     assert report.retries == 1 and report.untranslated == ()
@@ -225,9 +226,9 @@ def test_a_glossary_term_the_model_ignores_is_reported(
     llm_server: LLMServer, local_store: ProfileStore, tmp_path: Path
 ) -> None:
     llm_server.set_mode("no_glossary")
-    file_id = _import(local_store, tmp_path, _source())
+    file_id = import_bytes(local_store, tmp_path, _source())
     request = TranslateSrtRequest(target_languages=("de",), glossary=("Prefect",))
-    result = _run("dave", file_id, request).result()
+    result = run_flow(translate_srt, "dave", file_id, request).result()
     report = result.translations[0].report
     assert "Präfekt" in result.translations[0].content  # the answer is kept …
     missed = [p for p in report.problems if "glossary term 'Prefect'" in p]
@@ -238,8 +239,10 @@ def test_most_chunks_failing_stores_nothing(
     llm_server: LLMServer, local_store: ProfileStore, tmp_path: Path
 ) -> None:
     llm_server.set_mode("untranslated")
-    file_id = _import(local_store, tmp_path, _source())
-    state = _run("dave", file_id, TranslateSrtRequest(target_languages=("de", "fr")))
+    file_id = import_bytes(local_store, tmp_path, _source())
+    state = run_flow(
+        translate_srt, "dave", file_id, TranslateSrtRequest(target_languages=("de", "fr"))
+    )
     assert state.is_failed()
     with pytest.raises(LLMOutputError, match="nothing stored"):
         state.result()
@@ -249,8 +252,8 @@ def test_most_chunks_failing_stores_nothing(
 def test_an_srt_already_in_the_target_language_is_refused(
     llm_server: LLMServer, local_store: ProfileStore, tmp_path: Path
 ) -> None:
-    file_id = _import(local_store, tmp_path, long_srt(30).replace(b"says", b"is the"))
-    state = _run("dave", file_id, TranslateSrtRequest(target_languages=("en",)))
+    file_id = import_bytes(local_store, tmp_path, long_srt(30).replace(b"says", b"is the"))
+    state = run_flow(translate_srt, "dave", file_id, TranslateSrtRequest(target_languages=("en",)))
     assert state.is_failed()
     with pytest.raises(InputError, match=r"is in en \(guessed from its text\): not a target"):
         state.result()
@@ -279,8 +282,8 @@ def test_a_batch_translates_many_srts(
     from flows.batch import BATCHES
     from mediaflows.models import BatchResult
 
-    ids = [_import(local_store, tmp_path, _source(), "a.srt"),
-           _import(local_store, tmp_path, long_srt(12), "b.srt")]  # fmt: skip
+    ids = [import_bytes(local_store, tmp_path, _source(), "a.srt"),
+           import_bytes(local_store, tmp_path, long_srt(12), "b.srt")]  # fmt: skip
     request = TranslateSrtRequest(target_languages=("fr",))
     state = asyncio.run(state_of(BATCHES["translate_srt"], profile="dave", file_ids=ids,
                                  request=request))  # fmt: skip
@@ -301,12 +304,14 @@ def _vtt_cues(vtt: str) -> list[tuple[int, int, str]]:
 def test_webvtt_per_language_with_its_language_and_the_srts_times(
     llm_server: LLMServer, local_store: ProfileStore, tmp_path: Path
 ) -> None:
-    file_id = _import(local_store, tmp_path, _source())
-    plain = _run("dave", file_id, TranslateSrtRequest(target_languages=("de",))).result()
+    file_id = import_bytes(local_store, tmp_path, _source())
+    plain = run_flow(
+        translate_srt, "dave", file_id, TranslateSrtRequest(target_languages=("de",))
+    ).result()
     assert plain.translations[0].vtt_file_id is None and plain.translations[0].vtt_url is None
     asked = len(_asked(llm_server))
     request = TranslateSrtRequest(target_languages=("de", "fr"), vtt=True)
-    result = _run("dave", file_id, request).result()
+    result = run_flow(translate_srt, "dave", file_id, request).result()
     assert len(_asked(llm_server)) == asked + 1  # French only: German's SRT was stored already
     assert result.translations[0].file_id == plain.translations[0].file_id
     manifest = json.loads(local_store.read_text(local_store.get("dave", result.file_id)))
@@ -325,17 +330,18 @@ def test_webvtt_per_language_with_its_language_and_the_srts_times(
         assert "{\\an8}" not in vtt and "<i>" in vtt and " line:0" in vtt  # markup for the web
         assert listed[(tr.language, "srt")] == tr.file_id
         assert listed[(tr.language, "vtt")] == tr.vtt_file_id
-    assert [t.vtt_file_id for t in _run("dave", file_id, request).result().translations] == [
-        t.vtt_file_id for t in result.translations
-    ]  # the same request again: from the store
+    assert [
+        t.vtt_file_id
+        for t in run_flow(translate_srt, "dave", file_id, request).result().translations
+    ] == [t.vtt_file_id for t in result.translations]  # the same request again: from the store
 
 
 def test_german_that_runs_long_is_condensed_and_the_report_says_by_how_much(
     llm_server: LLMServer, local_store: ProfileStore, tmp_path: Path
 ) -> None:
     llm_server.set_mode("verbose")  # German answers ~30 % longer than the table's
-    file_id = _import(local_store, tmp_path, talk_srt(60))
-    state = _run("dave", file_id, TranslateSrtRequest(target_languages=("de",)))
+    file_id = import_bytes(local_store, tmp_path, talk_srt(60))
+    state = run_flow(translate_srt, "dave", file_id, TranslateSrtRequest(target_languages=("de",)))
     result: TranslateSrtResult = state.result()
     (de,) = result.translations
     reading = de.report.reading
@@ -364,12 +370,12 @@ def test_merge_short_translates_two_short_cues_of_a_sentence_as_one_window(
         b"2\n00:00:02,600 --> 00:00:04,600\nis weird.\n\n"
         b"3\n00:00:06,000 --> 00:00:09,000\nThank you.\n"
     )
-    file_id = _import(local_store, tmp_path, srt, "window.srt")
+    file_id = import_bytes(local_store, tmp_path, srt, "window.srt")
     reports, contents = {}, {}
     for merge in (False, True):
         llm_server.requests.clear()
         request = TranslateSrtRequest(target_languages=("de",), condense=False, merge_short=merge)
-        (de,) = _run("dave", file_id, request).result().translations
+        (de,) = run_flow(translate_srt, "dave", file_id, request).result().translations
         reports[merge], contents[merge] = de.report, de.content
         sent = [c["text"] for r in _asked(llm_server) for c in _cues_sent(r)]
         if merge:

@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import types
 import typing
 from collections.abc import Callable, Sequence
@@ -255,16 +256,23 @@ def cmd_worker(args: argparse.Namespace) -> int:
 #: Seconds a worker child has to end after SIGTERM/SIGINT before it is killed (above the warm
 #: worker's 20 s to stop its runs and hand them back).
 STOP_GRACE_S = 30.0
+#: A worker child that ends unasked is started again, unless it ended this many times in the
+#: last RESTART_WINDOW_S (then it is left ended: a crash loop is no worker).
+MOST_RESTARTS, RESTART_WINDOW_S = 3, 300.0
 
 
 def _supervise(commands: list[tuple[list[str], dict[str, str]]], watch: str | None) -> int:
     """Run the worker ``commands`` as children, SIGTERM/SIGINT handed on to them, with a
-    :class:`~deployments.crashes.CrashWatcher` of pool ``watch``; the worst exit status (0 when
-    a signal asked them to stop)."""
+    :class:`~deployments.crashes.CrashWatcher` of pool ``watch``. A child that ends unasked is
+    started again (Prefect 3.8's process worker dies when a crashed run it has not yet let go
+    of is scheduled again: "this borrower is already holding one of this CapacityLimiter's
+    tokens", seen on a loaded machine). The worst exit status (0 when a signal asked them to
+    stop)."""
     from deployments.crashes import CrashWatcher, log_to_stderr
 
     log_to_stderr()
     children = [subprocess.Popen(command, env=env) for command, env in commands]
+    ended: list[list[float]] = [[] for _ in commands]
 
     def kill_stragglers() -> None:
         for child in children:
@@ -291,6 +299,25 @@ def _supervise(commands: list[tuple[list[str], dict[str, str]]], watch: str | No
     if watcher:
         watcher.start()
     try:
+        left: set[int] = set()  # children left ended
+        while not stopping.wait(0.5):
+            for i, child in enumerate(children):
+                status = child.poll()
+                if status is None or i in left or stopping.is_set():
+                    continue
+                now = time.monotonic()
+                ended[i] = [t for t in ended[i] if t > now - RESTART_WINDOW_S] + [now]
+                if len(ended[i]) > MOST_RESTARTS or status == 0:
+                    left.add(i)
+                    continue
+                print(f"worker {child.pid} ended with status {status}: started again",
+                      file=sys.stderr)  # fmt: skip
+                command, env = commands[i]
+                children[i] = subprocess.Popen(command, env=env)
+                if stopping.is_set():  # the signal came while it started
+                    children[i].terminate()
+            if all(child.poll() is not None for child in children):
+                break
         worst = max(child.wait() for child in children)
         return 0 if stopping.is_set() else worst  # asked to stop, stopped
     finally:

@@ -105,7 +105,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if Path(str(item.path)).relative_to(root).as_posix().startswith(CORE):
             item.add_marker(pytest.mark.core)
-    if config.getoption("numprocesses", None):
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # each worker collects, all in the same order
         items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable
 
 

@@ -24,7 +24,8 @@ from tests.media_factory import SPEECH_TEXT, ffmpeg, make_speech
 from tests.subtitle_rules import words
 from tests.wer import wer
 
-pytestmark = [pytest.mark.worker, pytest.mark.slow]
+#: One test worker runs the module: its tests share the deployments and the warm worker.
+pytestmark = [pytest.mark.worker, pytest.mark.slow, pytest.mark.xdist_group("warm-worker")]
 
 
 @pytest.fixture(scope="module")

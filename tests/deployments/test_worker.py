@@ -26,9 +26,11 @@ from tests import prefect_api
 from tests.conftest import without_prefect_auth
 from tests.flows.test_batch import distinct_clips
 from tests.media_factory import VIDEOS, make_video
-from tests.runs import command
+from tests.runs import command, wait_for
+from tests.stack import descendants
 
-pytestmark = [pytest.mark.worker, pytest.mark.slow]
+#: One test worker runs the module: its tests share the deployments and the process worker.
+pytestmark = [pytest.mark.worker, pytest.mark.slow, pytest.mark.xdist_group("process-worker")]
 
 BIN = Path(sys.executable).parent
 #: Every flow prefect.yaml deploys: each operation's, its batch's, and the sweep (read from the
@@ -37,8 +39,11 @@ FLOWS = (*OPERATIONS, *(spec.batch_name for spec in OPERATIONS.values()), "sweep
 
 
 @pytest.fixture(scope="module")
-def worker_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProfileStore]:
-    """One local store for this process and the worker's runs."""
+def worker_store(
+    tmp_path_factory: pytest.TempPathFactory, prefect_server: str
+) -> Iterator[ProfileStore]:
+    """One local store for this process and the worker's runs (the session's server up first:
+    module fixtures are made before the autouse one that starts it)."""
     url = str(tmp_path_factory.mktemp("worker") / "store")
     previous = os.environ.get("MEDIAFLOWS_STORE__URL")
     os.environ["MEDIAFLOWS_STORE__URL"] = url
@@ -119,6 +124,14 @@ def test_worker_runs_the_submitted_deployment_run_once_per_key(
     assert prefect_api.flow_run(run_id).infrastructure_pid  # a worker subprocess ran it
     status = client.status(run_id)
     assert (status.stage, status.progress) == (Stage.SUCCEEDED, 100.0)
+
+
+def _is_prefect_worker(pid: int) -> bool:
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return False
+    return "prefect worker start" in cmdline
 
 
 def _processes_mentioning(text: str) -> list[str]:
@@ -217,6 +230,15 @@ def test_a_run_whose_process_is_killed_is_scheduled_again_and_the_worker_stops_o
         # watcher's step is the one under test, no other code sets a Crashed run Scheduled.)
         outputs = [f for f in worker_store.list_files("kit") if f.source_file_id == source.id]
         assert len(outputs) == 1, outputs
+
+        # Prefect's worker dying under `mediaflows worker` (Prefect 3.8's limiter race does
+        # that on a loaded machine): it is started again, and comes back online.
+        (first,) = [pid for pid in descendants(proc.pid) if _is_prefect_worker(pid)]
+        os.kill(first, signal.SIGKILL)
+        wait_for(lambda: [p for p in descendants(proc.pid) if _is_prefect_worker(p)
+                          and p != first], 30, "Prefect's worker started again")  # fmt: skip
+        assert "started again" in log.read_text()
+        wait_for(lambda: prefect_api.worker_online(PROCESS_POOL, name), 90, "the worker online")
 
         os.kill(proc.pid, signal.SIGTERM)  # the supervisor only: it hands the signal on
         stopped_at = time.monotonic()

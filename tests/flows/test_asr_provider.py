@@ -371,11 +371,14 @@ GERMAN = ("Guten Morgen. Heute sprechen wir über das Wetter in den Bergen. Am N
 
 
 def test_a_language_the_endpoint_got_wrong_fails_naming_both(
-    asr_server: ASRServer, local_store: ProfileStore, tmp_path: Path
-) -> None:
+    asr_server: ASRServer, local_store: ProfileStore, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
     """German speech that the endpoint calls Latin (`la`, not a language mediaflows knows): the
     bundled model, listening to the middle of the file, hears German; the run fails with an
     input error naming both, and no subtitles in the wrong language are stored."""
+    # A timeout no busy machine reaches: a piece that timed out is cut in two (not the subject).
+    _endpoint(monkeypatch, asr_server, timeout_s=120)
     wav = tmp_path / "de.wav"
     subprocess.run(["espeak-ng", "-v", "de", "-s", "140", "-w", str(wav), GERMAN], check=True)
     asr_server.set_mode("language", language_name="la")
@@ -395,6 +398,7 @@ def test_an_unmeasured_language_is_said_to_be_doubtful_never_certain(
     """German speech the endpoint calls French, and a check never sure enough to fail the run:
     French is kept, but no probability is invented for it (it was 1.0) and the result says the
     language is in doubt. A requested language is not measured either, and not in doubt."""
+    _endpoint(monkeypatch, asr_server, timeout_s=120)  # no piece cut on a busy machine
     wav = tmp_path / "de.wav"
     subprocess.run(["espeak-ng", "-v", "de", "-s", "140", "-w", str(wav), GERMAN], check=True)
     monkeypatch.setenv("MEDIAFLOWS_ASR__CHECK_LANGUAGE_CONFIDENCE", "1.0")

@@ -23,7 +23,9 @@ from tests.flows.test_batch import distinct_clips
 from tests.postgres import PostgresCluster
 from tests.stack import BIN, Stack, descendants
 
-pytestmark = [pytest.mark.worker, pytest.mark.slow, pytest.mark.reliability]
+#: One test worker runs the module: its tests share one stack (server, PostgreSQL, workers).
+pytestmark = [pytest.mark.worker, pytest.mark.slow, pytest.mark.reliability,
+              pytest.mark.xdist_group("pg-stack")]  # fmt: skip
 
 
 @pytest.fixture(scope="module")

@@ -339,8 +339,9 @@ def merge(
     detected = request.language is None and request.task == "transcribe"
     heard = Transcription(
         language=language,
-        language_probability=None,  # endpoints give none; the bundled model's check may
-        language_doubtful=detected,  # (speech/pacing.py: measured_language)
+        # Endpoints give no probability: pacing.check_language may measure one.
+        language_probability=None,
+        language_doubtful=detected,
         duration=round(sum(r.duration for r in ordered), 3),
         segments=tuple(kept),
         model=model_id,

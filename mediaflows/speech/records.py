@@ -7,7 +7,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from mediaflows.languages import join_words
-from mediaflows.models import ProviderUsage
+from mediaflows.models import DOUBTFUL, PROBABILITY, ProviderUsage
 
 
 class _Record(BaseModel):
@@ -49,17 +49,8 @@ class Transcription(_Record):
     """What the model heard: the unit Prefect caches (keyed by content, options and model)."""
 
     language: str
-    language_probability: float | None = Field(
-        default=None,
-        description="How sure a model that listened was of the language: the local model's "
-        "detection, or for an endpoint the bundled model's check when it agrees. None: nobody "
-        "measured it (the language was requested, or the endpoint gives no probability).",
-    )
-    language_doubtful: bool = Field(
-        default=False,
-        description="The language was detected, not requested, and it is under DOUBTFUL_BELOW "
-        "sure or not measured at all.",
-    )
+    language_probability: float | None = Field(default=None, description=PROBABILITY)
+    language_doubtful: bool = Field(default=False, description=DOUBTFUL)
     duration: float
     segments: tuple[Segment, ...]
     model: str

@@ -1,19 +1,25 @@
 """Where a transcription runs, for the operations that transcribe: the model in this worker
-(within the ``gpu`` limit) or a configured endpoint (pieces within the ``asr`` limit)."""
+(within the ``gpu`` limit; a long file window by window, each window a cached task, so a run that
+dies goes on at the first window not done) or a configured endpoint (pieces within the ``asr``
+limit)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from flows._operation import Job
+from mediaflows import speech
 from mediaflows.media import MediaInfo
 from mediaflows.models import TranscribeRequest
-from mediaflows.speech import Transcription
+from mediaflows.speech import Heard, Span, Transcription, windows
+from mediaflows.speech.scripts import model_language
 from mediaflows.stages import Stage
+from tasks import prefect_adapter as adapter
 from tasks import slots
 from tasks.asr import transcribe_by_endpoint
-from tasks.whisper import GPU_TAG, transcribe_media
+from tasks.whisper import GPU_TAG, plan_windows, transcribe_media, transcribe_window
 
 
 def transcribe_audio(
@@ -22,6 +28,8 @@ def transcribe_audio(
     """``request`` run on the fetched input ``local``: by the local model, or by the endpoint
     its ``provider`` names."""
     if request.provider == "local":
+        if windows.is_long(info.audio_duration, job.settings):
+            return _by_windows(job, local, info, request)
         job.progress.stage(Stage.PROCESSING, "waiting for the model (gpu slot)")
         with slots.hold(GPU_TAG, job.settings.orchestration.gpu_limit):
             job.progress.stage(Stage.PROCESSING, "transcribing 0%")
@@ -37,3 +45,28 @@ def transcribe_audio(
         job.progress,
         expected_s=info.audio_duration,
     )
+
+
+def _by_windows(
+    job: Job[Any, Any], local: Path, info: MediaInfo, request: TranscribeRequest
+) -> Transcription:
+    job.progress.stage(Stage.PROCESSING, "planning windows")
+    spans = plan_windows(local, job.source, info.audio_duration)
+    estimate = windows.Estimate(spans, info.audio_duration)
+    job.progress.stage(Stage.PROCESSING, estimate.line())
+
+    def one(span: Span, language: str | None) -> Heard:
+        state = transcribe_window(local, job.source, request, span, language,
+                                  info.audio_duration, return_state=True)  # fmt: skip
+        heard: Heard = adapter.result_of(state)
+        if isinstance(heard, BaseException):
+            raise heard
+        estimate.add(heard, cached=state.name == "Cached")
+        job.progress.stage(Stage.PROCESSING, estimate.line(), estimate.fraction)
+        return heard
+
+    def rest(todo: Sequence[Span], language: str | None) -> list[Heard]:
+        return [one(span, language) for span in todo]
+
+    heard = windows.run_windows(spans, model_language(request.language), one, rest)
+    return speech.joined(heard, request)

@@ -4,17 +4,21 @@ across every worker); the task does not carry the tag itself, or Prefect would t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from prefect import task
 from prefect.context import TaskRunContext
+from prefect.logging import get_run_logger
 
 from mediaflows import speech
 from mediaflows.models import ProfileFile, TranscribeRequest
-from mediaflows.speech import Transcription
+from mediaflows.settings import get_settings
+from mediaflows.speech import Heard, Span, Transcription, windows
 from mediaflows.speech.whisper import transcription_cache_key
 from mediaflows.stages import Stage
+from tasks import slots
 from tasks.progress import RunProgress
 from tasks.retry import RETRYING
 
@@ -49,3 +53,54 @@ def transcribe_media(
         on_progress=progress.tracker(Stage.PROCESSING, "transcribing"),
         expected_s=expected_s,
     )
+
+
+def _plan_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
+    window = get_settings().whisper.window_s
+    return f"{windows.PLAN_VERSION}-{parameters['file'].sha256}-{window:g}"
+
+
+@task(name="plan_windows", cache_key_fn=_plan_key, persist_result=True, **RETRYING)
+def plan_windows(path: Path, file: ProfileFile, duration: float | None) -> tuple[Span, ...]:
+    """The windows a file is transcribed in (one for a file no longer than
+    ``MEDIAFLOWS_WHISPER__WINDOW_S``), each cut at a quiet moment: decoded around the cuts
+    only; cached by content and window length."""
+    spans = windows.plan_spans(path, file.name, duration)
+    if len(spans) > 1:
+        get_run_logger().info("%s: %d windows of about %g s", file.name, len(spans),
+                              get_settings().whisper.window_s)  # fmt: skip
+    return spans
+
+
+def _window_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
+    span: Span = parameters["span"]
+    whole = transcription_cache_key(parameters["file"].sha256, parameters["request"])
+    return f"window-{whole}-{span.key()}-{parameters['language'] or 'detect'}"
+
+
+@task(
+    name="transcribe_window",
+    task_run_name="transcribe_window-{span.index}",
+    cache_key_fn=_window_key,
+    persist_result=True,
+    **RETRYING,
+)
+def transcribe_window(
+    path: Path,
+    file: ProfileFile,
+    request: TranscribeRequest,
+    span: Span,
+    language: str | None,
+    expected_s: float | None = None,
+    on_time: Callable[[float], None] | None = None,
+) -> Heard:
+    """One window of a long file, in a slot of the ``gpu`` limit (taken only when the window is
+    not cached): cached by content, span, options, language and model, so that a run that dies
+    goes on at the first window not done, and any worker can take any window."""
+    settings = get_settings()
+    with slots.hold(GPU_TAG, settings.orchestration.gpu_limit):
+        heard = speech.transcribe_span(path, file.name, span, request, language, expected_s,
+                                       on_time, settings)  # fmt: skip
+    get_run_logger().info("%s: window %d (%s s) heard: %d segments", file.name, span.index,
+                          span.key(), len(heard.segments))  # fmt: skip
+    return heard

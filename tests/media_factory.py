@@ -194,3 +194,32 @@ def probe_streams(path: Path) -> list[dict[str, Any]]:
     ).stdout  # fmt: skip
     streams: list[dict[str, Any]] = json.loads(out)["streams"]
     return streams
+
+
+#: Real speech recorded by others (tests/data): the known text of each recording.
+SPEECH_DATA = Path(__file__).parent / "data"
+JFK_TEXT = ("And so my fellow Americans, ask not what your country can do for you, ask what you "
+            "can do for your country.")  # fmt: skip
+
+
+def real_speech_text(part: str) -> str:
+    """What is said in ``part`` (``jfk`` or ``sonnet1``..``sonnet3``)."""
+    return JFK_TEXT if part == "jfk" else (SPEECH_DATA / "speech" / f"{part}.txt").read_text()
+
+
+def join_real_speech(dest: Path, parts: list[str], pause_s: float = 1.0) -> tuple[Path, str]:
+    """The recordings ``parts`` one after another with ``pause_s`` of silence between them, as
+    16 kHz mono FLAC at ``dest``; and the text said in it."""
+    inputs: list[str] = []
+    for part in parts:
+        path = SPEECH_DATA / ("jfk.flac" if part == "jfk" else f"speech/{part}.flac")
+        inputs += ["-i", str(path), "-f", "lavfi", "-t", f"{pause_s}", "-i",
+                   "anullsrc=r=16000:cl=mono"]  # fmt: skip
+    n = 2 * len(parts)
+    labels = "".join(
+        f"[{i}:a]aresample=16000,aformat=channel_layouts=mono[a{i}];" for i in range(n)
+    )
+    joined = "".join(f"[a{i}]" for i in range(n))
+    ffmpeg(*inputs, "-filter_complex", f"{labels}{joined}concat=n={n}:v=0:a=1[out]",
+           "-map", "[out]", "-ar", "16000", "-ac", "1", str(dest))  # fmt: skip
+    return dest, " ".join(real_speech_text(p) for p in parts)

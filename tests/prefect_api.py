@@ -68,6 +68,15 @@ def task_runs(
     )
 
 
+def flow_runs_named(flow_name: str, file_id: str | None = None) -> list[FlowRun]:
+    """The runs of the flow ``flow_name`` (on ``file_id``, when given)."""
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=[flow_name])))
+    return [r for r in runs if file_id is None or r.parameters.get("file_id") == file_id]
+
+
 def artifacts(run_id: UUID | None) -> list[Any]:
     assert run_id is not None
     with get_client(sync_client=True) as client:

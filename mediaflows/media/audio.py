@@ -23,13 +23,32 @@ CUT_SEARCH_S = 10.0
 _FRAME = SAMPLE_RATE // 10
 
 
-def decode_args(path: Path, settings: Settings) -> list[str]:
-    """ffmpeg's command line: the first audio stream as raw 16 kHz mono float32 on stdout."""
+def decode_args(
+    path: Path, settings: Settings, start: float | None = None, length: float | None = None
+) -> list[str]:
+    """ffmpeg's command line: the first audio stream as raw 16 kHz mono float32 on stdout (from
+    ``start`` seconds, ``length`` seconds of it, when given: ffmpeg seeks the input and decodes
+    from the packet before, dropping what precedes ``start``)."""
+    span = [*(["-ss", f"{start:.6f}"] if start else []),
+            *(["-t", f"{length:.6f}"] if length is not None else [])]  # fmt: skip
     return [
         settings.media.ffmpeg_binary, "-nostdin", "-hide_banner", "-v", "error", *input_flags(),
-        "-i", f"file:{path}", "-map", "0:a:0", "-vn", "-sn", "-dn",
+        *span, "-i", f"file:{path}", "-map", "0:a:0", "-vn", "-sn", "-dn",
         "-ac", "1", "-ar", str(SAMPLE_RATE), "-f", "f32le", "pipe:1",
     ]  # fmt: skip
+
+
+def decode_span(
+    path: Path, name: str, start: float, length: float | None, settings: Settings | None = None
+) -> np.ndarray:
+    """``length`` seconds of the first audio stream from ``start`` (None: to its end), as 16 kHz
+    mono float32 (a window of a long file, or the audio around a planned cut)."""
+    settings = settings or get_settings()
+    args = decode_args(path, settings, start, length)
+    with ToolRun(args, name, settings.media.ffmpeg_timeout_s, failure="cannot decode audio") as run:
+        out = run.stdout.read()
+        run.finish()
+    return np.frombuffer(out[: len(out) - len(out) % 4], dtype=np.float32)
 
 
 def quietest_cut(audio: np.ndarray, lo: int, hi: int) -> int:

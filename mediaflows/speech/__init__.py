@@ -12,6 +12,8 @@ endpoint, both handing on the same records and both checked by the same hallucin
   bundled model on the same audio.
 * :mod:`.pacing`: the pieces sent at the endpoint's measured speed and parallelism, a piece that
   timed out cut in half, answers cached by span.
+* :mod:`.windows`: a long file's windows (cut at quiet moments), run in the order that detects
+  the language once, joined into one transcription; each window a resumable unit of work.
 * :mod:`.scripts`: Chinese in the script a request asks for (``zh-Hans``, ``zh-Hant``).
 """
 
@@ -28,10 +30,11 @@ from mediaflows.speech.endpoint import (
 from mediaflows.speech.guard import Guard, is_hallucination
 from mediaflows.speech.pacing import Progress as PiecesProgress
 from mediaflows.speech.pacing import transcribe_by_endpoint
-from mediaflows.speech.records import Segment, Transcription, Word
+from mediaflows.speech.records import Heard, Segment, Span, Transcription, Word
 from mediaflows.speech.scripts import in_script
 from mediaflows.speech.whisper import (
     BUNDLED,
+    joined,
     load_model,
     loaded_models,
     model_id,
@@ -40,22 +43,26 @@ from mediaflows.speech.whisper import (
     tool_version,
     transcribe,
     transcribe_file,
+    transcribe_span,
     unload_idle,
 )
 
 __all__ = [
     "BUNDLED",
     "Guard",
+    "Heard",
     "Piece",
     "PieceResult",
     "PiecesProgress",
     "Segment",
+    "Span",
     "Transcription",
     "Word",
     "cut_pieces",
     "heard_elsewhere",
     "in_script",
     "is_hallucination",
+    "joined",
     "load_model",
     "loaded_models",
     "merge",
@@ -69,5 +76,6 @@ __all__ = [
     "transcribe_by_endpoint",
     "transcribe_file",
     "transcribe_piece",
+    "transcribe_span",
     "unload_idle",
 ]

@@ -62,3 +62,31 @@ class Transcription(_Record):
         """The segments' text joined as the language is written: with a space between two
         segments, but none between two characters of scripts written without spaces."""
         return join_words(" " + s.text for s in self.segments)
+
+
+class Span(_Record):
+    """One window of a long file: ``start`` to ``end`` seconds (None: to the end of the audio)."""
+
+    index: int
+    start: float
+    end: float | None
+
+    def key(self) -> str:
+        """The span in a cache key, to the millisecond."""
+        return f"{self.start:.3f}-{'end' if self.end is None else f'{self.end:.3f}'}"
+
+
+class Heard(_Record):
+    """What the model heard in one window, its times already in the file's: the unit a long
+    file's transcription is cached and resumed by."""
+
+    index: int
+    start: float
+    duration: float
+    segments: tuple[Segment, ...]
+    dropped: int = 0
+    language: str
+    probability: float = 0.0
+    detected: bool = Field(
+        default=False, description="The language was detected (not given, multilingual model)."
+    )

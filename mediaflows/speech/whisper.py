@@ -12,7 +12,7 @@ import logging
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +21,10 @@ import numpy as np
 from mediaflows import cancel
 from mediaflows.errors import ConfigurationError, ResourceError
 from mediaflows.files import atomic_path
-from mediaflows.media.audio import SAMPLE_RATE, audio_windows
+from mediaflows.media.audio import SAMPLE_RATE
 from mediaflows.models import TranscribeRequest
 from mediaflows.settings import Settings, WhisperSettings, get_settings
+from mediaflows.speech import windows
 from mediaflows.speech.guard import (
     DEFAULT_GUARD,
     GUARD_VERSION,
@@ -31,7 +32,7 @@ from mediaflows.speech.guard import (
     is_hallucination,
     trim_loop,
 )
-from mediaflows.speech.records import Segment, Transcription, Word, doubtful
+from mediaflows.speech.records import Heard, Segment, Span, Transcription, Word
 from mediaflows.speech.scripts import in_script, model_language
 
 ProgressCallback = Callable[[float], None]
@@ -285,26 +286,64 @@ def transcribe_windows(
     guard: Guard = DEFAULT_GUARD,
     duration_hint: float | None = None,
 ) -> Transcription:
-    """Transcribe 16 kHz mono audio given as ``(start s, samples)`` windows, dropping what looks
-    like hallucination.
+    """Transcribe 16 kHz mono audio given as ``(start s, samples)`` windows, one after another,
+    as :func:`transcribe_window` each (the language detected in the first window with speech is
+    given to the windows after it) joined by :func:`~mediaflows.speech.windows.join`."""
+    settings = settings or get_settings()
+    language = model_language(request.language)  # zh-Hans: the model hears zh
+    heard: list[Heard] = []
+    for index, (start, audio) in enumerate(windows):
+        seen = _progress(on_progress, duration_hint)
+        window = transcribe_window(audio, start, index, request, language, seen, settings, guard)
+        heard.append(window)
+        if language is None and window.segments:
+            language = window.language  # the language of the first speech, for the rest
+    if on_progress:
+        on_progress(1.0)
+    return joined(heard, request, settings, guard)
 
-    faster-whisper skips non-speech with Silero VAD and flags segments with its thresholds; on top
-    of that, segments that are probably silence, that loop on a phrase, or that repeat the
-    previous segment verbatim are dropped. Without a requested language, the language detected in
-    the first window with speech is kept for the windows after it.
-    """
+
+def joined(
+    heard: Sequence[Heard],
+    request: TranscribeRequest,
+    settings: Settings | None = None,
+    guard: Guard = DEFAULT_GUARD,
+) -> Transcription:
+    """The windows of one file as its transcription, in the requested script."""
+    whole = windows.join(heard, model_id(request, settings), request.language, guard)
+    return in_script(whole, request.language)
+
+
+def _progress(
+    on_progress: ProgressCallback | None, duration: float | None
+) -> Callable[[float], None] | None:
+    if on_progress is None or not duration:
+        return None
+    return lambda at_s: on_progress(min(at_s / duration, 1.0))
+
+
+def transcribe_window(
+    audio: np.ndarray,
+    start: float,
+    index: int,
+    request: TranscribeRequest,
+    language: str | None,
+    on_time: Callable[[float], None] | None = None,
+    settings: Settings | None = None,
+    guard: Guard = DEFAULT_GUARD,
+) -> Heard:
+    """One window of a file (``audio`` from ``start`` s) heard by the model, in ``language``
+    (None: detected), dropping what looks like hallucination: faster-whisper skips non-speech
+    with Silero VAD and flags segments with its thresholds; on top of that, segments that are
+    probably silence, that loop on a phrase, or that repeat the previous segment verbatim are
+    dropped. ``on_time`` gets the file time reached after each segment."""
     settings = settings or get_settings()
     model = load_model(model_path(model_name(request, settings), settings), settings.whisper)
-    language = model_language(request.language)  # zh-Hans: the model hears zh
-    detected: tuple[str, float] | None = None
     kept: list[Segment] = []
-    dropped, samples = 0, 0
-    for start, audio in windows:
-        samples += len(audio)
-        if not len(audio):
-            continue
+    dropped = 0
+    heard_language, probability = language or request.language or "en", 0.0
+    if len(audio):
         segments_iter, info = _run_model(model, audio, request, language, settings, guard)
-        before = len(kept)
         for raw in segments_iter:  # a generator: decoding happens as we iterate
             cancel.check()
             segment = trim_loop(_segment(raw, start), guard)
@@ -312,28 +351,21 @@ def transcribe_windows(
                 dropped += 1
             else:
                 kept.append(segment)
-            if on_progress and duration_hint:
-                on_progress(min(segment.end / duration_hint, 1.0))
-        if language is None or detected is None:
-            detected = (info.language, float(info.language_probability))
-            if language is None and len(kept) > before:
-                language = info.language  # the language of the first speech, for the rest
-    if on_progress:
-        on_progress(1.0)
-    # A requested language, or an English-only model's, is not detected: faster-whisper's 1.0
-    # for it measures nothing.
-    detects = request.language is None and bool(model.model.is_multilingual)
-    probability = round(detected[1], 4) if detected and detects else None
-    heard = Transcription(
-        language=language or (detected[0] if detected else request.language or "en"),
-        language_probability=probability,
-        language_doubtful=detects and doubtful(probability),
-        duration=samples / SAMPLE_RATE,
+            if on_time:
+                on_time(segment.end)
+        heard_language, probability = info.language, float(info.language_probability)
+    # A given language, or an English-only model's, is not detected: faster-whisper's 1.0 for
+    # it measures nothing.
+    return Heard(
+        index=index,
+        start=start,
+        duration=len(audio) / SAMPLE_RATE,
         segments=tuple(kept),
-        model=model_id(request, settings),
         dropped=dropped,
+        language=heard_language,
+        probability=round(probability, 4),
+        detected=language is None and bool(model.model.is_multilingual),
     )
-    return in_script(heard, request.language)
 
 
 def _run_model(
@@ -402,8 +434,9 @@ def transcribe_file(
     settings: Settings | None = None,
     expected_s: float | None = None,
 ) -> Transcription:
-    """Decode a local media file window by window and transcribe it (memory stays bounded
-    however long the file; see :func:`~mediaflows.media.audio.audio_windows`).
+    """Transcribe a local media file window by window (:func:`~mediaflows.speech.windows.
+    plan_spans`: the windows a flow runs as separate, resumable tasks, here one after another in
+    this process; memory stays bounded however long the file).
 
     Args:
         expected_s: How long the audio claims to be (``MediaInfo.audio_duration``): progress is
@@ -411,8 +444,26 @@ def transcribe_file(
             truncated (:class:`~mediaflows.errors.MediaError`), nothing returned.
     """
     settings = settings or get_settings()
-    windows = audio_windows(path, name, settings, expected_s=expected_s)
-    return transcribe_windows(windows, request, on_progress, settings, duration_hint=expected_s)
+    spans = windows.plan_spans(path, name, expected_s, settings)
+    audio = ((s.start, windows.span_audio(path, name, s, expected_s, settings)) for s in spans)
+    return transcribe_windows(audio, request, on_progress, settings, duration_hint=expected_s)
+
+
+def transcribe_span(
+    path: Path,
+    name: str,
+    span: Span,
+    request: TranscribeRequest,
+    language: str | None,
+    expected_s: float | None = None,
+    on_time: Callable[[float], None] | None = None,
+    settings: Settings | None = None,
+) -> Heard:
+    """One planned window of a local media file, decoded and heard (a task of its own in a
+    flow: see :mod:`mediaflows.speech.windows`)."""
+    settings = settings or get_settings()
+    audio = windows.span_audio(path, name, span, expected_s, settings)
+    return transcribe_window(audio, span.start, span.index, request, language, on_time, settings)
 
 
 def detect_language(samples: np.ndarray, settings: Settings | None = None) -> tuple[str, float]:

@@ -1,0 +1,97 @@
+"""Advanced SubStation Alpha (``.ass``) and SubStation Alpha (``.ssa``), read and written by
+pysubs2; italics, bold, underline and strike-out become the tags SRT writes (``<i>``), so one
+text serves every format, and back."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import pysubs2
+
+from mediaflows.errors import InputError
+from mediaflows.subtitles.formats.common import placed, position_of
+from mediaflows.subtitles.records import TimedCue
+
+_BLOCK = re.compile(r"\{([^{}]*)\}")
+#: ``\i1``, ``\b0``, ``\u`` … but not ``\bord2``, ``\be1``, ``\shad2``, ``\iclip``.
+_TOGGLE = re.compile(r"\\([ibus])(\d*)(?=\\|$)")
+_HTML = re.compile(r"<(/?)([ibus])>", re.IGNORECASE)
+_OTHER_HTML = re.compile(r"</?[a-zA-Z][^<>]*>")
+_DRAWING = re.compile(r"\\p[1-9]")
+
+
+def _block_as_tags(m: re.Match[str]) -> str:
+    """An override block with its style toggles as HTML-like tags (``{\\an8\\i1}`` →
+    ``{\\an8}<i>``); a comment block (no backslash) is kept as it is."""
+    content = m.group(1)
+    if not content.startswith("\\"):
+        return m.group(0)
+    toggles = "".join(
+        f"<{'' if on not in ('', '0') else '/'}{tag}>" for tag, on in _TOGGLE.findall(content)
+    )
+    rest = _TOGGLE.sub("", content)
+    return (f"{{{rest}}}" if rest else "") + toggles
+
+
+def _text_of(event: pysubs2.SSAEvent) -> str:
+    text = event.text.replace(r"\N", "\n").replace(r"\n", "\n").replace(r"\h", "\u00a0")
+    return _BLOCK.sub(_block_as_tags, text) if "{" in text else text
+
+
+def read(text: str, name: str = "subtitles.ass", format_: str = "ass") -> list[TimedCue]:
+    """The dialogue events of an ASS/SSA script (comments and drawings left out), with their
+    speaker (Name) and style; times are in centiseconds in these formats."""
+    try:
+        subs = pysubs2.SSAFile.from_string(text, format_=format_)
+    except Exception as exc:  # pysubs2 raises a variety of errors on garbage
+        raise InputError(f"{name}: not a SubStation file ({exc})") from exc
+    cues: list[TimedCue] = []
+    for e in subs.events:
+        if e.is_comment or _DRAWING.search(e.text):
+            continue
+        body = _text_of(e)
+        cues.append(TimedCue(
+            id=len(cues) + 1, start_ms=e.start, end_ms=e.end, text=body,
+            position=position_of(body), speaker=e.name.strip(),
+            style="" if e.style == "Default" else e.style,
+        ))  # fmt: skip
+    return cues
+
+
+def _ass_text(cue: TimedCue) -> str:
+    text = _HTML.sub(lambda m: f"{{\\{m.group(2).lower()}{'0' if m.group(1) else '1'}}}",
+                     placed(cue))  # fmt: skip
+    return _OTHER_HTML.sub("", text).replace("\n", r"\N")
+
+
+def _file(cues: Sequence[TimedCue]) -> pysubs2.SSAFile:
+    subs = pysubs2.SSAFile()
+    for cue in cues:
+        subs.append(pysubs2.SSAEvent(
+            start=cue.start_ms, end=cue.end_ms, text=_ass_text(cue), name=cue.speaker,
+            style=cue.style or "Default",
+        ))  # fmt: skip
+    return subs
+
+
+def write(cues: Sequence[TimedCue], language: str | None = None) -> str:
+    """An ASS script of ``cues`` in pysubs2's default style, the language (when given) in its
+    Script Info."""
+    subs = _file(cues)
+    if language:
+        subs.info["Language"] = language
+    return subs.to_string("ass")
+
+
+def write_ssa(cues: Sequence[TimedCue], language: str | None = None) -> str:
+    """An SSA (v4) script of ``cues`` (see :func:`write`)."""
+    subs = _file(cues)
+    if language:
+        subs.info["Language"] = language
+    return subs.to_string("ssa")
+
+
+def read_ssa(text: str, name: str = "subtitles.ssa") -> list[TimedCue]:
+    """The dialogue events of an SSA (v4) script (see :func:`read`)."""
+    return read(text, name, "ssa")

@@ -10,14 +10,13 @@ from collections.abc import Sequence
 import pysubs2
 
 from mediaflows.errors import InputError
-from mediaflows.subtitles.formats.common import placed, position_of
+from mediaflows.subtitles.formats.common import FOREIGN_MARKUP, placed, position_of
 from mediaflows.subtitles.records import TimedCue
 
 _BLOCK = re.compile(r"\{([^{}]*)\}")
 #: ``\i1``, ``\b0``, ``\u`` … but not ``\bord2``, ``\be1``, ``\shad2``, ``\iclip``.
 _TOGGLE = re.compile(r"\\([ibus])(\d*)(?=\\|$)")
 _HTML = re.compile(r"<(/?)([ibus])>", re.IGNORECASE)
-_OTHER_HTML = re.compile(r"</?[a-zA-Z][^<>]*>")
 _DRAWING = re.compile(r"\\p[1-9]")
 
 
@@ -62,7 +61,9 @@ def read(text: str, name: str = "subtitles.ass", format_: str = "ass") -> list[T
 def _ass_text(cue: TimedCue) -> str:
     text = _HTML.sub(lambda m: f"{{\\{m.group(2).lower()}{'0' if m.group(1) else '1'}}}",
                      placed(cue))  # fmt: skip
-    return _OTHER_HTML.sub("", text).replace("\n", r"\N")
+    # ASS blocks stay (they are ASS's own); HTML-like tags of other formats go.
+    text = FOREIGN_MARKUP.sub(lambda m: m.group(0) if m.group(0).startswith("{") else "", text)
+    return text.replace("\n", r"\N")
 
 
 def _file(cues: Sequence[TimedCue]) -> pysubs2.SSAFile:

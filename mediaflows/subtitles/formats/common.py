@@ -50,6 +50,18 @@ def decode_text(data: bytes, name: str = "subtitles") -> tuple[str, str]:
     return str(best), str(best.encoding)
 
 
+# ---- markup ----------------------------------------------------------------------------------
+
+#: Markup a format may not have, dropped by its writer: HTML-like tags SRT and WebVTT files carry
+#: (<font>, <c.yellow>, <v Mary>, <00:01.500>) and ASS override blocks. Other text between angle
+#: brackets (``<LAUGHING>``, as a broadcaster's caption may read) is text, and stays.
+FOREIGN_MARKUP = re.compile(
+    r"</?(?:[ibus]|font|c|v|lang|ruby|rt|span)(?=[\s.>])[^<>]*>|<(?:\d+:)?\d{2}:\d{2}\.\d{3}>"
+    r"|\{\\[^{}]*\}",
+    re.IGNORECASE,
+)
+
+
 # ---- positions -------------------------------------------------------------------------------
 
 #: A position tag at the start of a cue's text, as SRT and ASS write it (``{\an8}``: top centre).

@@ -6,14 +6,18 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from mediaflows.subtitles.formats.common import blank_lines, keep_blank_lines, unplaced
+from mediaflows.subtitles.formats.common import (
+    FOREIGN_MARKUP,
+    blank_lines,
+    keep_blank_lines,
+    unplaced,
+)
 from mediaflows.subtitles.records import TimedCue
 
 TIMING = re.compile(
     r"^(\d+):(\d{1,2}):(\d{1,2})\.(\d{1,3}),(\d+):(\d{1,2}):(\d{1,2})\.(\d{1,3})\s*$"
 )
 _KEPT = re.compile(r"</?(?:i|b|u)>", re.IGNORECASE)
-_ANY_TAG = re.compile(r"<[^<>]*>|\{\\[^{}]*\}")
 
 
 def _ms(h: str, m: str, s: str, frac: str) -> int:
@@ -28,7 +32,7 @@ def read(text: str, name: str = "subtitles.sbv") -> list[TimedCue]:
     """The cues of SBV ``text`` (LF line ends); a block whose first line is no timing is left
     out."""
     cues: list[TimedCue] = []
-    for block in re.split(r"\n[ \t]*\n", text.lstrip("\ufeff").strip("\n")):
+    for block in re.split(r"\n(?:[ \t]*\n)+", text.lstrip("\ufeff").strip("\n")):
         first, _, body = block.strip("\n").partition("\n")
         m = TIMING.match(first.strip())
         if m is None:
@@ -44,7 +48,7 @@ def write(cues: Sequence[TimedCue], language: str | None = None) -> str:
     dropped (the format has no place for them, nor for the language)."""
     blocks = []
     for cue in cues:
-        text = _ANY_TAG.sub(lambda m: m.group(0) if _KEPT.fullmatch(m.group(0)) else "",
+        text = FOREIGN_MARKUP.sub(lambda m: m.group(0) if _KEPT.fullmatch(m.group(0)) else "",
                             unplaced(cue)[0])  # fmt: skip
         text = keep_blank_lines(text.strip("\n"))
         blocks.append(f"{_stamp(cue.start_ms)},{_stamp(cue.end_ms)}\n{text}\n")

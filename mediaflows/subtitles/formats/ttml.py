@@ -11,7 +11,7 @@ from collections.abc import Iterator, Sequence
 from xml.sax.saxutils import escape, quoteattr
 
 from mediaflows.errors import InputError
-from mediaflows.subtitles.formats.common import tagged, unplaced
+from mediaflows.subtitles.formats.common import FOREIGN_MARKUP, tagged, unplaced
 from mediaflows.subtitles.records import TimedCue
 
 #: The TTML namespaces: TTML1/2 and the DFXP drafts still found in broadcasters' files.
@@ -246,7 +246,6 @@ tts:backgroundColor="transparent" tts:textOutline="black 5%"/>
 """
 _TAIL = "    </div>\n  </body>\n</tt>\n"
 _TAG = re.compile(r"<(/?)([ibu])>", re.IGNORECASE)
-_DROPPED = re.compile(r"</?[a-zA-Z][^<>]*>|\{\\[^{}]*\}")
 _SPAN_STYLE = {"i": 'tts:fontStyle="italic"', "b": 'tts:fontWeight="bold"',
                "u": 'tts:textDecoration="underline"'}  # fmt: skip
 
@@ -271,7 +270,7 @@ def _runs(text: str) -> str:
             body = f"<span {styles}>{body}</span>"
         out.append(body)
 
-    text = _DROPPED.sub(lambda m: m.group(0) if _TAG.fullmatch(m.group(0)) else "", text)
+    text = FOREIGN_MARKUP.sub(lambda m: m.group(0) if _TAG.fullmatch(m.group(0)) else "", text)
     for m in _TAG.finditer(text):
         emit(text[pos : m.start()])
         tag = m.group(2).lower()

@@ -8,6 +8,7 @@ import re
 from collections.abc import Sequence
 
 from mediaflows.subtitles.formats.common import (
+    FOREIGN_MARKUP,
     blank_lines,
     cues_to_timed,
     keep_blank_lines,
@@ -22,7 +23,6 @@ _TIMING = re.compile(r"^\s*(\S+)\s+-->\s+(\S+)(.*)$")
 _KEPT_TAG = re.compile(r"<(/?)([ibu])(?:\.[^\s>]*)?(?:\s[^>]*)?>", re.IGNORECASE)
 _VOICE = re.compile(r"<v(?:\.[^\s>]*)?\s+([^>]*)>")
 _ANY_TAG = re.compile(r"<[^<>]*>")
-_ASS_BLOCK = re.compile(r"\{\\[^{}]*\}")
 _WRITTEN_TAG = re.compile(r"</?(?:i|b|u)>", re.IGNORECASE)
 
 
@@ -86,7 +86,7 @@ def read(text: str, name: str = "subtitles.vtt") -> list[TimedCue]:
     """The cues of WebVTT ``text`` (LF line ends): the header, NOTE, STYLE and REGION blocks
     skipped; cue settings kept (their position read); cues with broken times left out."""
     cues: list[TimedCue] = []
-    blocks = re.split(r"\n[ \t]*\n", text.lstrip("\ufeff").strip("\n"))
+    blocks = re.split(r"\n(?:[ \t]*\n)+", text.lstrip("\ufeff").strip("\n"))
     for block in blocks[1:] if blocks[0].lstrip().startswith("WEBVTT") else blocks:
         lines = block.strip("\n").split("\n")
         at = 0 if "-->" in lines[0] else 1
@@ -122,8 +122,7 @@ def _vtt_text(text: str) -> str:
         kept.append(m.group(0).lower())
         return f"\x00{len(kept) - 1}\x00"
 
-    text = _ANY_TAG.sub(lambda m: hold(m) if _WRITTEN_TAG.fullmatch(m.group(0)) else "",
-                        _ASS_BLOCK.sub("", text))  # fmt: skip
+    text = FOREIGN_MARKUP.sub(lambda m: hold(m) if _WRITTEN_TAG.fullmatch(m.group(0)) else "", text)
     text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     text = re.sub("\x00(\\d+)\x00", lambda m: kept[int(m.group(1))], text)
     lines = [line.strip().replace("-->", "→") for line in text.split("\n")]

@@ -85,6 +85,22 @@ def test_pysubs2_reads_what_we_write(name: str) -> None:
     assert [e.start for e in subs] == [kept(c, name).start_ms for c in SHARED]
 
 
+def test_srt_is_written_byte_for_byte_as_pysubs2_writes_it() -> None:
+    odd = (
+        TimedCue(id=1, start_ms=-5, end_ms=400_000_000, text="  Clamped and stripped \n"),
+        TimedCue(id=2, start_ms=0, end_ms=1, text="{\\p1}m 0 0 l 100 0 100 100"),  # a drawing
+        TimedCue(id=3, start_ms=0, end_ms=1, text="Hard\\Nbreak and\\hspace"),
+    )
+    cues = [c.model_copy(update={"text": c.text.replace("\n\n", "\n")}) for c in SHARED + odd]
+    subs = pysubs2.SSAFile()
+    for cue in cues:
+        text = (formats.common.placed(cue)).replace("\n", r"\N")
+        subs.append(pysubs2.SSAEvent(start=cue.start_ms, end=cue.end_ms, text=text))
+    with pytest.warns(RuntimeWarning):  # pysubs2 warns where it clamps
+        expected = subs.to_string("srt", keep_ssa_tags=True)
+    assert write_subtitles(cues, "srt") == expected
+
+
 def test_a_position_the_text_lost_is_written_from_the_record() -> None:
     # a repair or a translation that dropped the tag: the record still knows where the cue goes
     cue = TimedCue(id=1, start_ms=0, end_ms=1000, text="Oben", position=8)

@@ -16,7 +16,6 @@ from mediaflows.subtitles.records import TimedCue
 _BLOCK = re.compile(r"\{([^{}]*)\}")
 #: ``\i1``, ``\b0``, ``\u`` … but not ``\bord2``, ``\be1``, ``\shad2``, ``\iclip``.
 _TOGGLE = re.compile(r"\\([ibus])(\d*)(?=\\|$)")
-_HTML = re.compile(r"<(/?)([ibus])>", re.IGNORECASE)
 _DRAWING = re.compile(r"\\p[1-9]")
 
 
@@ -33,9 +32,19 @@ def _block_as_tags(m: re.Match[str]) -> str:
     return (f"{{{rest}}}" if rest else "") + toggles
 
 
+#: The plain toggles, as most scripts write them, turned by ``str.replace`` (no regex needed).
+_PLAIN = tuple((f"{{\\{t}{n}}}", f"<{'' if n == '1' else '/'}{t}>") for t in "ibus" for n in "10")
+#: A block that still holds a toggle (``{\\an8\\i1}``, ``{\\i}``).
+_MIXED = re.compile(r"\{[^{}]*\\[ibus]\d*(?:\\|\})")
+
+
 def _text_of(event: pysubs2.SSAEvent) -> str:
     text = event.text.replace(r"\N", "\n").replace(r"\n", "\n").replace(r"\h", "\u00a0")
-    return _BLOCK.sub(_block_as_tags, text) if "{" in text else text
+    if "{" not in text:
+        return text
+    for block, tag in _PLAIN:
+        text = text.replace(block, tag)
+    return _BLOCK.sub(_block_as_tags, text) if _MIXED.search(text) else text
 
 
 def read(text: str, name: str = "subtitles.ass", format_: str = "ass") -> list[TimedCue]:
@@ -59,38 +68,45 @@ def read(text: str, name: str = "subtitles.ass", format_: str = "ass") -> list[T
 
 
 def _ass_text(cue: TimedCue) -> str:
-    text = _HTML.sub(lambda m: f"{{\\{m.group(2).lower()}{'0' if m.group(1) else '1'}}}",
-                     placed(cue))  # fmt: skip
-    # ASS blocks stay (they are ASS's own); HTML-like tags of other formats go.
-    text = FOREIGN_MARKUP.sub(lambda m: m.group(0) if m.group(0).startswith("{") else "", text)
+    text = placed(cue)
+    if "<" in text:
+        for block, tag in _PLAIN:
+            text = text.replace(tag, block)
+        # ASS blocks stay (they are ASS's own); HTML-like tags of other formats go.
+        text = FOREIGN_MARKUP.sub(lambda m: m.group(0) if m.group(0)[0] == "{" else "", text)
     return text.replace("\n", r"\N")
 
 
-def _file(cues: Sequence[TimedCue]) -> pysubs2.SSAFile:
-    subs = pysubs2.SSAFile()
+def _stamp(ms: int) -> str:
+    """``H:MM:SS.cc``, rounded to the centisecond as Aegisub (and pysubs2) round."""
+    cs = (max(ms, 0) + 5) // 10
+    return f"{cs // 360_000}:{cs // 6000 % 60:02}:{cs // 100 % 60:02}.{cs % 100:02}"
+
+
+def _write(cues: Sequence[TimedCue], language: str | None, format_: str) -> str:
+    # pysubs2 writes the script's head (Script Info, the style); the events are written here:
+    # pysubs2's generic field writer takes twice as long as reading the file back.
+    head = pysubs2.SSAFile()
+    if language:
+        head.info["Language"] = language
+    marked = "Marked=0" if format_ == "ssa" else "0"
+    lines = [head.to_string(format_).rstrip("\n")]
     for cue in cues:
-        subs.append(pysubs2.SSAEvent(
-            start=cue.start_ms, end=cue.end_ms, text=_ass_text(cue), name=cue.speaker,
-            style=cue.style or "Default",
-        ))  # fmt: skip
-    return subs
+        name, style = cue.speaker.replace(",", ";"), (cue.style or "Default").replace(",", ";")
+        lines.append(f"Dialogue: {marked},{_stamp(cue.start_ms)},{_stamp(cue.end_ms)},{style},"
+                     f"{name},0,0,0,,{_ass_text(cue)}")  # fmt: skip
+    return "\n".join(lines) + "\n"
 
 
 def write(cues: Sequence[TimedCue], language: str | None = None) -> str:
     """An ASS script of ``cues`` in pysubs2's default style, the language (when given) in its
     Script Info."""
-    subs = _file(cues)
-    if language:
-        subs.info["Language"] = language
-    return subs.to_string("ass")
+    return _write(cues, language, "ass")
 
 
 def write_ssa(cues: Sequence[TimedCue], language: str | None = None) -> str:
     """An SSA (v4) script of ``cues`` (see :func:`write`)."""
-    subs = _file(cues)
-    if language:
-        subs.info["Language"] = language
-    return subs.to_string("ssa")
+    return _write(cues, language, "ssa")
 
 
 def read_ssa(text: str, name: str = "subtitles.ssa") -> list[TimedCue]:

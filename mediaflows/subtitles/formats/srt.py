@@ -1,7 +1,9 @@
-"""SubRip (``.srt``), read and written by pysubs2, text and tags exactly as found."""
+"""SubRip (``.srt``), read by pysubs2 and written here the way pysubs2 writes it, text and tags
+exactly as found."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import pysubs2
@@ -36,15 +38,35 @@ def read(text: str, name: str = "subtitles.srt") -> list[TimedCue]:
     return cues
 
 
+#: A drawing (``{\\p1}``), which pysubs2 does not write as SubRip either.
+_DRAWING = re.compile(r"\{[^{}]*\\p[1-9][^{}]*\}")
+#: Largest time SubRip can write, 99:59:59,999.
+_LAST_MS = 100 * 3_600_000 - 1
+
+
+def _stamp(ms: int) -> str:
+    ms = min(max(ms, 0), _LAST_MS)
+    return f"{ms // 3_600_000:02}:{ms // 60_000 % 60:02}:{ms // 1000 % 60:02},{ms % 1000:03}"
+
+
+def _body(cue: TimedCue) -> str:
+    text = keep_blank_lines(placed(cue))
+    if "\\" in text:
+        text = text.replace(r"\h", " ").replace(r"\n", "\n").replace(r"\N", "\n")
+    return re.sub("\n+", "\n", text.strip()) if "\n\n" in text or text != text.strip() else text
+
+
 def write(cues: Sequence[TimedCue], language: str | None = None) -> str:
     """SubRip text of ``cues``, numbered from 1, times and tags exactly as given (a cue's
-    position as ``{\\anN}`` first); SubRip has no place for the language."""
-    subs = pysubs2.SSAFile()
+    position as ``{\\anN}`` first), byte for byte as pysubs2 writes it with its tags kept (its
+    generic writer takes longer than reading the file); SubRip has no place for the language."""
+    blocks = []
     for cue in cues:
-        text = keep_blank_lines(placed(cue)).replace("\n", r"\N")
-        subs.append(pysubs2.SSAEvent(start=cue.start_ms, end=cue.end_ms, text=text))
-    # keep_ssa_tags: text goes out as it came in (HTML and {\an8} tags untouched).
-    return subs.to_string("srt", keep_ssa_tags=True) if cues else ""
+        if "{" in cue.text and _DRAWING.search(cue.text):
+            continue
+        blocks.append(f"{len(blocks) + 1}\n{_stamp(cue.start_ms)} --> {_stamp(cue.end_ms)}\n"
+                      f"{_body(cue)}\n\n")  # fmt: skip
+    return "".join(blocks)
 
 
 def read_srt(data: bytes, name: str = "subtitles.srt") -> ParsedSrt:

@@ -52,6 +52,8 @@ def settings_for(position: int | None) -> str:
 
 def position_for(settings: str) -> int | None:
     """The numeric-keypad position cue ``settings`` put a cue at (None: bottom centre)."""
+    if not settings:
+        return None
     values = dict(s.split(":", 1) for s in settings.split() if ":" in s)
     row = 0
     line = values.get("line", "").split(",")[0]
@@ -76,6 +78,8 @@ def _cue_text(lines: list[str]) -> tuple[str, str]:
     """A WebVTT cue's text as the record keeps it (<i>, <b>, <u> kept, entities read) and its
     speaker (the first ``<v Name>``)."""
     text = "\n".join(lines)
+    if "<" not in text and "&" not in text:
+        return blank_lines(text), ""
     voice = _VOICE.search(text)
     text = _KEPT_TAG.sub(lambda m: f"<{m.group(1)}{m.group(2).lower()}>", text)
     text = _ANY_TAG.sub(lambda m: m.group(0) if _WRITTEN_TAG.fullmatch(m.group(0)) else "", text)
@@ -116,6 +120,8 @@ def _vtt_text(text: str) -> str:
     """A cue's text as WebVTT cue text: <i>, <b>, <u> kept, other tags and ASS blocks dropped,
     ``&`` and stray ``<`` escaped, no ``-->`` inside, empty inner lines kept as a no-break
     space."""
+    if not any(c in text for c in "<>&{\n") and "-->" not in text:
+        return text.strip()
     kept: list[str] = []
 
     def hold(m: re.Match[str]) -> str:

@@ -60,7 +60,7 @@ def write(cues: Sequence[TimedCue], language: str | None = None) -> str:
     """SubRip text of ``cues``, numbered from 1, times and tags exactly as given (a cue's
     position as ``{\\anN}`` first), byte for byte as pysubs2 writes it with its tags kept (its
     generic writer takes longer than reading the file); SubRip has no place for the language."""
-    blocks = []
+    blocks: list[str] = []
     for cue in cues:
         if "{" in cue.text and _DRAWING.search(cue.text):
             continue

@@ -1,6 +1,6 @@
-"""Advanced SubStation Alpha (``.ass``) and SubStation Alpha (``.ssa``), read and written by
-pysubs2; italics, bold, underline and strike-out become the tags SRT writes (``<i>``), so one
-text serves every format, and back."""
+"""Advanced SubStation Alpha (``.ass``) and SubStation Alpha (``.ssa``): read by pysubs2, written
+with pysubs2's script head and the events written here; italics, bold, underline and strike-out
+become the tags SRT writes (``<i>``), so one text serves every format, and back."""
 
 from __future__ import annotations
 

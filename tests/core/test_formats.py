@@ -4,6 +4,7 @@ one-line refusal of what is no subtitle file."""
 
 from __future__ import annotations
 
+import codecs
 import random
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -12,7 +13,7 @@ import pysubs2
 import pytest
 
 from mediaflows.errors import InputError
-from mediaflows.subtitles import formats
+from mediaflows.subtitles import chunks, formats
 from mediaflows.subtitles.formats import (
     FORMATS,
     detect,
@@ -108,6 +109,8 @@ def test_a_position_the_text_lost_is_written_from_the_record() -> None:
     assert "{\\an8}Oben" in write_subtitles([cue], "ass")
     assert "00:00:01.000 line:0\nOben" in write_subtitles([cue], "vtt")
     assert 'region="top">Oben</p>' in write_subtitles([cue], "ttml")
+    moved = cue.model_copy(update={"text": " {\\an8}Oben"})  # white space an edit left first
+    assert "\n{\\an8}Oben\n" in write_subtitles([moved], "srt")
 
 
 def test_positions_and_italics_cross_formats() -> None:
@@ -131,6 +134,32 @@ def test_webvtt_cue_settings_survive_as_written() -> None:
     assert parsed.cues[0].settings == (
         "position:50.00%,middle align:middle size:80.00% line:84.67%"
     )
+
+
+def test_a_webvtt_position_is_locked_like_a_timecode() -> None:
+    vtt = "WEBVTT\n\n00:00:01.000 --> 00:00:02.000 line:0\nOben\n"
+    (cue,) = read_subtitles(vtt.encode(), "a.vtt").cues
+    assert chunks.damage(cue.text, "Oben") == "markup changed"  # the LLM sees and keeps the tag
+    assert chunks.damage(cue.text, "{\\an8}Open") is None
+
+
+def test_an_ass_style_s_italics_and_place_reach_other_formats() -> None:
+    ass = (
+        "[Script Info]\nScriptType: v4.00+\n\n[V4+ Styles]\nFormat: Name, Fontname, Fontsize, "
+        "PrimaryColour, SecondaryColour, OutlineColour, BackColour, Bold, Italic, Underline, "
+        "StrikeOut, ScaleX, ScaleY, Spacing, Angle, BorderStyle, Outline, Shadow, Alignment, "
+        "MarginL, MarginR, MarginV, Encoding\n"
+        "Style: Default,Arial,20,&H00FFFFFF,&H000000FF,&H00000000,&H00000000,0,0,0,0,100,100,0,0,"
+        "1,2,2,2,10,10,10,1\n"
+        "Style: Off,Arial,20,&H00FFFFFF,&H000000FF,&H00000000,&H00000000,0,-1,0,0,100,100,0,0,"
+        "1,2,2,8,10,10,10,1\n\n[Events]\nFormat: Layer, Start, End, Style, Name, MarginL, "
+        "MarginR, MarginV, Effect, Text\n"
+        "Dialogue: 0,0:00:01.00,0:00:02.00,Off,Ann,0,0,0,,Voice off\n"
+    )
+    (cue,) = read_subtitles(ass.encode(), "styled.ass").cues
+    assert (cue.text, cue.position, cue.style, cue.speaker) == (
+        "{\\an8}<i>Voice off</i>", 8, "Off", "Ann")  # fmt: skip
+    assert "{\\an8}<i>Voice off</i>" in write_subtitles([cue], "srt")
 
 
 def test_speakers_of_ass_and_webvtt_voices() -> None:
@@ -161,6 +190,12 @@ def test_bom_utf16_and_crlf_as_for_srt(name: str) -> None:
     parsed = read_subtitles(b"\xff\xfe" + text.encode("utf-16-le"), file_name(name))
     assert (parsed.bom, parsed.crlf, parsed.format) == (True, True, name)
     assert parsed.cues == tuple(kept(c, name) for c in SHARED[:3])
+
+
+def test_a_ttml_declared_utf16_is_read() -> None:
+    ttml = write_subtitles(SHARED[:2], "ttml").replace('encoding="UTF-8"', 'encoding="UTF-16"')
+    parsed = read_subtitles(codecs.BOM_UTF16_LE + ttml.encode("utf-16-le"), "uk.ttml")
+    assert parsed.cues == SHARED[:2]
 
 
 def test_a_legacy_code_page_is_read() -> None:

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import pysubs2
 
 from mediaflows.errors import InputError
-from mediaflows.subtitles.formats.common import FOREIGN_MARKUP, placed, position_of
+from mediaflows.subtitles.formats.common import FOREIGN_MARKUP, placed, position_of, tagged
 from mediaflows.subtitles.records import TimedCue
 
 _BLOCK = re.compile(r"\{([^{}]*)\}")
@@ -47,9 +47,22 @@ def _text_of(event: pysubs2.SSAEvent) -> str:
     return _BLOCK.sub(_block_as_tags, text) if _MIXED.search(text) else text
 
 
+def _styled(body: str, style: pysubs2.SSAStyle | None) -> str:
+    """``body`` with what its style says and other formats need in the text: italics (an
+    "Italics" style for voices off screen) and a place other than bottom centre (a "Top" or
+    "Signs" style), which a script with other styles, or none, would otherwise lose."""
+    if style is None:
+        return body
+    if style.italic and "<i>" not in body:
+        body = f"<i>{body}</i>"
+    where = int(style.alignment.value)
+    return tagged(body, where) if where != 2 and position_of(body) is None else body
+
+
 def read(text: str, name: str = "subtitles.ass", format_: str = "ass") -> list[TimedCue]:
     """The dialogue events of an ASS/SSA script (comments and drawings left out), with their
-    speaker (Name) and style; times are in centiseconds in these formats."""
+    speaker (Name) and style, and their style's italics and place made explicit in the text;
+    times are in centiseconds in these formats."""
     try:
         subs = pysubs2.SSAFile.from_string(text, format_=format_)
     except Exception as exc:  # pysubs2 raises a variety of errors on garbage
@@ -58,7 +71,7 @@ def read(text: str, name: str = "subtitles.ass", format_: str = "ass") -> list[T
     for e in subs.events:
         if e.is_comment or _DRAWING.search(e.text):
             continue
-        body = _text_of(e)
+        body = _styled(_text_of(e), subs.styles.get(e.style))
         cues.append(TimedCue(
             id=len(cues) + 1, start_ms=e.start, end_ms=e.end, text=body,
             position=position_of(body), speaker=e.name.strip(),

@@ -67,6 +67,8 @@ FOREIGN_MARKUP = re.compile(
 #: A position tag at the start of a cue's text, as SRT and ASS write it (``{\an8}``: top centre).
 LEADING_POSITION = re.compile(r"^\{\\an([1-9])\}")
 ANY_POSITION = re.compile(r"\{\\an([1-9])\}")
+#: The tag a text opens with, after any white space an edit left before it.
+_STRAY_POSITION = re.compile(r"^\s*\{\\an[1-9]\}")
 
 
 def position_of(text: str) -> int | None:
@@ -88,7 +90,7 @@ def placed(cue: TimedCue) -> str:
     wins over a tag the text may have lost or changed (a repair or a translation)."""
     if cue.position is None:
         return cue.text
-    return f"{{\\an{cue.position}}}" + LEADING_POSITION.sub("", cue.text)
+    return f"{{\\an{cue.position}}}" + _STRAY_POSITION.sub("", cue.text)
 
 
 def unplaced(cue: TimedCue) -> tuple[str, int | None]:

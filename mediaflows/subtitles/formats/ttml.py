@@ -190,7 +190,8 @@ def read(text: str, name: str = "subtitles.ttml") -> list[TimedCue]:
     as tags, its region's place as the position. A document with no timed paragraph is an
     :class:`InputError`."""
     try:
-        root = ET.fromstring(text.lstrip("\ufeff").encode())
+        # Given text (decoded as every subtitle file is), expat ignores the declared encoding.
+        root = ET.fromstring(text.lstrip("\ufeff"))
     except ET.ParseError as exc:
         raise InputError(f"{name}: not well-formed XML ({exc})") from exc
     namespace = root.tag[1:].partition("}")[0] if root.tag.startswith("{") else ""

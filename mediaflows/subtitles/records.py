@@ -103,6 +103,10 @@ class ParsedSrt(_Record):
     cues: tuple[TimedCue, ...]
     encoding: str
     format: str = Field(default="srt", description="Its format's name (``srt``, ``vtt`` …).")
+    language: str | None = Field(
+        default=None, description="The language the file says it is in (WebVTT's Language: "
+        "header, TTML's xml:lang, ASS's Script Info), as written; None where it says none."
+    )  # fmt: skip
     bom: bool = Field(default=False, description="The file began with a byte-order mark.")
     crlf: bool = Field(default=False, description="Its lines ended CR LF (Windows).")
 

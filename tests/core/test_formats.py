@@ -68,6 +68,7 @@ def test_read_write_read_gives_the_same_cues(name: str) -> None:
     parsed = read_subtitles(written.encode(), file_name(name))
     assert parsed.format == name
     assert parsed.cues == tuple(kept(c, name) for c in SHARED)
+    assert parsed.language == (None if name in ("srt", "sbv") else "ja")
     # written again, the file is the same: nothing drifts from one round to the next
     assert write_subtitles(parsed.cues, name, language="ja") == written
 
@@ -160,6 +161,7 @@ def test_an_ass_style_s_italics_and_place_reach_other_formats() -> None:
     assert (cue.text, cue.position, cue.style, cue.speaker) == (
         "{\\an8}<i>Voice off</i>", 8, "Off", "Ann")  # fmt: skip
     assert "{\\an8}<i>Voice off</i>" in write_subtitles([cue], "srt")
+    assert "\nStyle: Off," in write_subtitles([cue], "ass")  # a style the events name is defined
 
 
 def test_speakers_of_ass_and_webvtt_voices() -> None:
@@ -239,6 +241,13 @@ def test_real_files_are_read(
     assert (parsed.format, len(parsed.cues)) == (name, count)
     cue = parsed.cues[at]
     assert (cue.start_ms, cue.end_ms, cue.text) == (start, end, text)
+
+
+def test_the_language_a_file_says() -> None:
+    regions = read_subtitles((DATA / "ttml_top_bottom_regions.ttml").read_bytes(), "r.ttml")
+    assert regions.language == "en"
+    w3c = read_subtitles((DATA / "ttml_w3c_example.ttml").read_bytes(), "w.ttml")
+    assert w3c.language is None  # xml:lang="": undetermined
 
 
 def test_what_real_files_keep() -> None:

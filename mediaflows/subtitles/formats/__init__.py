@@ -34,6 +34,12 @@ from mediaflows.subtitles.records import ParsedSrt, TimedCue
 Reader = Callable[[str, str], list[TimedCue]]
 #: Writes cues, with their language when the format has a place for it.
 Writer = Callable[[Sequence[TimedCue], str | None], str]
+#: The language a decoded file says it is in, where the format has a place for it.
+LanguageOf = Callable[[str], str | None]
+
+
+def _unsaid(text: str) -> str | None:
+    return None
 
 
 @dataclass(frozen=True)
@@ -50,6 +56,7 @@ class SubtitleFormat:
     keeps: frozenset[str]
     time_step_ms: int = 1  #: the finest time the format writes (ASS: centiseconds)
     pysubs2: str | None = None  #: its name in pysubs2, where pysubs2 reads and writes it
+    language_of: LanguageOf = _unsaid  #: the language the file says it is in
 
 
 _ALL = frozenset({"markup", "positions", "speakers", "styles"})
@@ -60,17 +67,19 @@ FORMATS: dict[str, SubtitleFormat] = {
         SubtitleFormat("srt", (".srt",), "application/x-subrip", srt.read, srt.write,
                        frozenset({"markup", "positions"}), pysubs2="srt"),
         SubtitleFormat("vtt", (".vtt",), "text/vtt", vtt.read, vtt.write,
-                       frozenset({"markup", "positions", "speakers"}), pysubs2="vtt"),
+                       frozenset({"markup", "positions", "speakers"}), pysubs2="vtt",
+                       language_of=vtt.language_of),
         SubtitleFormat("ass", (".ass",), "text/x-ass", ass.read, ass.write, _ALL,
-                       time_step_ms=10, pysubs2="ass"),
+                       time_step_ms=10, pysubs2="ass", language_of=ass.language_of),
         SubtitleFormat("ssa", (".ssa",), "text/x-ssa", ass.read_ssa, ass.write_ssa, _ALL,
-                       time_step_ms=10, pysubs2="ssa"),
+                       time_step_ms=10, pysubs2="ssa", language_of=ass.language_of),
         SubtitleFormat("ttml", (".ttml", ".dfxp", ".xml"), "application/ttml+xml", ttml.read,
-                       ttml.write, frozenset({"markup", "positions"}), pysubs2="ttml"),
+                       ttml.write, frozenset({"markup", "positions"}), pysubs2="ttml",
+                       language_of=ttml.language_of),
         SubtitleFormat("sbv", (".sbv",), "text/plain", sbv.read, sbv.write,
                        frozenset({"markup"})),
         SubtitleFormat("json", (".json",), "application/json", jsonformat.read,
-                       jsonformat.write, _ALL),
+                       jsonformat.write, _ALL, language_of=jsonformat.language_of),
     )
 }  # fmt: skip
 
@@ -140,7 +149,10 @@ def read_subtitles(data: bytes, filename: str = "subtitles") -> ParsedSrt:
     cues = tuple(FORMATS[name].read(text, filename))
     if not cues:
         raise InputError(f"{filename}: no cues found in this {name} file")
-    return ParsedSrt(cues=cues, encoding=encoding, bom=bom, crlf=crlf, format=name)
+    language = FORMATS[name].language_of(text)
+    return ParsedSrt(
+        cues=cues, encoding=encoding, bom=bom, crlf=crlf, format=name, language=language
+    )
 
 
 def write_subtitles(cues: Sequence[TimedCue], format: str, language: str | None = None) -> str:

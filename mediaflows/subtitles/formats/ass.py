@@ -102,6 +102,8 @@ def _write(cues: Sequence[TimedCue], language: str | None, format_: str) -> str:
     head = pysubs2.SSAFile()
     if language:
         head.info["Language"] = language
+    for name in sorted({c.style for c in cues} - {"", "Default"}):
+        head.styles[name.replace(",", ";")] = head.styles["Default"].copy()  # named, defined
     marked = "Marked=0" if format_ == "ssa" else "0"
     lines = [head.to_string(format_).rstrip("\n")]
     for cue in cues:
@@ -120,6 +122,12 @@ def write(cues: Sequence[TimedCue], language: str | None = None) -> str:
 def write_ssa(cues: Sequence[TimedCue], language: str | None = None) -> str:
     """An SSA (v4) script of ``cues`` (see :func:`write`)."""
     return _write(cues, language, "ssa")
+
+
+def language_of(text: str) -> str | None:
+    """The ``Language:`` of a script's Script Info (None: none)."""
+    m = re.search(r"^Language:[ \t]*(\S+)[ \t]*$", text[:4096], re.MULTILINE)
+    return m.group(1) if m else None
 
 
 def read_ssa(text: str, name: str = "subtitles.ssa") -> list[TimedCue]:

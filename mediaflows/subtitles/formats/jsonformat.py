@@ -50,6 +50,16 @@ def read(text: str, name: str = "subtitles.json") -> list[TimedCue]:
         raise InputError(f"{name}: not a JSON subtitle file ({str(exc).splitlines()[0]})") from exc
 
 
+def language_of(text: str) -> str | None:
+    """The ``language`` of a JSON subtitle file (None: none)."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    language = data.get("language") if isinstance(data, dict) else None
+    return language if isinstance(language, str) and language else None
+
+
 def write(cues: Sequence[TimedCue], language: str | None = None) -> str:
     """``{"language": …, "cues": [...]}``, each cue with its times in milliseconds, its text and
     what else it has (position, settings, speaker, style)."""

@@ -224,6 +224,12 @@ def read(text: str, name: str = "subtitles.ttml") -> list[TimedCue]:
     return cues
 
 
+def language_of(text: str) -> str | None:
+    """The ``xml:lang`` of a document's ``<tt>`` (None: none, or empty)."""
+    m = re.search(r"<(?:[\w.-]+:)?tt\b[^>]*?\sxml:lang=[\"']([^\"']*)[\"']", text[:8192])
+    return m.group(1) or None if m else None
+
+
 # ---- writing (IMSC1 text profile) --------------------------------------------------------------
 
 _HEAD = """<?xml version="1.0" encoding="UTF-8"?>

@@ -113,6 +113,13 @@ def read(text: str, name: str = "subtitles.vtt") -> list[TimedCue]:
     return cues
 
 
+def language_of(text: str) -> str | None:
+    """The ``Language:`` of a WebVTT header (None: none)."""
+    header = text.lstrip("\ufeff").split("\n\n", 1)[0]
+    m = re.search(r"^Language:[ \t]*(\S+)[ \t]*$", header, re.MULTILINE)
+    return m.group(1) if m else None
+
+
 # ---- writing -----------------------------------------------------------------------------------
 
 

@@ -5,6 +5,7 @@ from bench import (
     batch_bench,
     batched_bench,
     convert_bench,
+    formats_bench,
     llm_bench,
     package_bench,
     whisper_bench,
@@ -12,6 +13,7 @@ from bench import (
 )
 
 if __name__ == "__main__":
+    formats_bench.main([])
     convert_bench.main([])
     package_bench.main([])
     whisper_bench.main([])

@@ -5,7 +5,8 @@ readability rules and their QA, and the LLM operations on their text (repair, tr
   :class:`RenderedSubtitles`, and what a viewer reads of a line (:func:`visible_len`).
 * :mod:`.cues`: cues from a transcription's word times (:func:`render`).
 * :mod:`.qa`: the QA report (cues breaking each rule, reading speed).
-* :mod:`.formats`: SRT, WebVTT, JSON written (pysubs2); real-world SRT read back.
+* :mod:`.formats`: the table of subtitle formats (SRT, WebVTT, ASS/SSA, TTML, SBV, JSON), each
+  read into one cue record and written from it.
 * :mod:`.lines`: each language's line rules, and the wrap that keeps them.
 * :mod:`.language_checks`: cheap checks that a text is in a language.
 * :mod:`.chunks`: cue text through an LLM chunk by chunk, validated (repair and translation).
@@ -18,11 +19,13 @@ from mediaflows.subtitles.chunks import ChunkFix, CueText, SrtChunk, plan_chunks
 from mediaflows.subtitles.cues import break_lines, build_cues, render
 from mediaflows.subtitles.formats import (
     read_srt,
+    read_subtitles,
     timed_to_cues,
     to_json,
     to_srt,
     to_vtt,
     write_srt,
+    write_subtitles,
 )
 from mediaflows.subtitles.lines import line_rules, wrap
 from mediaflows.subtitles.qa import qa_report
@@ -30,7 +33,9 @@ from mediaflows.subtitles.records import (
     MARKUP,
     Cue,
     ParsedSrt,
+    ParsedSubtitles,
     RenderedSubtitles,
+    SubtitleCue,
     TimedCue,
     visible_len,
 )
@@ -41,8 +46,10 @@ __all__ = [
     "Cue",
     "CueText",
     "ParsedSrt",
+    "ParsedSubtitles",
     "RenderedSubtitles",
     "SrtChunk",
+    "SubtitleCue",
     "TimedCue",
     "break_lines",
     "build_cues",
@@ -50,6 +57,7 @@ __all__ = [
     "plan_chunks",
     "qa_report",
     "read_srt",
+    "read_subtitles",
     "render",
     "timed_to_cues",
     "to_json",
@@ -58,4 +66,5 @@ __all__ = [
     "visible_len",
     "wrap",
     "write_srt",
+    "write_subtitles",
 ]

@@ -1,6 +1,7 @@
-"""The records of the subtitles package: a cue as a viewer sees it (:class:`Cue`), a cue of an SRT
-file as read (:class:`TimedCue`, :class:`ParsedSrt`), and subtitles rendered in their formats
-with their QA report (:class:`RenderedSubtitles`). They import nothing else of the package."""
+"""The records of the subtitles package: a cue as a viewer sees it (:class:`Cue`), a cue of a
+subtitle file of any format as read (:class:`TimedCue`, :class:`ParsedSrt`), and subtitles
+rendered in their formats with their QA report (:class:`RenderedSubtitles`). They import nothing
+else of the package."""
 
 from __future__ import annotations
 
@@ -70,20 +71,42 @@ class RenderedSubtitles(_Record):
 
 
 class TimedCue(_Record):
-    """A cue of a parsed SRT: its number, times in milliseconds as in the file, and raw text
-    (tags kept, lines joined with ``\\n``)."""
+    """A cue of a subtitle file as read: its number, times in milliseconds as in the file, and
+    its text (lines joined with ``\\n``, inline markup kept: ``<i>``, ``<b>``, ``<u>``, ``<s>``,
+    ``<font>``, ASS override blocks). Where the file placed it and who speaks are kept beside
+    the text, so that a writer puts them back whatever became of the text."""
 
     id: int = Field(ge=1)
     start_ms: int
     end_ms: int
     text: str
+    position: int | None = Field(
+        default=None, ge=1, le=9,
+        description="Where the cue sits on screen, as a numeric keypad (``{\\an8}``: top "
+        "centre); None: the player's default (bottom centre).",
+    )  # fmt: skip
+    settings: str = Field(
+        default="", description="WebVTT cue settings the position does not say, as written."
+    )
+    speaker: str = Field(default="", description="Who speaks (ASS Name, WebVTT voice).")
+    style: str = Field(default="", description="The ASS style the cue uses (empty: Default).")
+
+
+#: The one cue record of subtitle files, whatever their format.
+SubtitleCue = TimedCue
 
 
 class ParsedSrt(_Record):
-    """An SRT file as read: its cues in file order and the encoding it was written in."""
+    """A subtitle file as read: its cues in file order, its format and the encoding it was
+    written in."""
 
     cues: tuple[TimedCue, ...]
     encoding: str
+    format: str = Field(default="srt", description="Its format's name (``srt``, ``vtt`` …).")
+    language: str | None = Field(
+        default=None, description="The language the file says it is in (WebVTT's Language: "
+        "header, TTML's xml:lang, ASS's Script Info), as written; None where it says none."
+    )  # fmt: skip
     bom: bool = Field(default=False, description="The file began with a byte-order mark.")
     crlf: bool = Field(default=False, description="Its lines ended CR LF (Windows).")
 
@@ -93,3 +116,7 @@ class ParsedSrt(_Record):
         if self.crlf:
             srt = srt.replace("\n", "\r\n")
         return "\ufeff" + srt if self.bom else srt
+
+
+#: A subtitle file of any format as read (the record is the same as for SRT).
+ParsedSubtitles = ParsedSrt

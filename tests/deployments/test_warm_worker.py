@@ -53,12 +53,14 @@ def _clips(directory: Path, n: int, salt: int) -> list[Path]:
     return clips
 
 
-def test_twenty_runs_on_a_warm_worker_load_the_model_once(
+def test_eight_runs_on_a_warm_worker_load_the_model_once(
     warm: Path,
     worker_store: ProfileStore,
     tmp_path: Path,
 ) -> None:
-    ids = [worker_store.import_file("dave", c).id for c in _clips(tmp_path, 20, salt=0)]
+    """Eight runs, two at a time, one model load (it was twenty: 127 CPU-seconds of the suite's
+    1,330, the same property shown by runs 3 to 20 as by runs 3 to 8)."""
+    ids = [worker_store.import_file("dave", c).id for c in _clips(tmp_path, 8, salt=0)]
     request = GenerateSrtRequest(language="en")
     runs = [client.submit("generate_srt", "dave", i, request, via="deployment") for i in ids]
     results = [client.wait(r, timeout=300) for r in runs]

@@ -166,7 +166,9 @@ def test_a_single_run_whose_warm_worker_dies_is_resubmitted_and_finishes_once(
     schedules it again and runs it, and the input has exactly one output."""
     from tests.media_factory import VIDEOS, make_video
 
-    clip = make_video(tmp_path / "long.mkv", VIDEOS["h264_aac.mkv"][1], 60.0, "640x360")
+    # 20 s at x264's "slower" stays Running for seconds after it starts, time enough to kill
+    # its worker (it was 60 s: two of those transcodes were 60 of this test's 85 CPU-seconds).
+    clip = make_video(tmp_path / "long.mkv", VIDEOS["h264_aac.mkv"][1], 20.0, "640x360")
     source = pg_stack.store.import_file("lou", clip)
     pg_stack.start_worker(limit=2)  # (the module's earlier tests may have left a worker up)
     pg_stack.start_worker(limit=2)

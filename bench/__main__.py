@@ -7,6 +7,7 @@ from bench import (
     convert_bench,
     formats_bench,
     llm_bench,
+    long_bench,
     package_bench,
     whisper_bench,
     worker_bench,
@@ -25,3 +26,4 @@ if __name__ == "__main__":
     asr_bench.main(["--repeat", "1"])
     batch_bench.main([])
     worker_bench.main([])
+    long_bench.main([])

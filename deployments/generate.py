@@ -233,6 +233,9 @@ def deployments_yaml(docker: bool) -> str:
         name = "docker" if docker else spec.batch_name
         summary = None if docker else f"{spec.name} for many files (one child run per file)."
         lines += _deployment(name, f"flows/batch.py:{spec.batch_name}", summary, pool)
+    window = None if docker else "One window of a long file (a child run of its transcription)."
+    lines += _deployment("docker" if docker else "transcribe_window",
+                         "flows/windows.py:transcribe_window", window, pool)  # fmt: skip
     return "\n".join([_BEGIN, *lines, _END])
 
 

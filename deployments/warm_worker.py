@@ -224,6 +224,9 @@ class WarmWorker:
         wait_for([run.future for run in self.runs.values()], timeout=adapter.CANCEL_GRACE_S)
         for run_id in self.runs:
             try:
+                state = client.read_flow_run(run_id).state
+                if state is not None and state.is_final():
+                    continue  # it ended before it could be stopped: nothing to hand back
                 adapter.force_state(
                     client, run_id, Scheduled(message="handed back: its worker stopped")
                 )

@@ -16,8 +16,8 @@ from mediaflows.models import TranscribeRequest
 from mediaflows.speech import Heard, Span, Transcription, windows
 from mediaflows.speech.scripts import model_language
 from mediaflows.stages import Stage
+from tasks import children, slots
 from tasks import prefect_adapter as adapter
-from tasks import slots
 from tasks.asr import transcribe_by_endpoint
 from tasks.whisper import GPU_TAG, plan_windows, transcribe_media, transcribe_window
 
@@ -66,7 +66,23 @@ def _by_windows(
         return heard
 
     def rest(todo: Sequence[Span], language: str | None) -> list[Heard]:
-        return [one(span, language) for span in todo]
+        if not (job.settings.whisper.spread_windows and children.under_deployment()):
+            return [one(span, language) for span in todo]
+        job.progress.stage(Stage.PROCESSING, f"{estimate.line()} · {len(todo)} on the pool")
+
+        def done(_: int, heard: Heard) -> None:
+            estimate.add(heard)
+            job.progress.stage(Stage.PROCESSING, estimate.line(), estimate.fraction)
+
+        window_runs = [{"profile": job.profile, "file_id": job.source.id,
+                        "request": request.model_dump(mode="json"),
+                        "span": span.model_dump(mode="json"), "language": language,
+                        "expected_s": info.audio_duration} for span in todo]  # fmt: skip
+        orchestration = job.settings.orchestration
+        names = [f"{job.source.name} window {s.index + 1}/{len(spans)}" for s in todo]
+        return children.run_children(children.sibling_deployment("transcribe_window"),
+                                     window_runs, orchestration.batch_in_flight,
+                                     orchestration.batch_resubmits, done, names)  # fmt: skip
 
     heard = windows.run_windows(spans, model_language(request.language), one, rest)
     return speech.joined(heard, request)

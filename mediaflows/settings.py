@@ -112,6 +112,12 @@ class WhisperSettings(_Group):
         description="Audio is decoded and transcribed this many seconds at a time, cut at the "
         "quietest moment near the end of each window: memory stays bounded on long files.",
     )
+    spread_windows: bool = Field(
+        default=True,
+        description="A long file's windows, when its run came from a deployment, run as child "
+        "runs (`transcribe_window`) on whichever workers of the pool are free; false: all in the "
+        "run's own process.",
+    )
     download_root: Path | None = Field(
         default=None, description="Where named models are downloaded (when a hub is reachable)."
     )

@@ -6,6 +6,7 @@ transcription. Each window is a unit of work of its own: cached, resumable, run 
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -137,13 +138,15 @@ class Estimate:
         self._worked_s = 0.0
         self._started = time.monotonic()
         self._cached_s = 0.0
+        self._lock = threading.Lock()
 
     def add(self, heard: Heard, cached: bool = False) -> None:
-        self.done += 1
-        self.done_s += heard.duration
-        if cached:
-            self._cached_s += heard.duration
-        self._worked_s = time.monotonic() - self._started
+        with self._lock:  # windows on the pool end in threads of their own
+            self.done += 1
+            self.done_s += heard.duration
+            if cached:
+                self._cached_s += heard.duration
+            self._worked_s = time.monotonic() - self._started
 
     @property
     def fraction(self) -> float:

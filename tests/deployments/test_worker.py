@@ -33,9 +33,10 @@ from tests.stack import descendants
 pytestmark = [pytest.mark.worker, pytest.mark.slow, pytest.mark.xdist_group("process-worker")]
 
 BIN = Path(sys.executable).parent
-#: Every flow prefect.yaml deploys: each operation's, its batch's, and the sweep (read from the
-#: registry: a new operation is checked without an edit here).
-FLOWS = (*OPERATIONS, *(spec.batch_name for spec in OPERATIONS.values()), "sweep")
+#: Every flow prefect.yaml deploys: each operation's, its batch's, the sweep, the window of a
+#: long file (read from the registry: a new operation is checked without an edit here).
+FLOWS = (*OPERATIONS, *(spec.batch_name for spec in OPERATIONS.values()), "sweep",
+         "transcribe_window")  # fmt: skip
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,117 @@
+"""A long file of real speech (the sonnets and JFK of tests/data joined with pauses, in varying
+order, to ``--minutes``): faster-whisper called directly on the whole audio, against the
+``transcribe`` flow (windows as cached tasks) run by ``mediaflows run`` against the embedded
+server; then the flow killed (kill -9, with its ffmpeg) at 60 % of its uninterrupted time and
+run again.
+
+Prints wall times, peak RSS of each process, WER against what was said, and the ratios: flow ÷
+direct, re-run ÷ uninterrupted (goal ≤ 0.45), peak RSS of the flow's process (goal ≤ 1 GB).
+Each part runs in a process of its own (its peak RSS is its own).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.common import bench_home
+
+BIN = Path(sys.executable).parent
+PARTS = ["sonnet1", "sonnet2", "sonnet3", "jfk"]
+
+_DIRECT = """
+import resource, sys, time, json
+from mediaflows.media.audio import decode_audio
+from mediaflows.settings import get_settings
+from mediaflows.speech.whisper import load_model, model_path
+s = get_settings()
+model = load_model(model_path("tiny.en", s), s.whisper)
+started = time.perf_counter()
+audio = decode_audio(__import__("pathlib").Path(sys.argv[1]), "long")
+segments, _ = model.transcribe(audio, language="en", beam_size=5, vad_filter=True,
+                               word_timestamps=True, condition_on_previous_text=False)
+text = " ".join(x.text.strip() for x in segments)
+print(json.dumps({"wall_s": time.perf_counter() - started, "text": text,
+                  "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def make_long(directory: Path, minutes: float, seed: int = 1) -> tuple[Path, str]:
+    """Parts in shuffled rounds until ``minutes`` are reached."""
+    from tests.media_factory import join_real_speech
+
+    rng = random.Random(seed)
+    order: list[str] = []
+    while len(order) * 45 < minutes * 60:  # each part ~53 s (jfk 11 s) with its pause
+        round_ = PARTS[:]
+        rng.shuffle(round_)
+        order += round_
+    return join_real_speech(directory / "long.flac", order, pause_s=1.5)
+
+
+def _run(args: list[str], env: dict[str, str]) -> tuple[float, float, str]:
+    """Wall s, peak RSS MB (the process and its waited children) and stdout of ``args``."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)  # this child's own peak (with its children's)
+    wall = time.perf_counter() - started
+    assert os.waitstatus_to_exitcode(status) == 0, f"{args[:3]} failed"
+    return wall, usage.ru_maxrss / 1024, out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--minutes", type=float, default=60.0)
+    parser.add_argument("--kill-at", type=float, default=0.6)
+    options = parser.parse_args(argv)
+    from tests.wer import wer
+
+    with tempfile.TemporaryDirectory(prefix="long-bench-") as tmp, bench_home():
+        path, said = make_long(Path(tmp), options.minutes)
+        env = {**os.environ}
+        direct = json.loads(_run([sys.executable, "-c", _DIRECT, str(path)], env)[2])
+        print(f"direct faster-whisper: {direct['wall_s']:.0f} s, peak RSS "
+              f"{direct['rss_mb']:.0f} MB, WER {wer(said, direct['text']):.3f}")  # fmt: skip
+        mf = str(BIN / "mediaflows")
+        imported = json.loads(_run([mf, "import", "--profile", "bench", str(path)], env)[2])
+        run = [mf, "run", "transcribe", "--profile", "bench", imported["file_id"],
+               "--language", "en", "--json"]  # fmt: skip
+        flow_wall, flow_rss, out = _run(run, env)  # fresh: PREFECT_TASKS_REFRESH_CACHE
+        text = json.loads(out.strip().splitlines()[-1])["text"]
+        print(f"flow, one process: {flow_wall:.0f} s ({flow_wall / direct['wall_s']:.2f}× "
+              f"direct), peak RSS {flow_rss:.0f} MB, WER {wer(said, text):.3f}")  # fmt: skip
+
+        # Killed at 60 % and run again, from the windows' cache (no refresh from here on).
+        env.pop("PREFECT_TASKS_REFRESH_CACHE", None)
+        other = Path(tmp) / "other.flac"  # other content: nothing of the first run's cache
+        subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(path), "-af",
+                        "apad=pad_dur=0.5", str(other)], check=True)  # fmt: skip
+        imported = json.loads(_run([mf, "import", "--profile", "bench", str(other)], env)[2])
+        run[5] = imported["file_id"]
+        proc = subprocess.Popen(run, env=env, stdout=subprocess.DEVNULL, start_new_session=True)
+        time.sleep(options.kill_at * flow_wall)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        rerun_wall, _, out = _run(run, env)
+        print(f"killed at {options.kill_at:.0%} ({options.kill_at * flow_wall:.0f} s); the re-run "
+              f"took {rerun_wall:.0f} s = {rerun_wall / flow_wall:.2f} of the uninterrupted "
+              f"run (goal ≤ 0.45)")  # fmt: skip
+        print(json.dumps({"minutes": options.minutes, "direct_s": round(direct["wall_s"], 1),
+                          "flow_s": round(flow_wall, 1), "rerun_s": round(rerun_wall, 1),
+                          "rerun_ratio": round(rerun_wall / flow_wall, 3),
+                          "flow_peak_rss_mb": round(flow_rss), "direct_peak_rss_mb":
+                          round(direct["rss_mb"])}))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

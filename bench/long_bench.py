@@ -4,6 +4,11 @@ order, to ``--minutes``): faster-whisper called directly on the whole audio, aga
 server; then the flow killed (kill -9, with its ffmpeg) at 60 % of its uninterrupted time and
 run again.
 
+Then, through the deployment (``prefect deploy --all``, the ``gpu`` limit at 2), the same kind
+of file on one warm worker and on two, each model run on one CPU thread
+(``MEDIAFLOWS_WHISPER__CPU_THREADS=1``): the windows spread over the workers (goal: two ≥ 1.6×
+one), and each worker's peak RSS (goal ≤ 1 GB).
+
 Prints wall times, peak RSS of each process, WER against what was said, and the ratios: flow ÷
 direct, re-run ÷ uninterrupted (goal ≤ 0.45), peak RSS of the flow's process (goal ≤ 1 GB).
 Each part runs in a process of its own (its peak RSS is its own).
@@ -73,6 +78,12 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=60.0)
     parser.add_argument("--kill-at", type=float, default=0.6)
+    parser.add_argument(
+        "--no-workers",
+        dest="workers",
+        action="store_false",
+        help="skip the one-worker / two-worker part",
+    )
     options = parser.parse_args(argv)
     from tests.wer import wer
 
@@ -106,11 +117,78 @@ def main(argv: list[str] | None = None) -> None:
         print(f"killed at {options.kill_at:.0%} ({options.kill_at * flow_wall:.0f} s); the re-run "
               f"took {rerun_wall:.0f} s = {rerun_wall / flow_wall:.2f} of the uninterrupted "
               f"run (goal ≤ 0.45)")  # fmt: skip
-        print(json.dumps({"minutes": options.minutes, "direct_s": round(direct["wall_s"], 1),
+        spread = _on_workers(Path(tmp), path, said) if options.workers else {}
+        print(json.dumps({**spread, "minutes": options.minutes,
+                          "direct_s": round(direct["wall_s"], 1),
                           "flow_s": round(flow_wall, 1), "rerun_s": round(rerun_wall, 1),
                           "rerun_ratio": round(rerun_wall / flow_wall, 3),
                           "flow_peak_rss_mb": round(flow_rss), "direct_peak_rss_mb":
                           round(direct["rss_mb"])}))  # fmt: skip
+
+
+def _start_worker(name: str, log: Path) -> subprocess.Popen[bytes]:
+    from tests.prefect_api import worker_online
+
+    args = [str(BIN / "mediaflows"), "worker", "--name", name, "--limit", "2"]
+    with log.open("w") as out:
+        proc = subprocess.Popen(args, env=os.environ.copy(), stdout=out, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 120
+    while not worker_online("mediaflows-process", name):
+        assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-2000:]
+        time.sleep(0.3)
+    return proc
+
+
+def _stop_worker(proc: subprocess.Popen[bytes]) -> float:
+    """Stop it; its peak RSS in MB."""
+    proc.terminate()
+    _, _, usage = os.wait4(proc.pid, 0)
+    proc.returncode = 0
+    return usage.ru_maxrss / 1024
+
+
+def _on_workers(tmp: Path, path: Path, said: str) -> dict[str, float]:
+    """The file through the deployment on one warm worker, then two (one CPU thread each)."""
+    from deployments import client
+    from deployments.worker import REPO_ROOT, worker_env
+    from mediaflows.settings import get_settings
+    from mediaflows.store import ProfileStore
+    from tests.wer import wer
+
+    os.environ.pop("PREFECT_TASKS_REFRESH_CACHE", None)  # each file is new content anyway
+    os.environ["MEDIAFLOWS_ORCHESTRATION__GPU_LIMIT"] = "2"
+    os.environ["MEDIAFLOWS_WHISPER__CPU_THREADS"] = "1"
+    get_settings.cache_clear()
+    os.environ.update(worker_env(get_settings()))
+    for command in ([str(BIN / "mediaflows"), "setup"],
+                    [str(BIN / "prefect"), "--no-prompt", "deploy", "--all"]):  # fmt: skip
+        done = subprocess.run(command, cwd=REPO_ROOT, env=os.environ.copy(),
+                              capture_output=True, text=True)  # fmt: skip
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    store = ProfileStore.from_settings()
+    walls: dict[int, float] = {}
+    measured: dict[str, float] = {}
+    for count in (1, 2):
+        copy = tmp / f"workers-{count}.flac"  # new content: nothing from a cache
+        subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(path), "-af",
+                        f"apad=pad_dur={count}", str(copy)], check=True)  # fmt: skip
+        file = store.import_file("bench", copy)
+        workers = [_start_worker(f"long-{count}-{i}", tmp / f"w{count}-{i}.log")
+                   for i in range(count)]  # fmt: skip
+        started = time.perf_counter()
+        run_id = client.submit("transcribe", "bench", file.id, {"language": "en"},
+                               via="deployment")  # fmt: skip
+        result = client.wait(run_id, timeout=7200, poll_s=0.5)
+        walls[count] = time.perf_counter() - started
+        rss = max(_stop_worker(w) for w in workers)
+        print(f"{count} warm worker(s), 1 CPU thread each: {walls[count]:.0f} s, WER "
+              f"{wer(said, result.text):.3f}, peak RSS per worker {rss:.0f} MB "
+              f"(goal <= 1024)")  # fmt: skip
+        measured[f"workers_{count}_s"] = round(walls[count], 1)
+        measured[f"workers_{count}_peak_rss_mb"] = round(rss)
+    print(f"two workers against one: {walls[1] / walls[2]:.2f}x faster (goal >= 1.6)")
+    measured["two_over_one"] = round(walls[1] / walls[2], 3)
+    return measured
 
 
 if __name__ == "__main__":

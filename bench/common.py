@@ -51,3 +51,22 @@ def timed(fn: Callable[[], object], repeat: int) -> list[float]:
 
 def median(values: list[float]) -> float:
     return statistics.median(values)
+
+
+def deploy_here() -> None:
+    """`mediaflows setup` and `prefect deploy --all` from the checkout, against the bench's
+    server (the workers' environment set in this process's)."""
+    import subprocess
+    import sys
+
+    from deployments.worker import REPO_ROOT, worker_env
+    from mediaflows.settings import get_settings
+
+    get_settings.cache_clear()
+    os.environ.update(worker_env(get_settings()))
+    bin_dir = Path(sys.executable).parent
+    for command in ([str(bin_dir / "mediaflows"), "setup"],
+                    [str(bin_dir / "prefect"), "--no-prompt", "deploy", "--all"]):  # fmt: skip
+        done = subprocess.run(command, cwd=REPO_ROOT, env=os.environ.copy(),
+                              capture_output=True, text=True)  # fmt: skip
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]

@@ -27,7 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import bench_home
+from bench.common import bench_home, deploy_here
 
 BIN = Path(sys.executable).parent
 PARTS = ["sonnet1", "sonnet2", "sonnet3", "jfk"]
@@ -150,21 +150,13 @@ def _stop_worker(proc: subprocess.Popen[bytes]) -> float:
 def _on_workers(tmp: Path, path: Path, said: str) -> dict[str, float]:
     """The file through the deployment on one warm worker, then two (one CPU thread each)."""
     from deployments import client
-    from deployments.worker import REPO_ROOT, worker_env
-    from mediaflows.settings import get_settings
     from mediaflows.store import ProfileStore
     from tests.wer import wer
 
     os.environ.pop("PREFECT_TASKS_REFRESH_CACHE", None)  # each file is new content anyway
     os.environ["MEDIAFLOWS_ORCHESTRATION__GPU_LIMIT"] = "2"
     os.environ["MEDIAFLOWS_WHISPER__CPU_THREADS"] = "1"
-    get_settings.cache_clear()
-    os.environ.update(worker_env(get_settings()))
-    for command in ([str(BIN / "mediaflows"), "setup"],
-                    [str(BIN / "prefect"), "--no-prompt", "deploy", "--all"]):  # fmt: skip
-        done = subprocess.run(command, cwd=REPO_ROOT, env=os.environ.copy(),
-                              capture_output=True, text=True)  # fmt: skip
-        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    deploy_here()
     store = ProfileStore.from_settings()
     walls: dict[int, float] = {}
     measured: dict[str, float] = {}

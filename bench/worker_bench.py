@@ -27,7 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import bench_home
+from bench.common import bench_home, deploy_here
 
 BIN = Path(sys.executable).parent
 
@@ -101,19 +101,11 @@ def main(argv: list[str] | None = None) -> None:
         os.environ["MEDIAFLOWS_ORCHESTRATION__GPU_LIMIT"] = str(args.gpu_slots)
         os.environ["PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL"] = "CRITICAL"
         from deployments import client
-        from deployments.worker import REPO_ROOT, worker_env
         from flows.batch import BATCHES
         from mediaflows.models import GenerateSrtRequest
-        from mediaflows.settings import get_settings
         from mediaflows.store import ProfileStore
 
-        get_settings.cache_clear()
-        os.environ.update(worker_env(get_settings()))
-        for command in ([str(BIN / "mediaflows"), "setup"],
-                        [str(BIN / "prefect"), "--no-prompt", "deploy", "--all"]):  # fmt: skip
-            done = subprocess.run(command, cwd=REPO_ROOT, env=os.environ.copy(),
-                                  capture_output=True, text=True)  # fmt: skip
-            assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+        deploy_here()
         store = ProfileStore.from_settings()
         request = GenerateSrtRequest(language="en")
         root = Path(tmp)

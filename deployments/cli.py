@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -174,8 +175,26 @@ def cmd_run(args: argparse.Namespace) -> None:
     from flows.batch import OPERATION_FLOWS
 
     run = OPERATION_FLOWS[spec.name]
-    result = asyncio.run(run(profile=profile, file_id=file_id, request=request))
+    if sys.stderr.isatty():
+        from tasks.progress import watch
+
+        watch(_progress_bar)
+    try:
+        result = asyncio.run(run(profile=profile, file_id=file_id, request=request))
+    finally:
+        if sys.stderr.isatty():
+            print(file=sys.stderr)
     _print_result(result, args.json)
+
+
+def _progress_bar(percent: float, description: str) -> None:
+    """The run's progress on a terminal: ``[#######.............]  35% processing: window 3/9 …``
+    on one line, rewritten in place (stdout, and ``--json``, are left as they are)."""
+    width = 24
+    done = round(width * percent / 100)
+    columns = shutil.get_terminal_size((100, 20)).columns
+    line = f"[{'#' * done}{'.' * (width - done)}] {percent:3.0f}% {description}"
+    print(f"\r{line[: columns - 1]}\x1b[K", end="", file=sys.stderr, flush=True)
 
 
 def cmd_batch(args: argparse.Namespace) -> int:

@@ -94,8 +94,23 @@ def _send(settings: SettingsContext, artifact_id: UUID, percent: float, stage: s
         log.warning("could not update progress artifact: %s", exc)
 
 
+#: Called with (percent, description) on every progress update of this process's runs (the
+#: terminal's progress bar of ``mediaflows run``); a watcher that raises is dropped.
+_watchers: list[Callable[[float, str], None]] = []
+
+
+def watch(watcher: Callable[[float, str], None]) -> None:
+    """Call ``watcher(percent, description)`` on every progress update of this process."""
+    _watchers.append(watcher)
+
+
 def _report(artifact_id: UUID, percent: float, description: str, wait: bool = False) -> None:
     """Set an artifact's percent and description (in the background unless ``wait``)."""
+    for watcher in list(_watchers):
+        try:
+            watcher(percent, description)
+        except Exception:  # a view: never fail a run for it
+            _watchers.remove(watcher)
     # The sender thread must see the caller's Prefect settings (API URL), not the process's.
     settings = adapter.current_settings()
     with _idle:

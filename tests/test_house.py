@@ -244,7 +244,8 @@ def test_every_operation_has_its_flow_and_batch_flow() -> None:
         assert made.name == name and made.fn.__module__ == f"flows.{name}"
         assert BATCHES[name].name == spec.batch_name
         assert FLOWS[name] is made and FLOWS[spec.batch_name] is BATCHES[name]
-    assert set(FLOWS) == {*OPERATIONS, *(s.batch_name for s in OPERATIONS.values()), "sweep"}
+    assert set(FLOWS) == {*OPERATIONS, *(s.batch_name for s in OPERATIONS.values()), "sweep",
+                          "transcribe_window"}  # fmt: skip
 
 
 SUBPACKAGES = sorted(

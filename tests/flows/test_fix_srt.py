@@ -344,3 +344,41 @@ def test_bom_and_crlf_of_the_source_are_kept(
     assert timecodes(result.content.lstrip("\ufeff").replace("\r\n", "\n")) == timecodes(
         data.decode("utf-8-sig").replace("\r\n", "\n")
     )
+
+
+def test_a_killed_repair_of_1500_cues_goes_on_from_the_chunks_done(
+    llm_server: LLMServer, session_env: dict[str, str], tmp_path: Path
+) -> None:
+    """kill -9 of `mediaflows run fix-srt` on a film's 1,500 cues (75 chunks) once 20 are
+    answered: the run again asks only for the chunks not done (those answered but not yet
+    recorded when the kill came, at most the `llm` limit's 4 in flight, are asked again)."""
+    import os
+    import signal
+    import subprocess
+
+    from tests.conftest import without_prefect_auth
+    from tests.runs import MEDIAFLOWS, cli, wait_for
+
+    env = {**os.environ, **session_env, "MEDIAFLOWS_STORE__URL": str(tmp_path / "store")}
+    data = long_srt(1500)
+    (tmp_path / "film.srt").write_bytes(data)
+    file_id = json.loads(cli(env, "import", "--profile", "fay", str(tmp_path / "film.srt")).stdout)[
+        "file_id"
+    ]
+    llm_server.set_mode("ok", latency_s=0.2)
+    args = [MEDIAFLOWS, "run", "fix-srt", "--profile", "fay", file_id, "--json"]
+    killed = subprocess.Popen(args, env=without_prefect_auth(env), stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, start_new_session=True)  # fmt: skip
+    wait_for(lambda: len(llm_server.requests) >= 20 or killed.poll() is not None, 240, "20 chunks")
+    os.killpg(killed.pid, signal.SIGKILL)
+    killed.wait(timeout=10)
+    answered = {i for i, outcomes in _chunk_outcomes(llm_server).items() if "ok" in outcomes}
+    assert 20 <= len(answered) < 75
+    llm_server.reset()
+    again = cli(env, *args[1:])
+    assert again.returncode == 0, again.stderr[-3000:]
+    asked = {r.ids[0] for r in llm_server.requests}
+    every = {20 * k + 1 for k in range(75)}
+    assert every - answered <= asked and len(asked & answered) <= 4, sorted(asked & answered)
+    result = json.loads(again.stdout.strip().splitlines()[-1])
+    assert _texts(result["content"]) == [correct(c.text) for c in read_srt(data).cues]

@@ -59,6 +59,28 @@ def _one_pass(path: Path) -> str:
     return " ".join(s.text.strip() for s in segments)
 
 
+def _on_terminal(args: list[str], env: dict[str, str]) -> tuple[int, str, str]:
+    """``args`` with stderr on a pseudo-terminal: exit status, stdout, what the terminal got."""
+    import pty
+
+    controller, terminal = pty.openpty()
+    proc = subprocess.Popen(args, env=without_prefect_auth(env), stdout=subprocess.PIPE,
+                            stderr=terminal, text=True)  # fmt: skip
+    os.close(terminal)
+    shown = bytearray()
+    while True:
+        try:
+            chunk = os.read(controller, 4096)
+        except OSError:  # the terminal closed: the process ended
+            break
+        if not chunk:
+            break
+        shown += chunk
+    out = proc.stdout.read() if proc.stdout else ""
+    os.close(controller)
+    return proc.wait(timeout=60), out, shown.decode(errors="replace")
+
+
 def test_a_long_file_is_heard_window_by_window_as_one_pass_would(
     windowed: dict[str, str], local_store: ProfileStore, tmp_path: Path
 ) -> None:
@@ -115,8 +137,10 @@ def test_a_killed_run_goes_on_at_the_first_window_not_done(
     done_at_kill = windows_done()
     os.killpg(killed.pid, signal.SIGKILL)
     killed.wait(timeout=10)
-    again = cli(env, "run", "transcribe", "--profile", "zed", file_id, "--language", "en", "--json")
-    assert again.returncode == 0, again.stderr[-3000:]
+    # Again, on a terminal: a progress bar on stderr, the JSON on stdout as without one.
+    code, out, terminal = _on_terminal([*args, "--json"], {**os.environ, **env})
+    assert code == 0, terminal[-3000:]
+    assert f"window {len(spans)}/{len(spans)}" in terminal and "100% succeeded" in terminal
     rerun = max(prefect_api.flow_runs_named("transcribe", file_id), key=lambda r: r.created or 0)
     runs = prefect_api.task_runs(rerun.id, expect=len(spans) + 1, named="transcribe_window",
                                  named_count=len(spans))  # fmt: skip
@@ -126,7 +150,7 @@ def test_a_killed_run_goes_on_at_the_first_window_not_done(
     assert len(cached) >= done_at_kill and len(cached) < len(spans), [
         (r.name, r.state.name if r.state else None) for r in window_runs
     ]
-    stored = json.loads(again.stdout.strip().splitlines()[-1])
+    stored = json.loads(out.strip().splitlines()[-1])
     uninterrupted = transcribe_file(path, path.name, TranscribeRequest(language="en"),
                                     expected_s=_duration(path))  # fmt: skip
     assert stored["text"] == uninterrupted.text

@@ -23,6 +23,7 @@ ENV DEBIAN_FRONTEND=noninteractive \
     PREFECT_HOME=/data/.prefect \
     PREFECT_LOCAL_STORAGE_PATH=/data/results \
     DO_NOT_TRACK=1 \
+    MALLOC_ARENA_MAX=2 \
     PREFECT_FLOWS_HEARTBEAT_FREQUENCY=30 \
     PATH=/app/.venv/bin:$PATH
 # Behind a TLS-inspecting proxy, put its CA certificate(s) (*.crt) in docker/ca-certificates/.

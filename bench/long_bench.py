@@ -126,6 +126,35 @@ def main(argv: list[str] | None = None) -> None:
                           round(direct["rss_mb"])}))  # fmt: skip
 
 
+_ONE_WINDOW = """
+import sys, time
+from pathlib import Path
+from mediaflows.media.audio import decode_span
+from mediaflows.models import TranscribeRequest
+from mediaflows.speech.whisper import transcribe
+audio = decode_span(Path(sys.argv[1]), "long", float(sys.argv[2]), 300.0)
+transcribe(audio, TranscribeRequest(language="en"))
+"""
+
+
+def _ceiling(path: Path) -> float:
+    """What this machine allows two workers: two 300 s windows heard at once by two processes
+    of one CPU thread each, against one alone (2 × alone ÷ together)."""
+    env = {**os.environ, "MEDIAFLOWS_WHISPER__CPU_THREADS": "1"}
+    args = [sys.executable, "-c", _ONE_WINDOW, str(path)]
+    started = time.perf_counter()
+    subprocess.run([*args, "0"], env=env, check=True, capture_output=True)
+    alone = time.perf_counter() - started
+    started = time.perf_counter()
+    both = [subprocess.Popen([*args, at], env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL) for at in ("0", "300")]  # fmt: skip
+    assert all(p.wait() == 0 for p in both)
+    together = time.perf_counter() - started
+    print(f"the machine: one 300 s window alone {alone:.1f} s, two at once {together:.1f} s: "
+          f"two single-thread workers can be at most {2 * alone / together:.2f}x one")  # fmt: skip
+    return 2 * alone / together
+
+
 def _start_worker(name: str, log: Path) -> subprocess.Popen[bytes]:
     from tests.prefect_api import worker_online
 
@@ -180,6 +209,7 @@ def _on_workers(tmp: Path, path: Path, said: str) -> dict[str, float]:
         measured[f"workers_{count}_peak_rss_mb"] = round(rss)
     print(f"two workers against one: {walls[1] / walls[2]:.2f}x faster (goal >= 1.6)")
     measured["two_over_one"] = round(walls[1] / walls[2], 3)
+    measured["machine_ceiling"] = round(_ceiling(path), 3)
     return measured
 
 

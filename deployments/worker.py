@@ -28,6 +28,10 @@ def worker_env(
     env = dict(os.environ if base is None else base)
     env.setdefault("MEDIAFLOWS_REPO", str(REPO_ROOT))
     env.setdefault("MEDIAFLOWS_HOME", str(settings.home))
+    # glibc's malloc keeps an arena per thread that allocates: a warm worker's run threads
+    # (model, decoder, VAD) grew its peak RSS by a sixth (bench/long_bench.py, 20 minutes of
+    # speech on one worker: 1,002 MB, 832 MB with 2 arenas).
+    env.setdefault("MALLOC_ARENA_MAX", "2")
     # Flow results (what the Python API's wait() reads) and the task caches: one place per
     # machine; for workers on several machines, see docs/deployments.md.
     api_url = env.get("PREFECT_API_URL", "")

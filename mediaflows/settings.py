@@ -102,6 +102,14 @@ class WhisperSettings(_Group):
         default="auto", description="auto: float16 on CUDA, int8 on CPU; or any CTranslate2 type."
     )
     cpu_threads: int = Field(default=0, ge=0, description="0: CTranslate2's default.")
+    num_workers: int = Field(
+        default=0,
+        ge=0,
+        le=16,
+        description="Model runs one process makes at once (CTranslate2 replicas; they share the "
+        "weights): two windows or files given to one warm worker run in parallel, not one after "
+        "the other. 0: the `gpu` limit, at most 4.",
+    )
     batched: bool = Field(
         default=False, description="Use BatchedInferencePipeline (GPU throughput)."
     )

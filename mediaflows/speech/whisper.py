@@ -38,8 +38,8 @@ from mediaflows.speech.scripts import in_script, model_language
 ProgressCallback = Callable[[float], None]
 
 
-_models: dict[tuple[str, str, str, int], Any] = {}
-_last_used: dict[tuple[str, str, str, int], float] = {}
+_models: dict[tuple[str, str, str, int, int], Any] = {}
+_last_used: dict[tuple[str, str, str, int, int], float] = {}
 _models_lock = threading.Lock()
 _loads = 0
 log = logging.getLogger(__name__)
@@ -212,7 +212,8 @@ def load_model(name: str, settings: WhisperSettings) -> Any:
     shows how often it paid one."""
     global _loads
     device, compute = resolve_device(settings)
-    key = (name, device, compute, settings.cpu_threads)
+    workers = settings.num_workers or min(get_settings().orchestration.gpu_limit, 4)
+    key = (name, device, compute, settings.cpu_threads, workers)
     with _models_lock:
         _last_used[key] = time.monotonic()
         if key not in _models:
@@ -225,6 +226,7 @@ def load_model(name: str, settings: WhisperSettings) -> Any:
                     device=device,
                     compute_type=compute,
                     cpu_threads=settings.cpu_threads,
+                    num_workers=workers,
                     download_root=str(settings.download_root) if settings.download_root else None,
                 )
             except MemoryError as exc:

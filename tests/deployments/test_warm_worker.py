@@ -87,7 +87,9 @@ def test_a_cancelled_run_stops_and_the_worker_goes_on(
 
     long = tmp_path / "long.flac"
     speech = make_speech(tmp_path)
-    ffmpeg("-stream_loop", "40", "-i", str(speech), str(long))  # ~4 minutes of speech
+    # ~3.7 minutes of speech: one window (a longer file is windows on the pool:
+    # tests/deployments/test_windows_on_pool.py cancels those)
+    ffmpeg("-stream_loop", "20", "-i", str(speech), str(long))
     source = worker_store.import_file("dave", long)
     run_id = client.submit("transcribe", "dave", source.id, {"language": "en"}, via="deployment")
     deadline = time.monotonic() + 120

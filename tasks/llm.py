@@ -1,5 +1,7 @@
-"""Prefect tasks over an OpenAI-compatible chat endpoint. Requests carry the ``llm`` tag: a
-Prefect concurrency limit named ``llm`` bounds how many run at once across every worker."""
+"""Prefect tasks over an OpenAI-compatible chat endpoint. Each request is sent inside a slot of
+the server's ``tag:llm`` limit (:func:`tasks.slots.hold`), which bounds how many run at once
+across every worker. The tasks do not carry the ``llm`` tag: Prefect would take a second slot,
+with a lease of its own that a killed process keeps for a minute."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from prefect.context import TaskRunContext
 from mediaflows.settings import get_settings
 from mediaflows.subtitles import repair, translation
 from mediaflows.subtitles.chunks import ChunkFix, SrtChunk
+from tasks import slots
 from tasks.retry import RETRYING
 
 LLM_TAG = "llm"
@@ -25,7 +28,6 @@ def _repair_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
 
 @task(
     name="fix_chunk",
-    tags=[LLM_TAG],
     cache_key_fn=_repair_key,
     persist_result=True,
     **RETRYING,
@@ -39,7 +41,8 @@ def fix_chunk(
     Retry-After), then here with backoff; a refused request (400/401/404, a refused connection)
     fails at once. ``limit``: the `llm` limit, within which the requests in flight follow the
     endpoint's real parallelism."""
-    return repair.fix_chunk(chunk, model, sys_msg, glossary, limit=limit)
+    with slots.hold(LLM_TAG, limit):
+        return repair.fix_chunk(chunk, model, sys_msg, glossary, limit=limit)
 
 
 def _translation_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
@@ -52,7 +55,6 @@ def _translation_key(context: TaskRunContext, parameters: dict[str, Any]) -> str
 
 @task(
     name="translate_chunk",
-    tags=[LLM_TAG],
     cache_key_fn=_translation_key,
     persist_result=True,
     task_run_name="translate_chunk-{target}-{chunk.index}",
@@ -71,6 +73,7 @@ def translate_chunk(
     """Translate one chunk of cues (their text only, each with its character budget) into
     ``target``, validated, the cues over budget asked once to condense; cached per chunk and
     language. Refusals, faults and retries as :func:`fix_chunk`."""
-    return translation.translate_chunk(
-        chunk, model, target, source, sys_msg, glossary, limit=limit, condense=condense
-    )
+    with slots.hold(LLM_TAG, limit):
+        return translation.translate_chunk(
+            chunk, model, target, source, sys_msg, glossary, limit=limit, condense=condense
+        )

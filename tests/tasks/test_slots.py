@@ -19,6 +19,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
 
 from mediaflows.cancel import RunCancelledError
+from mediaflows.settings import get_settings
 from tasks import prefect_adapter, slots
 from tests.cancelling import cancel_after
 
@@ -113,6 +114,37 @@ def test_the_slot_is_exclusive_across_processes(tag: str) -> None:
     released = float(other.stdout.readline())
     assert other.wait(timeout=30) == 0
     assert entered >= released - 0.05
+    assert _active_slots(tag) == 0
+
+
+_KILLED = """
+import sys, time
+from tasks import slots
+with slots.hold(sys.argv[1], 1):
+    print("holding", flush=True)
+    time.sleep(600)
+"""
+
+
+def test_the_slot_of_a_killed_process_comes_back_before_its_lease_ends(tag: str) -> None:
+    """kill -9 of a process holding the slot: the next process of the machine that asks for it
+    gives it back at once from the dead one's lease file, not when its 60 s lease expires."""
+    killed = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(_KILLED), tag], stdout=subprocess.PIPE, text=True
+    )
+    assert killed.stdout is not None
+    assert killed.stdout.readline().strip() == "holding"
+    leases = get_settings().home / "leases"
+    (recorded,) = [p for p in leases.glob(f"*-{killed.pid}-*.json")]
+    killed.kill()
+    killed.wait(timeout=10)
+    assert _active_slots(tag) == 1  # the server still counts the dead process's slot
+    started = time.monotonic()
+    with slots.hold(tag, 1):
+        waited = time.monotonic() - started
+        assert _active_slots(tag) == 1
+    assert waited < slots.LEASE_S / 2, waited
+    assert not recorded.exists()  # forgotten once given back
     assert _active_slots(tag) == 0
 
 

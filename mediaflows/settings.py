@@ -355,15 +355,15 @@ class OrchestrationSettings(_Group):
     """How much runs at once, across workers and inside one (``MEDIAFLOWS_ORCHESTRATION__*``)."""
 
     gpu_limit: int = Field(
-        default=1, ge=1, description="Model runs at once across all workers (Prefect limit `tag:gpu`)."
+        default=1, ge=1, description="Model runs at once across all workers (limit `tag:gpu`)."
     )
     llm_limit: int = Field(
-        default=4, ge=1, description="LLM requests at once across all workers (Prefect limit `tag:llm`)."
+        default=4, ge=1, description="LLM requests at once across all workers (limit `tag:llm`)."
     )
     asr_limit: int = Field(
         default=4,
         ge=1,
-        description="Requests to speech endpoints at once across all workers (Prefect limit `tag:asr`).",
+        description="Requests to speech endpoints at once across all workers (limit `tag:asr`).",
     )
     batch_in_flight: int = Field(
         default=4,

@@ -61,16 +61,9 @@ def cmd_import(args: argparse.Namespace) -> None:
     profile = check_profile(args.profile)
     for path in args.paths:
         file = store.import_file(profile, Path(path), details=import_details(Path(path)))
-        _emit(
-            {
-                "file_id": file.id,
-                "profile": file.profile,
-                "name": file.name,
-                "kind": file.kind,
-                "size": file.size,
-                "sha256": file.sha256,
-            }
-        )
+        line = {key: getattr(file, key) for key in ("profile", "name", "kind", "size", "sha256")}
+        tracks = file.details.get("subtitle_tracks")  # a video's: usable as `--track N|LANG`
+        _emit({"file_id": file.id, **line, **({"subtitle_tracks": tracks} if tracks else {})})
 
 
 def cmd_list(args: argparse.Namespace) -> None:

@@ -17,7 +17,7 @@ from mediaflows.stages import Stage
 from mediaflows.subtitles import repair
 from tasks.llm import fix_chunk
 from tasks.progress import publish_fix_report
-from tasks.subtitles import read_profile_srt
+from tasks.subtitles import read_profile_subtitles
 
 
 @operation_flow(FIX_SRT)
@@ -35,7 +35,7 @@ def fix_srt(job: Job[FixSrtRequest, OutputIds]) -> Output:
     chunks; the same request returns the stored SRT."""
     request, limit = job.request, job.settings.orchestration.llm_limit
     job.progress.stage(Stage.UPLOAD_RECEIVED, "reading")
-    parsed = read_profile_srt(job.source)
+    parsed = read_profile_subtitles(job.profile, job.source, request.track, job.workspace)
     job.progress.stage(Stage.PREPARING, "planning chunks")
     plan = procedure.plan(parsed, request, job.settings)
     job.progress.stage(Stage.CALLING_PROVIDER, f"repairing 0/{len(plan.chunks)} chunks")

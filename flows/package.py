@@ -33,7 +33,7 @@ def package(job: Job[PackageRequest, OutputIds]) -> Output:
     local, info = job.fetch_and_probe()
     procedure.check_video(info, job.source.name)
     tracks = procedure.tracks(chosen, parsed, job.workspace, info.duration)
-    middle = info.duration / 2
+    middle = info.video_duration / 2
     lines = procedure.preview_lines(chosen, parsed, middle)
     preview = render_preview.submit(local, middle, lines, job.source, job.workspace)  # meanwhile
     job.progress.stage(Stage.PROCESSING, "packaging 0%")

@@ -16,7 +16,7 @@ from mediaflows.stages import Stage
 from tasks.llm import translate_chunk
 from tasks.progress import publish_translation_report
 from tasks.store import find_output, read_text_output
-from tasks.subtitles import read_profile_srt
+from tasks.subtitles import read_profile_subtitles
 
 
 @operation_flow(TRANSLATE_SRT)
@@ -37,7 +37,7 @@ def translate_srt(job: Job[TranslateSrtRequest, TranslateSrtIds]) -> Output:
     most chunks of a language got no valid answer fails and stores nothing."""
     request, limit = job.request, job.settings.orchestration.llm_limit
     job.progress.stage(Stage.UPLOAD_RECEIVED, "reading")
-    parsed = read_profile_srt(job.source)
+    parsed = read_profile_subtitles(job.profile, job.source, request.track, job.workspace)
     job.progress.stage(Stage.PREPARING, "planning chunks")
     plan = procedure.plan(parsed, request, job.settings, job.source.name)
     stored = {lang: find_output(job.profile, job.ids.languages[lang])

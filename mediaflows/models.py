@@ -363,6 +363,19 @@ class FixSrtRequest(_Frozen):
         default=False,
         description="Write LF line ends and no byte-order mark (default: as the source has them).",
     )
+    track: str | None = Field(
+        default=None,
+        max_length=20,
+        pattern=r"^(\d{1,3}|[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*)$",
+        description="When the input is a video: its subtitle track to use, by language (eng, "
+        "en, de: the first text track in it) or number (0: its first subtitle track). The "
+        "`import` lists a video's tracks.",
+    )
+
+    def id_options(self) -> dict[str, Any]:
+        """The request as output ids take it: ``track`` only when given, so that the ids of
+        repairs made before it existed stay theirs."""
+        return self.model_dump(mode="json", exclude=set() if self.track else {"track"})
 
 
 class FixReport(_Frozen):
@@ -506,6 +519,14 @@ class TranslateSrtRequest(_Frozen):
         "as one window, its translation cut in two where both read slowest; the times stay the "
         "source's.",
     )
+    track: str | None = Field(
+        default=None,
+        max_length=20,
+        pattern=r"^(\d{1,3}|[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*)$",
+        description="When the input is a video: its subtitle track to use, by language (eng, "
+        "en, de: the first text track in it) or number (0: its first subtitle track). The "
+        "`import` lists a video's tracks.",
+    )
 
     @field_validator("target_languages")
     @classmethod
@@ -539,9 +560,10 @@ class TranslateSrtRequest(_Frozen):
         return {**self.id_options(exclude={"target_languages", "vtt"}), "language": language}
 
     def id_options(self, exclude: set[str] | None = None) -> dict[str, Any]:
-        """The request as output ids take it: ``merge_short`` only when on, so that the ids of
-        translations made before it existed stay theirs."""
+        """The request as output ids take it: ``merge_short`` only when on and ``track`` only
+        when given, so that the ids of translations made before they existed stay theirs."""
         dropped = (exclude or set()) | (set() if self.merge_short else {"merge_short"})
+        dropped |= set() if self.track else {"track"}
         return self.model_dump(mode="json", exclude=dropped)
 
 

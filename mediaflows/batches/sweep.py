@@ -13,7 +13,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from mediaflows.ids import content_file_id
-from mediaflows.media.probe import import_details
+from mediaflows.media.tracks import import_details
 from mediaflows.models import ProfileFile
 from mediaflows.operations import get_operation
 from mediaflows.settings import Settings, get_settings

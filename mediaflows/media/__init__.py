@@ -7,12 +7,15 @@ argument lists, timeouts, cancellation, local files only, demuxers that read one
 * :mod:`.convert`: the MP4 plan (remux or transcode) and the conversion with progress.
 * :mod:`.audio`: the first audio stream as 16 kHz mono float32, window by window.
 * :mod:`.package`: an MP4 with a subtitle track per language (or one burnt in), a preview frame.
+* :mod:`.tracks`: what an import records (duration, the subtitle tracks a file carries); a
+  track chosen and taken out as text.
 """
 
 from mediaflows.media.audio import SAMPLE_RATE, audio_windows, decode_audio
 from mediaflows.media.convert import ConversionPlan, ConvertedMedia, convert_to_mp4, plan_conversion
-from mediaflows.media.probe import MediaInfo, MediaStream, check_complete, import_details, probe
+from mediaflows.media.probe import MediaInfo, MediaStream, check_complete, probe
 from mediaflows.media.tools import ToolRun, ffmpeg_version, run_tool
+from mediaflows.media.tracks import import_details
 
 __all__ = [
     "SAMPLE_RATE",

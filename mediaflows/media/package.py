@@ -179,9 +179,10 @@ def package(
     if info.video is None:
         raise MediaError(name, "has no video stream to package subtitles with")
     args = package_args(video, tracks, dst, burn_in, crf=crf, preset=preset, settings=settings)
-    written = run_ffmpeg(args, name, info.duration, on_progress, settings.media.ffmpeg_timeout_s)
+    expected = info.picture_and_sound_duration  # the source's own subtitle tracks are not kept
+    written = run_ffmpeg(args, name, expected, on_progress, settings.media.ffmpeg_timeout_s)
     try:
-        check_complete(name, written, info.duration)
+        check_complete(name, written, expected)
     except MediaError:
         dst.unlink(missing_ok=True)
         raise

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from mediaflows.errors import MediaError, MediaflowsError, UnsafeMediaError
+from mediaflows.errors import MediaError, UnsafeMediaError
 from mediaflows.media.tools import run_tool
 from mediaflows.settings import Settings, get_settings
 
@@ -34,6 +34,10 @@ class MediaStream(BaseModel):
     duration: float | None = Field(
         default=None, description="The stream's own duration, when the container records it."
     )
+    language: str | None = Field(
+        default=None, description="Its language tag as the container has it (``eng``, ``de``)."
+    )
+    title: str | None = Field(default=None, description="Its title, where it has one.")
 
 
 class MediaInfo(BaseModel):
@@ -58,6 +62,21 @@ class MediaInfo(BaseModel):
     def audio(self) -> MediaStream | None:
         """The first audio stream, if any."""
         return next((s for s in self.streams if s.type == "audio"), None)
+
+    @property
+    def video_duration(self) -> float:
+        """How long the first video stream runs: its own duration where the container records
+        one (a subtitle track may run on past the picture), else the container's."""
+        video = self.video
+        return video.duration if video is not None and video.duration else self.duration
+
+    @property
+    def picture_and_sound_duration(self) -> float:
+        """How long the first video and audio streams run (the longer of their own durations,
+        where recorded; else the container's): what a copy of picture and sound holds, though
+        a subtitle track runs on past them."""
+        own = [s.duration for s in (self.video, self.audio) if s is not None and s.duration]
+        return max(own) if own else self.duration
 
     @property
     def audio_duration(self) -> float:
@@ -166,21 +185,16 @@ def probe(path: Path, name: str | None = None, settings: Settings | None = None)
     return info
 
 
-def import_details(path: Path) -> dict[str, Any] | None:
-    """What an import records about a media file: its duration (batch estimates use it); None
-    when it is no readable media (the operation refuses it later with a clear error)."""
-    try:
-        info = probe(path, path.name)
-    except MediaflowsError:
-        return None
-    return {"duration": info.content_duration or info.duration}
-
-
 def _num(value: Any, cast: type[int] | type[float]) -> Any:
     try:
         return cast(value) if value not in (None, "N/A") else None
     except (TypeError, ValueError):
         return None
+
+
+def _tag(stream: dict[str, Any], name: str) -> str | None:
+    value = (stream.get("tags") or {}).get(name)
+    return str(value).strip() or None if value is not None else None
 
 
 def _stream_duration(stream: dict[str, Any]) -> float | None:
@@ -217,6 +231,8 @@ def _media_info(data: dict[str, Any]) -> MediaInfo:
                 channels=_num(s.get("channels"), int),
                 sample_rate=_num(s.get("sample_rate"), int),
                 duration=_stream_duration(s),
+                language=_tag(s, "language"),
+                title=_tag(s, "title"),
             )
         )
         if (d := _num(s.get("duration"), float)) is not None:

@@ -32,7 +32,7 @@ from mediaflows.subtitles.records import ParsedSrt, RenderedSubtitles
 def fix_srt_options(request: FixSrtRequest, settings: Settings) -> dict[str, Any]:
     """fix_srt's options as they enter its output id: the request and the LLM's
     (:func:`~mediaflows.subtitles.chunks.llm_options`)."""
-    return {**request.model_dump(mode="json"), **llm_options(request.model, settings)}
+    return {**request.id_options(), **llm_options(request.model, settings)}
 
 
 def output_ids(source: ProfileFile, request: FixSrtRequest, settings: Settings) -> OutputIds:

@@ -31,6 +31,11 @@ from mediaflows.store.backends import Backend, LocalBackend, S3Backend, store_er
 _EXTRA_TYPES = {
     ".srt": "application/x-subrip",
     ".vtt": "text/vtt",
+    ".ass": "text/x-ass",
+    ".ssa": "text/x-ssa",
+    ".ttml": "application/ttml+xml",
+    ".dfxp": "application/ttml+xml",
+    ".sbv": "text/x-sbv",
     ".mkv": "video/x-matroska",
     ".webm": "video/webm",
     ".flac": "audio/flac",
@@ -38,6 +43,13 @@ _EXTRA_TYPES = {
     ".opus": "audio/ogg",
     ".json": "application/json",
 }
+
+
+#: The content types of the subtitle formats mediaflows reads (mediaflows.subtitles.formats).
+SUBTITLE_TYPES = frozenset(
+    {"application/x-subrip", "text/vtt", "text/x-ass", "text/x-ssa", "application/ttml+xml",
+     "text/x-sbv"}
+)  # fmt: skip
 
 
 def guess_content_type(name: str) -> str:
@@ -50,7 +62,7 @@ def guess_content_type(name: str) -> str:
 
 def guess_kind(content_type: str) -> FileKind:
     """The kind of a file from its MIME type."""
-    if content_type in ("application/x-subrip", "text/vtt"):
+    if content_type in SUBTITLE_TYPES:
         return "subtitle"
     major = content_type.split("/", 1)[0]
     if major == "video":

@@ -317,10 +317,13 @@ def chunk_cache_key(
 
 
 def source_language(parsed: ParsedSrt, given: str | None) -> str | None:
-    """The source's language: as given, else guessed from the text (None: no guess)."""
+    """The source's language: as given, else guessed from the text, else as the file says
+    (a WebVTT header, a video track's tag; None: no guess)."""
     if given:
         return given
-    return detect_language("\n".join(c.text for c in parsed.cues))
+    guessed = detect_language("\n".join(c.text for c in parsed.cues))
+    declared = known_language(parsed.language)
+    return guessed or (declared.tag if declared else None)
 
 
 # ---- putting the translation together ----------------------------------------------------------

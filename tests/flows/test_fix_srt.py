@@ -241,7 +241,7 @@ def test_unknown_model_and_non_srt_are_input_errors(
     assert result.fix is not None and result.fix.model == other
     assert llm_server.requests[-1].model == other
     not_srt = import_bytes(local_store, tmp_path, b"\x00\x01garbage" * 100, name="x.srt")
-    with pytest.raises(InputError, match="no SubRip cues"):
+    with pytest.raises(InputError, match="binary data, not a subtitle file"):
         run_flow(fix_srt, "dave", not_srt).result()
 
 

@@ -65,12 +65,13 @@ def translate_srt(job: Job[TranslateSrtRequest, TranslateSrtIds]) -> Output:
     done = {lang: found for lang, found in stored.items() if found is not None}  # every one
     texts = {lang: made[lang].srt if lang in made else read_text_output(found.file)
              for lang, found in done.items()}  # fmt: skip
-    vtts = {lang: find_output(job.profile, vtt_id) or job.store(
-                procedure.vtt_file(job.source, request, plan, job.ids, lang, texts[lang]))
-            for lang, vtt_id in job.ids.vtts.items()}  # fmt: skip
-    refs = [procedure.ref_of(lang, found, vtts.get(lang)) for lang, found in done.items()]
+    others = {(lang, fmt): find_output(job.profile, file_id) or job.store(
+                  procedure.format_file(job.source, request, plan, job.ids, lang, fmt, texts[lang]))
+              for fmt, ids in job.ids.formats.items() for lang, file_id in ids.items()}  # fmt: skip
+    refs = [procedure.ref_of(lang, found, {f: o for (lg, f), o in others.items() if lg == lang})
+            for lang, found in done.items()]  # fmt: skip
     publish_translation_report(refs, job.title)
     manifest = procedure.manifest(job.source, request, plan, job.ids, refs, texts)
-    urls = {found.file.id: found.media_url for found in (*done.values(), *vtts.values())}
+    urls = {found.file.id: found.media_url for found in (*done.values(), *others.values())}
     already = len(request.target_languages) - len(todo)
     return Output(job.store(manifest), manifest.text, procedure.summary(refs, already), urls)

@@ -20,6 +20,8 @@ from mediaflows.languages import language_tags, same_language
 from mediaflows.settings import get_settings
 
 FileKind = Literal["video", "audio", "subtitle", "transcript", "other"]
+#: Subtitle formats an operation can store besides SRT (mediaflows.subtitles.formats).
+ExtraFormat = Literal["vtt", "ass", "ssa", "ttml", "sbv"]
 
 
 class _Frozen(BaseModel):
@@ -506,7 +508,14 @@ class TranslateSrtRequest(_Frozen):
     vtt: bool = Field(
         default=False,
         description="Also store a WebVTT file per language (the language in its header), for "
-        "web players.",
+        "web players. The same as listing vtt in `formats`.",
+    )
+    formats: tuple[ExtraFormat, ...] = Field(
+        default=(),
+        max_length=5,
+        description="Formats each language is also stored in besides SRT: vtt (web players, "
+        "YouTube; its Language header), ass and ssa (editors, styled players), ttml (the "
+        "IMSC1 text profile broadcasters and streaming platforms take), sbv (YouTube).",
     )
     condense: bool = Field(
         default=True,
@@ -557,13 +566,22 @@ class TranslateSrtRequest(_Frozen):
         """The options one language's SRT depends on (its output id): every field but the
         other targets and the extra formats, so that adding a language (or WebVTT) later finds
         the others again."""
-        return {**self.id_options(exclude={"target_languages", "vtt"}), "language": language}
+        return {
+            **self.id_options(exclude={"target_languages", "vtt", "formats"}),
+            "language": language,
+        }
+
+    def extra_formats(self) -> tuple[str, ...]:
+        """The formats each language is stored in besides SRT, in the order asked (``vtt``
+        first when asked by the flag)."""
+        return tuple(dict.fromkeys((("vtt",) if self.vtt else ()) + self.formats))
 
     def id_options(self, exclude: set[str] | None = None) -> dict[str, Any]:
         """The request as output ids take it: ``merge_short`` only when on and ``track`` only
         when given, so that the ids of translations made before they existed stay theirs."""
         dropped = (exclude or set()) | (set() if self.merge_short else {"merge_short"})
         dropped |= set() if self.track else {"track"}
+        dropped |= set() if self.formats else {"formats"}
         return self.model_dump(mode="json", exclude=dropped)
 
 
@@ -629,6 +647,11 @@ class TranslationRef(_Frozen):
     vtt_file_id: FileId | None = Field(
         default=None, description="The language's WebVTT file (requested with vtt)."
     )
+    files: dict[str, FileId] = Field(
+        default_factory=dict,
+        description="The language's files in the other formats asked for (`formats`), by "
+        "format: vtt, ass, ttml …",
+    )
 
 
 class Translation(TranslationRef):
@@ -637,6 +660,9 @@ class Translation(TranslationRef):
     media_url: str
     content: str
     vtt_url: str | None = Field(default=None, description="A fresh URL of the WebVTT file.")
+    urls: dict[str, str] = Field(
+        default_factory=dict, description="Fresh URLs of the files in the other formats."
+    )
 
 
 class TranslateSrtDetails(_Frozen):

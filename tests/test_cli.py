@@ -25,6 +25,15 @@ def env(session_env: dict[str, str], store_url: str) -> dict[str, str]:
     return {**session_env, **extra}
 
 
+@pytest.fixture
+def local_env(session_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
+    """The session's settings with a fresh local store: for the commands that run an operation.
+    Their subject is the command (its options, output and exit codes); each operation runs on
+    both store backends in tests/flows, and the commands that read and write the store
+    themselves (import, get, errors) run here on both."""
+    return {**session_env, "MEDIAFLOWS_STORE__URL": str(tmp_path / "store")}
+
+
 def test_import_convert_get(env: dict[str, str], videos: dict[str, Path], tmp_path: Path) -> None:
     done = cli(
         env,
@@ -97,7 +106,10 @@ def test_corrupt_media_exits_2_naming_the_file(
     )
 
 
-def test_generate_srt_and_transcribe_from_the_command_line(env: dict[str, str], jfk: Path) -> None:
+def test_generate_srt_and_transcribe_from_the_command_line(
+    local_env: dict[str, str], jfk: Path
+) -> None:
+    env = local_env
     imported = json.loads(cli(env, "import", "--profile", "carol", str(jfk)).stdout)
     done = cli(env, "run", "generate-srt", "--profile", "carol", imported["file_id"], "--vtt",
                "--json")  # fmt: skip
@@ -110,8 +122,9 @@ def test_generate_srt_and_transcribe_from_the_command_line(env: dict[str, str], 
 
 
 def test_fix_srt_from_the_command_line(
-    env: dict[str, str], llm_server: LLMServer, tmp_path: Path
+    local_env: dict[str, str], llm_server: LLMServer, tmp_path: Path
 ) -> None:
+    env = local_env
     llm_env = {k: v for k, v in os.environ.items() if k.startswith("MEDIAFLOWS_LLM__")}
     env = {**env, **llm_env}
     path = tmp_path / "talk.srt"
@@ -221,21 +234,24 @@ def test_sigterm_mid_fix_srt_stops_sending_and_ends_requests_in_flight(
 
 
 def test_translate_srt_from_the_command_line(
-    env: dict[str, str], llm_server: LLMServer, tmp_path: Path
+    local_env: dict[str, str], llm_server: LLMServer, tmp_path: Path
 ) -> None:
+    env = local_env
     llm_env = {k: v for k, v in os.environ.items() if k.startswith("MEDIAFLOWS_LLM__")}
     env = {**env, **llm_env}
     path = tmp_path / "talk.srt"
     path.write_bytes(messy_srt(TRANSLATION_CUES))
     imported = json.loads(cli(env, "import", "--profile", "carol", str(path)).stdout)
     done = cli(env, "run", "translate-srt", "--profile", "carol", imported["file_id"], "--to",
-               "de", "--to", "fr", "--bilingual", "--glossary", "Prefect", "--json")  # fmt: skip
+               "de", "--to", "fr", "--bilingual", "--glossary", "Prefect", "--formats",
+               "ass,ttml", "--json")  # fmt: skip
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert [(t["language"], bool(t["file_id"])) for t in result["translations"]] == [
         ("de", True),
         ("fr", True),
     ]
+    assert [sorted(t["files"]) for t in result["translations"]] == [["ass", "ttml"]] * 2
     assert (
         "<i>I did not receive the letter.</i>\r\n<i>Ich habe nicht bekommen den Brief.</i>"
         in (result["translations"][0]["content"])
@@ -255,8 +271,9 @@ def test_translate_srt_from_the_command_line(
 
 
 def test_generate_srt_by_a_provider_from_the_command_line(
-    env: dict[str, str], asr_server: ASRServer, jfk: Path
+    local_env: dict[str, str], asr_server: ASRServer, jfk: Path
 ) -> None:
+    env = local_env
     env = {**env, "MEDIAFLOWS_ASR__ENDPOINTS": os.environ["MEDIAFLOWS_ASR__ENDPOINTS"]}
     imported = json.loads(cli(env, "import", "--profile", "carol", str(jfk)).stdout)
     done = cli(env, "run", "generate-srt", "--profile", "carol", imported["file_id"],

@@ -6,7 +6,7 @@ The procedure, step by step as the flow runs it: :func:`plan` (the source langua
 the model), the chunks asked of the model (one task each, per language), :func:`finish` (every
 language rendered and summarised) and :func:`check` (every language checked before any is
 stored: nothing half-written), then each language's :func:`translation_file` (and
-:func:`vtt_file`) and the :func:`manifest`.
+:func:`format_file` per other format) and the :func:`manifest`.
 """
 
 from __future__ import annotations
@@ -37,19 +37,19 @@ from mediaflows.operations.spec import PROVIDER_WORK, OperationSpec, OutputIds, 
 from mediaflows.settings import Settings
 from mediaflows.subtitles import translation, windows
 from mediaflows.subtitles.chunks import ChunkFix, SrtChunk, llm_options, plan_chunks
-from mediaflows.subtitles.formats import language_vtt, read_srt, timed_to_cues
+from mediaflows.subtitles.formats import FORMATS, read_srt, timed_to_cues, write_subtitles
 from mediaflows.subtitles.lines import line_rules
 from mediaflows.subtitles.qa import qa_report
 from mediaflows.subtitles.records import ParsedSrt
 
 
 class TranslateSrtIds(OutputIds):
-    """The manifest's id (``main``), each language's SRT id and, with ``vtt``, its WebVTT id. A
-    language's ids do not depend on the other targets: a run with one more language finds the
-    others stored."""
+    """The manifest's id (``main``), each language's SRT id and, per other format asked for
+    (``formats``, ``vtt``), each language's file id in it. A language's ids do not depend on the
+    other targets or formats: a run with one more language or format finds the others stored."""
 
     languages: dict[str, str]
-    vtts: dict[str, str] = Field(default_factory=dict)
+    formats: dict[str, dict[str, str]] = Field(default_factory=dict)
 
 
 def _tool(llm: Mapping[str, Any]) -> str:
@@ -68,12 +68,13 @@ def output_ids(
         per_language = {**request.for_language(language), **llm}
         return output_file_id(source.sha256, "translate_srt", per_language, _tool(llm), variant)
 
+    targets = request.target_languages
     return TranslateSrtIds(
         main=output_file_id(source.sha256, "translate_srt", options, _tool(llm), "manifest"),
         languages={language: one(language, language) for language in request.target_languages},
-        vtts={
-            language: one(language, f"{language}.vtt")
-            for language in (request.target_languages if request.vtt else ())
+        formats={
+            fmt: {language: one(language, f"{language}.{fmt}") for language in targets}
+            for fmt in request.extra_formats()
         },
     )
 
@@ -93,10 +94,16 @@ def files_of(refs: Sequence[TranslationRef]) -> list[dict[str, str]]:
     """Every file the translations are stored as, for the manifest: language, format, id."""
     files = []
     for r in refs:
-        files.append({"language": r.language, "format": "srt", "file_id": r.file_id})
-        if r.vtt_file_id:
-            files.append({"language": r.language, "format": "vtt", "file_id": r.vtt_file_id})
+        for fmt, file_id in {"srt": r.file_id, **_others(r)}.items():
+            files.append({"language": r.language, "format": fmt, "file_id": file_id})
     return files
+
+
+def _others(ref: TranslationRef) -> dict[str, str]:
+    """A translation's files in the other formats (its WebVTT also where only ``vtt_file_id``
+    names it: a manifest of an earlier release)."""
+    vtt = {"vtt": ref.vtt_file_id} if ref.vtt_file_id else {}
+    return {**vtt, **ref.files}
 
 
 def translations_of(
@@ -109,14 +116,15 @@ def translations_of(
             media_url=urls[r.file_id],
             content=texts.get(r.language, ""),
             vtt_url=urls.get(r.vtt_file_id) if r.vtt_file_id else None,
+            urls={fmt: urls[i] for fmt, i in _others(r).items() if i in urls},
         )
         for r in refs
     )
 
 
 def linked_files(refs: Sequence[TranslationRef]) -> tuple[str, ...]:
-    """Every file a manifest's translations name: each SRT, and each WebVTT."""
-    return tuple(i for r in refs for i in (r.file_id, r.vtt_file_id) if i is not None)
+    """Every file a manifest's translations name: each SRT, and its other formats."""
+    return tuple(dict.fromkeys(i for r in refs for i in (r.file_id, *_others(r).values())))
 
 
 def _result(
@@ -244,33 +252,41 @@ def translation_file(
     )  # fmt: skip
 
 
-def vtt_file(
+def format_file(
     source: ProfileFile,
     request: TranslateSrtRequest,
     plan: TranslationPlan,
     ids: TranslateSrtIds,
     language: str,
+    fmt: str,
     srt: str,
 ) -> TextOutput:
-    """One language's WebVTT as it is stored, ``<name>.<language>.vtt``: the cues and times of
-    its stored SRT (``srt``: made now, or read back when the SRT was stored before), with the
-    language in the header."""
+    """One language's file in another format (``vtt``, ``ass``, ``ttml`` …) as it is stored,
+    ``<name>.<language>.<extension>``: the cues and times of its stored SRT (``srt``: made now,
+    or read back when the SRT was stored before), positions and italics as the format keeps
+    them, the language where the format has a place for it (WebVTT's header, TTML's
+    ``xml:lang``, ASS's Script Info)."""
     parsed = read_srt(srt.encode(), f"{language}.srt")
     qa = qa_report(timed_to_cues(parsed.cues), line_rules(parse_language(language)))
+    extension = FORMATS[fmt].extensions[0]
     return TRANSLATE_SRT.text_output(
-        source, ids.vtts[language], f"{language}.vtt", "subtitle",
-        language_vtt(parsed.cues, language),
-        options={**request.for_language(language), **plan.llm, "format": "vtt"},
+        source, ids.formats[fmt][language], f"{language}{extension}", "subtitle",
+        write_subtitles(parsed.cues, fmt, language),
+        options={**request.for_language(language), **plan.llm, "format": fmt},
         tools=_tools(plan), details=SrtDetails(language=language, qa=qa),
     )  # fmt: skip
 
 
-def ref_of(language: str, stored: StoredFile, vtt: StoredFile | None = None) -> TranslationRef:
-    """A stored translation as a manifest lists it (from its details), with its WebVTT."""
+def ref_of(
+    language: str, stored: StoredFile, others: Mapping[str, StoredFile] | None = None
+) -> TranslationRef:
+    """A stored translation as a manifest lists it (from its details), with its files in the
+    other formats (by format)."""
     details = SrtDetails.model_validate(stored.file.details)
+    files = {fmt: found.file.id for fmt, found in (others or {}).items()}
     return TranslationRef(
         language=language, file_id=stored.file.id, qa=details.qa, report=details.translation,
-        vtt_file_id=vtt.file.id if vtt is not None else None,
+        vtt_file_id=files.get("vtt"), files=files,
     )  # fmt: skip
 
 

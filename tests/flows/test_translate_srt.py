@@ -396,3 +396,49 @@ def test_merge_short_translates_two_short_cues_of_a_sentence_as_one_window(
 def _cues_sent(record: Any) -> list[dict[str, Any]]:
     user = next(m for m in record.messages if m["role"] == "user")
     return list(json.loads(user["content"])["cues"])
+
+
+def test_each_language_is_stored_in_every_format_asked_with_the_srts_times(
+    llm_server: LLMServer, local_store: ProfileStore, tmp_path: Path
+) -> None:
+    """``formats`` (and ``vtt``): each language's SRT, and a file per other format made from it:
+    the same times (ASS to its centiseconds), the language where the format has a place for it,
+    the position kept; TTML is XML. A format asked for later is made without a model request."""
+    import xml.etree.ElementTree as ET
+
+    from mediaflows.subtitles import read_subtitles
+    from mediaflows.subtitles.formats import FORMATS
+    from tests.runs import flow_result
+
+    file_id = import_bytes(local_store, tmp_path, _source())
+    request = TranslateSrtRequest(
+        target_languages=("de", "zh-Hans"), vtt=True, formats=("ass", "ttml")
+    )
+    result: TranslateSrtResult = flow_result(translate_srt, "dave", file_id, request)
+    for tr in result.translations:
+        assert list(tr.files) == ["vtt", "ass", "ttml"] and tr.vtt_file_id == tr.files["vtt"]
+        assert set(tr.urls) == set(tr.files) and tr.vtt_url == tr.urls["vtt"]
+        srt = read_srt(tr.content.encode()).cues
+        for fmt, id_ in tr.files.items():
+            stored = local_store.get("dave", id_)
+            assert stored.name == f"talk.{tr.language}{FORMATS[fmt].extensions[0]}"
+            parsed = read_subtitles(local_store.read_bytes(stored), stored.name)
+            assert (parsed.format, parsed.language) == (fmt, tr.language)
+            step = FORMATS[fmt].time_step_ms
+            assert len(parsed.cues) == len(srt)
+            for theirs, ours in zip(parsed.cues, srt, strict=True):
+                assert abs(theirs.start_ms - ours.start_ms) < step
+                assert abs(theirs.end_ms - ours.end_ms) < step
+            assert parsed.cues[1].position == 8  # the source's {\an8}, kept
+            if fmt == "ttml":
+                assert ET.fromstring(local_store.read_bytes(stored)).tag.endswith("}tt")
+    manifest = json.loads(local_store.read_text(local_store.get("dave", result.file_id)))
+    assert sorted((f["language"], f["format"]) for f in manifest["files"]) == sorted(
+        (language, fmt) for language in ("de", "zh-Hans") for fmt in ("srt", "vtt", "ass", "ttml")
+    )
+    asked = len(llm_server.requests)
+    more = request.model_copy(update={"vtt": False, "formats": ("ass", "sbv")})
+    again: TranslateSrtResult = flow_result(translate_srt, "dave", file_id, more)
+    assert len(llm_server.requests) == asked  # the SRTs were stored: only the new files made
+    assert [list(t.files) for t in again.translations] == [["ass", "sbv"]] * 2
+    assert again.translations[0].files["ass"] == result.translations[0].files["ass"]

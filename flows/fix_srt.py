@@ -11,8 +11,7 @@ from flows._operation import Job, Output, operation_flow
 from flows._requests import ask_all
 from mediaflows.models import FixSrtRequest
 from mediaflows.operations import fix_srt as procedure
-from mediaflows.operations.fix_srt import FIX_SRT
-from mediaflows.operations.spec import OutputIds
+from mediaflows.operations.fix_srt import FIX_SRT, FixSrtIds
 from mediaflows.stages import Stage
 from mediaflows.subtitles import repair
 from tasks.llm import fix_chunk
@@ -21,7 +20,7 @@ from tasks.subtitles import read_profile_subtitles
 
 
 @operation_flow(FIX_SRT)
-def fix_srt(job: Job[FixSrtRequest, OutputIds]) -> Output:
+def fix_srt(job: Job[FixSrtRequest, FixSrtIds]) -> Output:
     """Repair the text of a profile SRT file with an LLM and store the result: spelling,
     punctuation, mishearings, names from the glossary. The model sees cue numbers and text only,
     never times, in chunks sent at once up to the `llm` limit (fewer when the endpoint queues);
@@ -50,5 +49,9 @@ def fix_srt(job: Job[FixSrtRequest, OutputIds]) -> Output:
         get_run_logger().warning("%s", problem)
     publish_fix_report(parsed.cues, repaired.fixed.cues, repaired.report, job.title)
     repair.check_outcome(repaired.report, job.settings.llm.max_fallback_share)
-    stored = job.store(procedure.repaired_file(job.source, plan, job.ids, repaired))
-    return Output(stored, repaired.fixed.srt, procedure.summary(repaired.report))
+    others = {fmt: job.store(f) for fmt, f in procedure.format_files(job.source, plan, job.ids,
+                                                                      repaired)}  # fmt: skip
+    files = {fmt: found.file.id for fmt, found in others.items()}
+    stored = job.store(procedure.repaired_file(job.source, plan, job.ids, repaired, files))
+    urls = {found.file.id: found.media_url for found in others.values()}
+    return Output(stored, repaired.fixed.srt, procedure.summary(repaired.report), urls)

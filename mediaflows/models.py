@@ -374,10 +374,19 @@ class FixSrtRequest(_Frozen):
         "`import` lists a video's tracks.",
     )
 
+    formats: tuple[ExtraFormat, ...] = Field(
+        default=(),
+        max_length=5,
+        description="Formats the repaired file is also stored in besides SRT (vtt, ass, ssa, "
+        "ttml, sbv). A subtitle file that is not SRT also gets its own format back, cue "
+        "settings, speakers and styles kept.",
+    )
+
     def id_options(self) -> dict[str, Any]:
-        """The request as output ids take it: ``track`` only when given, so that the ids of
-        repairs made before it existed stay theirs."""
-        return self.model_dump(mode="json", exclude=set() if self.track else {"track"})
+        """The request as output ids take it: ``track`` and ``formats`` only when given, so
+        that the ids of repairs made before they existed stay theirs."""
+        dropped = (set() if self.track else {"track"}) | (set() if self.formats else {"formats"})
+        return self.model_dump(mode="json", exclude=dropped)
 
 
 class FixReport(_Frozen):
@@ -415,6 +424,10 @@ class SrtDetails(_Frozen):
     qa: QAReport
     vtt_file_id: FileId | None = None
     json_file_id: FileId | None = None
+    files: dict[str, FileId] = Field(
+        default_factory=dict,
+        description="fix_srt: the repaired file in the other formats (by format: vtt, ass …).",
+    )
     dropped_segments: int = 0
     asr: ProviderUsage | None = Field(
         default=None, description="generate_srt: where speech was recognised."
@@ -446,6 +459,14 @@ class SrtResult(OperationResult):
     qa: QAReport
     vtt_file_id: FileId | None = None
     json_file_id: FileId | None = None
+    files: dict[str, FileId] = Field(
+        default_factory=dict,
+        description="fix_srt: the repaired file in the other formats, by format (the input's "
+        "own when it is not SRT, and those asked for).",
+    )
+    urls: dict[str, str] = Field(
+        default_factory=dict, description="Fresh URLs of those files, by format."
+    )
     fix: FixReport | None = Field(default=None, description="What fix_srt changed (fix_srt only).")
     asr: ProviderUsage | None = Field(
         default=None, description="Where speech was recognised (generate_srt only)."

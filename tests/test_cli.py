@@ -93,6 +93,31 @@ def test_input_errors_exit_2_with_one_line(
     assert len(lines) == 1 and message in lines[0] and "Traceback" not in done.stderr
 
 
+@pytest.mark.parametrize(
+    "name,content,message",
+    [
+        ("untimed.ttml", b'<?xml version="1.0"?><tt xmlns="http://www.w3.org/ns/ttml" '
+         b'xml:lang="en"><body><div><p>Hello</p></div></body></tt>',
+         "untimed.ttml: no timed cues (a TTML document needs begin and end times)"),
+        ("notes.vtt", b"shopping list\nmilk, bread\n", "notes.vtt: the content is not a vtt "
+         "file we can read"),
+    ],
+)  # fmt: skip
+def test_a_subtitle_file_that_cannot_be_read_exits_2_with_one_line(
+    local_env: dict[str, str], tmp_path: Path, name: str, content: bytes, message: str
+) -> None:
+    path = tmp_path / name
+    path.write_bytes(content)
+    imported = json.loads(cli(local_env, "import", "--profile", "carol", str(path)).stdout)
+    assert imported["kind"] == "subtitle"
+    done = cli(local_env, "run", "fix-srt", "--profile", "carol", imported["file_id"], "--json")
+    assert done.returncode == 2 and done.stdout == ""
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], done.stderr
+    listed = cli(local_env, "list", "--profile", "carol").stdout.strip().splitlines()
+    assert len(listed) == 1  # nothing stored
+
+
 def test_corrupt_media_exits_2_naming_the_file(
     env: dict[str, str], bad_inputs: dict[str, Path]
 ) -> None:

@@ -54,10 +54,14 @@ class Window:
     def timeout(self, base: float, in_flight: int) -> float:
         """The timeout of a request sent with ``in_flight`` in flight: ``base`` for its own
         answer, plus a recent request's time for each one a queueing server may serve first
-        (time in the queue is no sign of a dead server)."""
+        (time in the queue is no sign of a dead server). Before any answer, every request of
+        the first burst (the window's size) may be served first: requests sent at once reach
+        the server in any order (seen on a loaded machine: the one sent first waited behind the
+        two sent after it, timed out, and was sent again)."""
         with self._lock:
-            latency = base if self._latency is None else self._latency
-        return base + max(in_flight - 1, 0) * latency
+            if self._latency is None:
+                return base + max(max(in_flight, self.size) - 1, 0) * base
+            return base + max(in_flight - 1, 0) * self._latency
 
 
 _windows: dict[tuple[str, str], Window] = {}

@@ -7,6 +7,7 @@ argument lists, timeouts, cancellation, local files only, demuxers that read one
 * :mod:`.convert`: the MP4 plan (remux or transcode) and the conversion with progress.
 * :mod:`.audio`: the first audio stream as 16 kHz mono float32, window by window.
 * :mod:`.package`: an MP4 with a subtitle track per language (or one burnt in), a preview frame.
+* :mod:`.style`: how subtitles look, burnt in or in a styled (ASS) file.
 * :mod:`.tracks`: what an import records (duration, the subtitle tracks a file carries); a
   track chosen and taken out as text.
 """

@@ -15,10 +15,10 @@ from typing import Any, Literal
 import ffmpeg
 from pydantic import BaseModel, ConfigDict, Field
 
-from mediaflows.errors import InputError, MediaError
-from mediaflows.languages import parse_language
+from mediaflows.errors import MediaError
 from mediaflows.media.convert import run_ffmpeg
 from mediaflows.media.probe import MediaInfo, check_complete, input_options
+from mediaflows.media.style import burn_style, font_for
 from mediaflows.media.tools import ffmpeg_version, run_tool
 from mediaflows.settings import Settings, get_settings
 
@@ -47,19 +47,6 @@ TRACK_LANGUAGES: dict[str, tuple[str, str]] = {
 }  # fmt: skip
 _CHINESE_SCRIPTS = {"zh-Hans": "简体中文", "zh-Hant": "繁體中文"}
 
-#: The font libass draws a script in. Scripts not listed get libass's default (fontconfig's
-#: match for Arial: DejaVu Sans here), which covers Latin, Greek and Cyrillic. The CJK font
-#: comes from the Debian package ``fonts-wqy-zenhei`` (``./dev setup`` installs it): one 16 MB
-#: font with Chinese (simplified and traditional), Japanese kana and Korean Hangul.
-SCRIPT_FONTS: dict[str, str] = {
-    "Han": "WenQuanYi Zen Hei",
-    "Japanese": "WenQuanYi Zen Hei",
-    "Hangul": "WenQuanYi Zen Hei",
-}
-
-#: How a burnt-in cue looks (an ASS style override): white text with a dark outline.
-_BURN_STYLE = "FontSize=22,Outline=2,Shadow=0,MarginV=24"
-
 ProgressCallback = Callable[[float], None]
 
 
@@ -86,21 +73,6 @@ def track_language(tag: str) -> tuple[str, str]:
     base = tag.split("-")[0].lower()
     code, name = TRACK_LANGUAGES.get(base, ("und", tag))
     return code, _CHINESE_SCRIPTS.get(tag, name)
-
-
-def font_for(language: str) -> str | None:
-    """The font libass should draw ``language`` in (None: libass's default)."""
-    try:
-        script = parse_language(language).script
-    except InputError:  # a language mediaflows does not know (one Whisper heard)
-        return None
-    return SCRIPT_FONTS.get(script)
-
-
-def burn_style(language: str) -> str:
-    """The ASS style override that draws ``language``'s cues."""
-    font = font_for(language)
-    return f"FontName={font},{_BURN_STYLE}" if font else _BURN_STYLE
 
 
 class PackagedMedia(BaseModel):

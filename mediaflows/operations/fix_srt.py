@@ -9,9 +9,11 @@ valid answer), then the :func:`repaired_file`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from pydantic import Field
 
 from mediaflows.ids import output_file_id
 from mediaflows.models import FixReport, FixSrtRequest, ProfileFile, SrtDetails, SrtResult
@@ -25,8 +27,9 @@ from mediaflows.operations.spec import (
 )
 from mediaflows.settings import Settings
 from mediaflows.subtitles import repair
-from mediaflows.subtitles.chunks import ChunkFix, SrtChunk, llm_options, plan_chunks
-from mediaflows.subtitles.records import ParsedSrt, RenderedSubtitles
+from mediaflows.subtitles.chunks import ChunkFix, SrtChunk, apply_fixes, llm_options, plan_chunks
+from mediaflows.subtitles.formats import FORMATS, format_of_name, write_subtitles
+from mediaflows.subtitles.records import ParsedSrt, RenderedSubtitles, TimedCue
 
 
 def fix_srt_options(request: FixSrtRequest, settings: Settings) -> dict[str, Any]:
@@ -35,17 +38,42 @@ def fix_srt_options(request: FixSrtRequest, settings: Settings) -> dict[str, Any
     return {**request.id_options(), **llm_options(request.model, settings)}
 
 
-def output_ids(source: ProfileFile, request: FixSrtRequest, settings: Settings) -> OutputIds:
-    """The repaired SRT's id: the input's content, the options, the model and prompt version."""
+class FixSrtIds(OutputIds):
+    """The repaired SRT's id (``main``) and, per other format, the repaired file's in it."""
+
+    formats: dict[str, str] = Field(default_factory=dict)
+
+
+def extra_formats(source: ProfileFile, request: FixSrtRequest) -> tuple[str, ...]:
+    """The formats the repaired file is also stored in: the input's own when it is a subtitle
+    file in another format than SRT (named so), then those asked for."""
+    own = format_of_name(source.name) if request.track is None else None
+    given = (own,) if own in ("vtt", "ass", "ssa", "ttml", "sbv") else ()
+    return tuple(dict.fromkeys((*given, *request.formats)))
+
+
+def output_ids(source: ProfileFile, request: FixSrtRequest, settings: Settings) -> FixSrtIds:
+    """The repaired SRT's id: the input's content, the options, the model and prompt version;
+    each other format's, the same and the format."""
     options = fix_srt_options(request, settings)
     tool = f"{options['model']}|{repair.PROMPT_VERSION}"
-    return OutputIds(main=output_file_id(source.sha256, "fix_srt", options, tool))
+    return FixSrtIds(
+        main=output_file_id(source.sha256, "fix_srt", options, tool),
+        formats={
+            fmt: output_file_id(source.sha256, "fix_srt", options, tool, fmt)
+            for fmt in extra_formats(source, request)
+        },
+    )
 
 
-FIX_SRT: OperationSpec[FixSrtRequest, SrtResult, SrtDetails, OutputIds] = OperationSpec(
+def _linked(details: SrtDetails) -> tuple[str, ...]:
+    return tuple(details.files.values())
+
+
+FIX_SRT: OperationSpec[FixSrtRequest, SrtResult, SrtDetails, FixSrtIds] = OperationSpec(
     "fix_srt", "SRT → the same cues with their text repaired by an LLM", FixSrtRequest,
     SrtResult, SrtDetails, input_kinds=("subtitle",), stages=PROVIDER_WORK, output_ids=output_ids,
-    build_result=result_builder(SrtResult, "file_id", "content"), content=as_is,
+    build_result=result_builder(SrtResult, "file_id", "content"), content=as_is, linked=_linked,
 )  # fmt: skip
 
 
@@ -67,10 +95,13 @@ def plan(parsed: ParsedSrt, request: FixSrtRequest, settings: Settings) -> Repai
 
 @dataclass(frozen=True)
 class Repaired:
-    """The repaired file (the source's cues and times, the accepted text) and its report."""
+    """The repaired file (the source's cues and times, the accepted text; as written in SRT,
+    and as read, with what other formats keep) and its report."""
 
     fixed: RenderedSubtitles
     report: FixReport
+    cues: tuple[TimedCue, ...] = ()
+    language: str | None = None
 
 
 def finish(
@@ -79,17 +110,41 @@ def finish(
     """The repaired file from the chunks' answers (the source's BOM and line ends unless
     ``normalise``), and what the run reports."""
     fixed = repair.render_fixed(parsed, fixes, request.normalise)
-    return Repaired(fixed, repair.summarize(parsed, fixed, fixes, plan.model))
+    report = repair.summarize(parsed, fixed, fixes, plan.model)
+    return Repaired(fixed, report, tuple(apply_fixes(parsed.cues, fixes)), parsed.language)
+
+
+def format_files(
+    source: ProfileFile, plan: RepairPlan, ids: FixSrtIds, repaired: Repaired
+) -> list[tuple[str, TextOutput]]:
+    """The repaired file in each other format, ``<name>.fixed.<extension>`` (stored before the
+    SRT, whose presence means the run is done): the source's cues, with what the format keeps
+    of them (cue settings, speakers, styles), and the text accepted."""
+    tools = {"llm": plan.model, "prompt": repair.PROMPT_VERSION}
+    return [
+        (fmt, FIX_SRT.text_output(
+            source, file_id, f"fixed{FORMATS[fmt].extensions[0]}", "subtitle",
+            write_subtitles(repaired.cues, fmt, repaired.language),
+            options={**plan.options, "format": fmt}, tools=tools,
+            details=SrtDetails(qa=repaired.fixed.qa),
+        ))
+        for fmt, file_id in ids.formats.items()
+    ]  # fmt: skip
 
 
 def repaired_file(
-    source: ProfileFile, plan: RepairPlan, ids: OutputIds, repaired: Repaired
+    source: ProfileFile,
+    plan: RepairPlan,
+    ids: OutputIds,
+    repaired: Repaired,
+    files: Mapping[str, str] | None = None,
 ) -> TextOutput:
-    """The repaired SRT as it is stored: ``<name>.fixed.srt``, with its QA and report."""
+    """The repaired SRT as it is stored: ``<name>.fixed.srt``, with its QA and report, and the
+    ids of the other formats' files (``files``, by format)."""
     return FIX_SRT.text_output(
         source, ids.main, "fixed.srt", "subtitle", repaired.fixed.srt, options=plan.options,
         tools={"llm": plan.model, "prompt": repair.PROMPT_VERSION},
-        details=SrtDetails(qa=repaired.fixed.qa, fix=repaired.report),
+        details=SrtDetails(qa=repaired.fixed.qa, fix=repaired.report, files=dict(files or {})),
     )  # fmt: skip
 
 

@@ -219,6 +219,8 @@ def result_builder(
         }
         if content_field is not None:
             data[content_field] = content or ""
+        if "urls" in result.model_fields and isinstance(data.get("files"), dict):
+            data["urls"] = {f: urls[i] for f, i in data["files"].items() if i in urls}
         return result.model_validate({k: v for k, v in data.items() if k in result.model_fields})
 
     return build

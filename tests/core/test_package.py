@@ -229,3 +229,24 @@ def test_root_of_follows_the_chain_of_outputs() -> None:
     }
     assert procedure.root_of(files["de"], files.get) == "video"
     assert procedure.root_of(files["video"], files.get) == "video"
+
+
+@pytest.mark.parametrize("language", ["de", "zh-Hans"])
+def test_the_ass_written_for_a_language_looks_as_the_burn_in_draws_it(
+    flat: Path, tmp_path: Path, language: str
+) -> None:
+    """The ASS file a translation is stored as, drawn by libass over the video, and the same
+    cue burnt in by package: the same pixels (what an editor opens is what a viewer sees)."""
+    from mediaflows.subtitles import read_srt, write_subtitles
+
+    text = package_srt(language)
+    burnt = _burnt_cue(flat, tmp_path, language, read_srt(text.encode()).cues[0].text)
+    ass = tmp_path / f"{language}.ass"
+    ass.write_text(write_subtitles(read_srt(text.encode()).cues, "ass", language), "utf-8")
+    drawn = tmp_path / f"{language}-ass.mp4"
+    ffmpeg("-i", str(flat), "-vf", f"subtitles={ass}", "-c:v", "libx264", "-preset",
+           "ultrafast", "-crf", "12", "-an", str(drawn))  # fmt: skip
+    ours = frame_rgb(drawn, 1.0).astype(int)
+    plain = frame_rgb(flat, 1.0).astype(int)
+    assert (np.abs(ours - plain).max(axis=2) > 60).sum() > 200  # the cue is drawn
+    assert np.abs(ours - burnt.astype(int)).max() <= 12  # as package burns it in

@@ -130,8 +130,12 @@ def test_the_servers_llm_limit_bounds_the_requests_of_every_run(
 )
 def test_one_fault_is_retried_and_the_run_completes(
     llm_server: LLMServer, local_store: ProfileStore, tmp_path: Path, mode: str,
-    extra_requests: int,
+    extra_requests: int, monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
+    # One request in flight at a time: a hang (3 s) outlasts its timeout (2 s), as it would not
+    # the timeout of a first request that allows for a burst of 4 queued before it.
+    monkeypatch.setenv("MEDIAFLOWS_ORCHESTRATION__LLM_LIMIT", "1")
+    get_settings.cache_clear()
     llm_server.set_mode(mode, times=1, retry_after=1, hang_s=3)
     data = messy_srt()
     result = run_flow(fix_srt, "dave", import_bytes(local_store, tmp_path, data)).result()
@@ -371,7 +375,7 @@ def test_bom_and_crlf_of_the_source_are_kept(
 def test_a_killed_repair_of_1500_cues_goes_on_from_the_chunks_done(
     llm_server: LLMServer, session_env: dict[str, str], tmp_path: Path
 ) -> None:
-    """kill -9 of `mediaflows run fix-srt` on a film's 1,500 cues (75 chunks) once 20 are
+    """kill -9 of `mediaflows run fix-srt` on a film's 1,500 cues (75 chunks) once 24 are
     answered: the run again asks only for the chunks not done (those answered but not yet
     recorded when the kill came are asked again: the `llm` limit's 4 in flight, and any whose
     answer had come but whose result was still being written)."""
@@ -396,8 +400,9 @@ def test_a_killed_repair_of_1500_cues_goes_on_from_the_chunks_done(
     def answered() -> set[int]:
         return {i for i, outcomes in _chunk_outcomes(llm_server).items() if "ok" in outcomes}
 
-    # 20 chunks answered (a request is recorded when it comes, its outcome when it is answered)
-    wait_for(lambda: len(answered()) >= 20 or killed.poll() is not None, 240, "20 chunks")
+    # 24 chunks answered (a request is recorded when it comes, its outcome when it is answered;
+    # an answer the kill keeps from its client is recorded as abandoned: at most the 4 in flight)
+    wait_for(lambda: len(answered()) >= 24 or killed.poll() is not None, 240, "24 chunks")
     os.killpg(killed.pid, signal.SIGKILL)
     killed.wait(timeout=10)
     done = answered()
@@ -410,3 +415,38 @@ def test_a_killed_repair_of_1500_cues_goes_on_from_the_chunks_done(
     assert every - done <= asked and len(asked & done) <= 2 * 4, sorted(asked & done)
     result = json.loads(again.stdout.strip().splitlines()[-1])
     assert _texts(result["content"]) == [correct(c.text) for c in read_srt(data).cues]
+
+
+def test_a_webvtt_comes_back_as_webvtt_with_its_cue_settings_and_in_the_formats_asked(
+    llm_server: LLMServer, local_store: ProfileStore, tmp_path: Path
+) -> None:
+    """A real Netflix WebVTT (cue settings on every cue, italics): repaired, it is stored as
+    SRT and as WebVTT again, each cue's settings, times and italics as in the source; ASS on
+    request. The same request again answers from the store, with the files' URLs."""
+    from mediaflows.subtitles import read_subtitles
+    from tests.conftest import DATA
+
+    source = DATA / "subtitles" / "es_netflix_chicas_del_cable.vtt"
+    file_id = import_bytes(local_store, tmp_path, source.read_bytes(), name="chicas.vtt")
+    request = FixSrtRequest(formats=("ass",))
+    result: SrtResult = run_flow(fix_srt, "dave", file_id, request).result()
+    assert list(result.files) == ["vtt", "ass"] and set(result.urls) == {"vtt", "ass"}
+    theirs = read_subtitles(source.read_bytes(), source.name).cues
+    vtt = local_store.get("dave", result.files["vtt"])
+    assert vtt.name == "chicas.fixed.vtt"
+    ours = read_subtitles(local_store.read_bytes(vtt), vtt.name)
+    assert ours.format == "vtt" and len(ours.cues) == len(theirs) == 865
+    assert [(c.start_ms, c.end_ms, c.settings, c.position) for c in ours.cues] == [
+        (c.start_ms, c.end_ms, c.settings, c.position) for c in theirs
+    ]
+    assert sum(c.settings != "" for c in ours.cues) > 800
+    assert [("<i>" in c.text) for c in ours.cues] == [("<i>" in c.text) for c in theirs]
+    assert timecodes(result.content) == [
+        t.replace(".", ",") for t in timecodes(source.read_text(encoding="utf-8"))
+    ]
+    ass = local_store.get("dave", result.files["ass"])
+    assert read_subtitles(local_store.read_bytes(ass), ass.name).format == "ass"
+    requests = len(llm_server.requests)
+    again: SrtResult = run_flow(fix_srt, "dave", file_id, request).result()
+    assert again.cached and again.files == result.files and set(again.urls) == {"vtt", "ass"}
+    assert len(llm_server.requests) == requests

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 import pysubs2
 
 from mediaflows.errors import InputError
+from mediaflows.media.style import PLAY_RES, ass_style
 from mediaflows.subtitles.formats.common import FOREIGN_MARKUP, placed, position_of, tagged
 from mediaflows.subtitles.records import TimedCue
 
@@ -100,6 +101,8 @@ def _write(cues: Sequence[TimedCue], language: str | None, format_: str) -> str:
     # pysubs2 writes the script's head (Script Info, the style); the events are written here:
     # pysubs2's generic field writer takes twice as long as reading the file back.
     head = pysubs2.SSAFile()
+    head.info["PlayResX"], head.info["PlayResY"] = (str(n) for n in PLAY_RES)
+    head.styles["Default"] = ass_style(language)  # the burn-in's look (subtitles.style)
     if language:
         head.info["Language"] = language
     for name in sorted({c.style for c in cues} - {"", "Default"}):
@@ -114,8 +117,9 @@ def _write(cues: Sequence[TimedCue], language: str | None, format_: str) -> str:
 
 
 def write(cues: Sequence[TimedCue], language: str | None = None) -> str:
-    """An ASS script of ``cues`` in pysubs2's default style, the language (when given) in its
-    Script Info."""
+    """An ASS script of ``cues`` in the style package burns in for the language (its script's
+    font, size relative to the picture's height, outline: :mod:`mediaflows.media.style`),
+    the language (when given) in its Script Info."""
     return _write(cues, language, "ass")
 
 

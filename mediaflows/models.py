@@ -10,7 +10,7 @@ the ground beside it (ids, languages, settings), so every package can use it.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -20,6 +20,18 @@ from mediaflows.languages import language_tags, same_language
 from mediaflows.settings import get_settings
 
 FileKind = Literal["video", "audio", "subtitle", "transcript", "other"]
+#: Which subtitle track of a video an operation reads: a language or a number (fix_srt and
+#: translate_srt's ``track``).
+TrackChoice = Annotated[
+    str | None,
+    Field(
+        max_length=20,
+        pattern=r"^(\d{1,3}|[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*)$",
+        description="When the input is a video: its subtitle track to use, by language (eng, "
+        "en, de: the first text track in it) or number (0: its first subtitle track). The "
+        "`import` lists a video's tracks.",
+    ),
+]
 #: Subtitle formats an operation can store besides SRT (mediaflows.subtitles.formats).
 ExtraFormat = Literal["vtt", "ass", "ssa", "ttml", "sbv"]
 
@@ -365,14 +377,7 @@ class FixSrtRequest(_Frozen):
         default=False,
         description="Write LF line ends and no byte-order mark (default: as the source has them).",
     )
-    track: str | None = Field(
-        default=None,
-        max_length=20,
-        pattern=r"^(\d{1,3}|[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*)$",
-        description="When the input is a video: its subtitle track to use, by language (eng, "
-        "en, de: the first text track in it) or number (0: its first subtitle track). The "
-        "`import` lists a video's tracks.",
-    )
+    track: TrackChoice = None
 
     formats: tuple[ExtraFormat, ...] = Field(
         default=(),
@@ -549,14 +554,7 @@ class TranslateSrtRequest(_Frozen):
         "as one window, its translation cut in two where both read slowest; the times stay the "
         "source's.",
     )
-    track: str | None = Field(
-        default=None,
-        max_length=20,
-        pattern=r"^(\d{1,3}|[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*)$",
-        description="When the input is a video: its subtitle track to use, by language (eng, "
-        "en, de: the first text track in it) or number (0: its first subtitle track). The "
-        "`import` lists a video's tracks.",
-    )
+    track: TrackChoice = None
 
     @field_validator("target_languages")
     @classmethod

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import resource
 import tempfile
 import time
 from pathlib import Path
@@ -157,6 +158,10 @@ def main(argv: list[str] | None = None) -> None:
         print(f"plain ffmpeg -c copy -c:s mov_text: {plain:.2f} s (median of {args.repeat})")
         print(f"package flow, streams copied:      {packaged:.2f} s (median of {args.repeat})")
         print(f"package flow / plain ffmpeg:       {packaged / plain:.2f}x  (goal <= 1.30)")
+        mine = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        print(f"peak RSS: this process (the flow runs in it) {mine:.0f} MB, "
+              f"the largest child (ffmpeg) {child:.0f} MB")  # fmt: skip
         if args.breakdown:
             print_breakdown()
         if args.burn_in:

@@ -20,7 +20,7 @@ from tests import prefect_api
 from tests.deployments.test_worker import BIN
 from tests.deployments.test_worker import deployed as deployed  # the module's fixtures
 from tests.deployments.test_worker import worker_store as worker_store
-from tests.media_factory import SPEECH_TEXT, ffmpeg, make_speech
+from tests.media_factory import SPEECH_TEXT, ffmpeg, join_real_speech, make_speech
 from tests.subtitle_rules import words
 from tests.wer import wer
 
@@ -86,11 +86,11 @@ def test_a_cancelled_run_stops_and_the_worker_goes_on(
     from prefect.client.orchestration import get_client
     from prefect.states import Cancelling
 
-    long = tmp_path / "long.flac"
-    speech = make_speech(tmp_path)
-    # ~3.7 minutes of speech: one window (a longer file is windows on the pool:
-    # tests/deployments/test_windows_on_pool.py cancels those)
-    ffmpeg("-stream_loop", "20", "-i", str(speech), str(long))
+    # ~3 minutes of real speech: one window (a longer file is windows on the pool:
+    # tests/deployments/test_windows_on_pool.py cancels those). Not one synthetic sentence
+    # looped: the model hears its repeats as a loop and falls back to sampling at every
+    # temperature, minutes inside one model call that no cancel can interrupt (108 s measured).
+    long, _ = join_real_speech(tmp_path / "long.flac", ["sonnet1", "sonnet2", "sonnet3", "jfk"])
     source = worker_store.import_file("dave", long)
     run_id = client.submit("transcribe", "dave", source.id, {"language": "en"}, via="deployment")
     deadline = time.monotonic() + 120

@@ -12,7 +12,6 @@ import sys
 import time
 from collections.abc import Collection, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -21,7 +20,7 @@ from mediaflows.files import temp_writer
 from mediaflows.models import BatchResult
 from tests.flows.test_batch import distinct_clips
 from tests.postgres import PostgresCluster
-from tests.stack import BIN, Stack, descendants
+from tests.stack import BIN, Stack, Worker, descendants
 
 #: One test worker runs the module: its tests share one stack (server, PostgreSQL, workers).
 pytestmark = [pytest.mark.worker, pytest.mark.slow, pytest.mark.reliability,
@@ -82,58 +81,91 @@ def _wait_for(predicate, timeout: float, what: str) -> None:  # type: ignore[no-
         time.sleep(0.5)
 
 
-def test_worker_killed_mid_batch_each_file_gets_exactly_one_output(
+def test_a_worker_killed_mid_batch_and_mid_run_each_input_gets_exactly_one_output(
     pg_stack: Stack, tmp_path: Path
 ) -> None:
-    """Two workers; kill -9 one of them (and the flow runs it started) while it runs children:
-    the server marks those runs Crashed (no heartbeat), the batch submits those files again, the
-    other worker runs them, and every one of the 24 inputs has exactly one output (24: both
-    workers busy with 4 children each and more queued when the kill comes; it was 50, 7 minutes
-    of the suite's 18)."""
+    """Two warm workers run the children of a distributed batch of 24 and one lone deployment
+    run (a slow transcode); kill -9 the worker running the lone run (with the flow runs it holds
+    and the tools they started) once it also runs batch children: the server marks those runs
+    Crashed (no heartbeat); the batch submits its files again, the other worker schedules the
+    lone run again, and every input has exactly one output.
+
+    One kill for both: the wait for the missed heartbeats (45-75 s) is paid once; they were two
+    tests, each paying it (83 + 95 s of the suite)."""
+    from tests.media_factory import VIDEOS, make_video
+
     started = time.monotonic()
     ids = [pg_stack.store.import_file("kay", clip).id for clip in distinct_clips(tmp_path, 24)]
-    doomed, survivor = pg_stack.start_worker(limit=4), pg_stack.start_worker(limit=4)
+    # 20 s at x264's "slower" stays Running for seconds after it starts, time enough to kill
+    # its worker.
+    clip = make_video(tmp_path / "long.mkv", VIDEOS["h264_aac.mkv"][1], 20.0, "640x360")
+    lone = pg_stack.store.import_file("lou", clip)
+    workers = [pg_stack.start_worker(limit=4), pg_stack.start_worker(limit=4)]
     # Transcoded at x264's "slower": each child's run stays Running a little longer.
-    batch = _batch(pg_stack, "kay", ids, "--mode", "distributed", "--in-flight", "8",
+    batch = _batch(pg_stack, "kay", ids, "--mode", "distributed", "--in-flight", "7",
                    "--codec", "transcode", "--preset", "slower")  # fmt: skip
+    submit = pg_stack.run(
+        sys.executable, "-c",
+        "import sys; from deployments import client; print(client.submit('convert', 'lou', "
+        "sys.argv[1], {'codec': 'transcode', 'preset': 'slower'}, via='deployment'))",
+        lone.id,
+    )  # fmt: skip
+    assert submit.returncode == 0, submit.stderr[-3000:]
+    run_id = submit.stdout.strip().splitlines()[-1]
 
-    ran_on: dict[str, set[str]] = {"doomed": set(), "survivor": set()}
+    ran_on: dict[int, set[str]] = {w.proc.pid: set() for w in workers}
+    doomed: list[Worker] = []
 
-    def doomed_busy() -> bool:
-        """Some children finished, the doomed worker's flow runs are Running, and both workers
+    def lone_and_children_running() -> bool:
+        """The lone run is Running on a worker that also runs batch children, and both workers
         have run children (the pool spreads them)."""
         runs = pg_stack.flow_runs("convert")
-        done = sum(1 for r in runs if r.state is not None and r.state.is_completed())
-        for name, worker in (("doomed", doomed), ("survivor", survivor)):
+        for worker in workers:
             # A warm worker runs them in its own process; Prefect's process worker in children.
             pids = {str(pid) for pid in (worker.proc.pid, *descendants(worker.proc.pid))}
-            ran_on[name] |= {
+            ran_on[worker.proc.pid] |= {
                 str(r.id) for r in runs if str(r.infrastructure_pid).rsplit(":", 1)[-1] in pids
             }
-        running = [r for r in runs if r.state is not None and r.state.is_running()
-                   and str(r.id) in ran_on["doomed"]]  # fmt: skip
-        return done >= 8 and len(running) >= 1 and all(ran_on.values())
+        running = {str(r.id) for r in runs if r.state is not None and r.state.is_running()}
+        if run_id not in running or not all(ran_on.values()):
+            return False
+        (host,) = [w for w in workers if run_id in ran_on[w.proc.pid]]
+        doomed[:] = [host]
+        return bool((running - {run_id}) & ran_on[host.proc.pid])
 
-    # Kill it while its flow runs are busy, once some children have finished.
-    _wait_for(doomed_busy, 300, "children running on the doomed worker")
-    killed = doomed.kill()
+    _wait_for(lone_and_children_running, 300, "the lone run and children on one worker")
+    (victim,) = doomed
+    killed = victim.kill()
     killed_at = time.monotonic() - started
     # The worker, with the runs it held (in its own process) and the tools they ran.
-    assert killed >= 1 and doomed.proc.wait(timeout=10) == -9
+    assert killed >= 1 and victim.proc.wait(timeout=10) == -9
+    survivor = next(w for w in workers if w is not victim)
 
     result = _result(batch, timeout=600)
     assert (result.total, result.succeeded, result.failed) == (24, 24, 0), result
     resubmitted = [c for c in result.children if c.attempts > 1]
+
+    def lone_state() -> str:
+        with pg_stack.client() as client:
+            run = client.read_flow_run(run_id)
+        return run.state.type.value if run.state else ""
+
+    _wait_for(lambda: lone_state() == "COMPLETED", 400, "the lone run scheduled again")
     crashed = [r for r in pg_stack.flow_runs("convert") if r.state and r.state.is_crashed()]
+    with pg_stack.client() as client:
+        lone_run = client.read_flow_run(run_id)
     print(f"children seen on each worker before the kill: "
           f"{ {k: len(v) for k, v in ran_on.items()} }")  # fmt: skip
     print(f"killed {killed} processes at {killed_at:.0f} s; {len(crashed)} child runs Crashed, "
-          f"{len(resubmitted)} files submitted again; batch done at "
+          f"{len(resubmitted)} files submitted again; all done at "
           f"{time.monotonic() - started:.0f} s")  # fmt: skip
-    assert crashed and resubmitted, doomed.killed
+    assert crashed and resubmitted, victim.killed
     assert all("heartbeat" in (r.state.message or "") for r in crashed)
+    assert lone_run.run_count >= 2, lone_run  # it ran twice: on the dead worker, then again
+    assert "scheduled again" in survivor.log.read_text()
     assert survivor.proc.poll() is None
-    _exactly_one_output_each(pg_stack, "kay", ids, doomed.killed_pids)
+    _exactly_one_output_each(pg_stack, "kay", ids, victim.killed_pids)
+    assert len(pg_stack.outputs_by_source("lou").get(lone.id, [])) == 1
     # Work files left behind are those of the killed runs only (the sweep removes them).
     left = {p.name for p in (pg_stack.settings.work_path / "runs").glob("*")}
     assert left <= {str(r.id) for r in crashed}, left
@@ -156,47 +188,3 @@ def test_server_restarted_mid_batch_loses_and_duplicates_nothing(
     result = _result(batch, timeout=600)
     assert (result.total, result.succeeded, result.failed) == (20, 20, 0), result
     _exactly_one_output_each(pg_stack, "ray", ids)
-
-
-def test_a_single_run_whose_warm_worker_dies_is_resubmitted_and_finishes_once(
-    pg_stack: Stack, tmp_path: Path
-) -> None:
-    """One convert run (a slow transcode) through the deployment; kill -9 the warm worker
-    running it: the crash automation marks it Crashed (no heartbeat), the other warm worker
-    schedules it again and runs it, and the input has exactly one output."""
-    from tests.media_factory import VIDEOS, make_video
-
-    # 20 s at x264's "slower" stays Running for seconds after it starts, time enough to kill
-    # its worker (it was 60 s: two of those transcodes were 60 of this test's 85 CPU-seconds).
-    clip = make_video(tmp_path / "long.mkv", VIDEOS["h264_aac.mkv"][1], 20.0, "640x360")
-    source = pg_stack.store.import_file("lou", clip)
-    pg_stack.start_worker(limit=2)  # (the module's earlier tests may have left a worker up)
-    pg_stack.start_worker(limit=2)
-    submit = pg_stack.run(
-        sys.executable, "-c",
-        "import sys; from deployments import client; print(client.submit('convert', 'lou', "
-        "sys.argv[1], {'codec': 'transcode', 'preset': 'slower'}, via='deployment'))",
-        source.id,
-    )  # fmt: skip
-    assert submit.returncode == 0, submit.stderr[-3000:]
-    run_id = submit.stdout.strip().splitlines()[-1]
-
-    def read() -> Any:
-        with pg_stack.client() as client:
-            return client.read_flow_run(run_id)
-
-    def state() -> str:
-        run = read()
-        return run.state.type.value if run.state else ""
-
-    _wait_for(lambda: state() == "RUNNING", 120, "the run to start on a worker")
-    pid = int(str(read().infrastructure_pid).rsplit(":", 1)[-1])  # the warm worker's host:pid
-    (doomed,) = [w for w in pg_stack.workers if w.proc.pid == pid]
-    doomed.kill()
-    alive = [w for w in pg_stack.workers if w.proc.poll() is None]
-    _wait_for(lambda: state() == "COMPLETED", 400, "the run resubmitted and completed")
-    with pg_stack.client() as client:
-        run = client.read_flow_run(run_id)
-    assert run.run_count >= 2, run  # it ran twice: on the dead worker, then again
-    assert any("scheduled again" in w.log.read_text() for w in alive)
-    _exactly_one_output_each(pg_stack, "lou", [source.id], doomed.killed_pids)

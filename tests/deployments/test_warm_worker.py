@@ -25,7 +25,7 @@ from tests.subtitle_rules import words
 from tests.wer import wer
 
 #: One test worker runs the module: its tests share the deployments and the warm worker.
-pytestmark = [pytest.mark.worker, pytest.mark.slow, pytest.mark.xdist_group("warm-worker")]
+pytestmark = [pytest.mark.worker, pytest.mark.slow, pytest.mark.xdist_group("pool")]
 
 
 @pytest.fixture(scope="module")

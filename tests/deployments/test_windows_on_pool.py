@@ -25,7 +25,7 @@ from tests.media_factory import join_real_speech
 from tests.runs import child_runs, wait_for
 from tests.wer import wer
 
-pytestmark = [pytest.mark.worker, pytest.mark.slow, pytest.mark.xdist_group("warm-worker")]
+pytestmark = [pytest.mark.worker, pytest.mark.slow, pytest.mark.xdist_group("pool")]
 
 
 def test_one_long_file_spreads_its_windows_over_two_workers(

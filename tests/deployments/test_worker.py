@@ -16,7 +16,6 @@ import pytest
 
 from deployments import client
 from deployments.setup import PROCESS_POOL
-from deployments.worker import REPO_ROOT
 from mediaflows.models import ConvertResult
 from mediaflows.operations import OPERATIONS
 from mediaflows.settings import get_settings
@@ -26,11 +25,12 @@ from tests import prefect_api
 from tests.conftest import without_prefect_auth
 from tests.flows.test_batch import distinct_clips
 from tests.media_factory import VIDEOS, make_video
-from tests.runs import command, wait_for
+from tests.runs import wait_for
 from tests.stack import descendants
 
-#: One test worker runs the module: its tests share the deployments and the process worker.
-pytestmark = [pytest.mark.worker, pytest.mark.slow, pytest.mark.xdist_group("process-worker")]
+#: One test worker runs the modules of the group: they share the deployments (made once), the
+#: module's tests its store and process worker.
+pytestmark = [pytest.mark.worker, pytest.mark.slow, pytest.mark.xdist_group("pool")]
 
 BIN = Path(sys.executable).parent
 #: Every flow prefect.yaml deploys: each operation's, its batch's, the sweep, the window of a
@@ -58,20 +58,10 @@ def worker_store(
 
 
 @pytest.fixture(scope="module")
-def deployed(session_env: dict[str, str], worker_store: ProfileStore) -> dict[str, str]:
-    """`mediaflows setup` (twice: idempotent), then `prefect deploy --all` from the repo root."""
-    env = without_prefect_auth(dict(os.environ))  # MEDIAFLOWS_SERVER__AUTH only
-    for _ in range(2):
-        setup = command([str(BIN / "mediaflows"), "setup"], env, REPO_ROOT)
-        assert setup.returncode == 0, setup.stderr
-    assert '"mediaflows-process": "process"' in setup.stdout
-    # Prefect's own command reads Prefect's variable only (docs/deployments.md).
-    prefect_env = {**env, "PREFECT_API_AUTH_STRING": env["MEDIAFLOWS_SERVER__AUTH"]}
-    deploy = command(
-        [str(BIN / "prefect"), "--no-prompt", "deploy", "--all"], prefect_env, REPO_ROOT
-    )
-    assert deploy.returncode == 0, deploy.stdout[-3000:] + deploy.stderr[-3000:]
-    return env
+def deployed(deployments: None, worker_store: ProfileStore) -> dict[str, str]:
+    """The environment of this module's workers and CLIs: the deployments made (once per test
+    worker, tests/deployments/conftest.py), this module's store."""
+    return without_prefect_auth(dict(os.environ))  # MEDIAFLOWS_SERVER__AUTH only
 
 
 @pytest.fixture(scope="module")

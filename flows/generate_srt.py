@@ -1,5 +1,5 @@
 """The ``generate_srt`` flow: a profile audio/video file → readable subtitles (SRT, and on
-request WebVTT and JSON) stored in the profile, with a QA report."""
+request other formats and the JSON transcript) stored in the profile, with a QA report."""
 
 from __future__ import annotations
 
@@ -38,19 +38,20 @@ def generate_srt(job: Job[GenerateSrtRequest, GenerateSrtIds]) -> Output:
     job.progress.stage(Stage.PROCESSING_RESULT, "building cues")
     subs, files = procedure.subtitle_files(source, request, job.ids, heard, settings)
     job.progress.stage(Stage.PROCESSING_RESULT, "storing", 0.5)
-    srt = [job.store(f) for f in files][-1]  # the extra formats first, the SRT last
+    stored = [job.store(f) for f in files]  # the other formats first, the SRT last
+    srt, formats = stored[-1], {f.file.id: f.media_url for f in stored[:-1]}
     publish_qa_report(subs.qa, job.title)
     if not request.target_languages:
-        return Output(srt, subs.srt, procedure.summary(subs))
+        return Output(srt, subs.srt, procedure.summary(subs), formats)
     if request.translation == "whisper":
         english_request = procedure.english_request(request, heard, source.name)
         english = transcribe_audio(job, local, info, english_request)
         english_subs, english_srt = procedure.english_file(source, request, job.ids, english,
                                                            settings)  # fmt: skip
-        stored = job.store(english_srt)
-        vtt = procedure.english_vtt(source, request, job.ids, english_subs, settings)
-        refs, texts, urls = procedure.english_refs(english_subs, stored,
-                                                   job.store(vtt) if vtt else None)  # fmt: skip
+        others = procedure.english_formats(source, request, job.ids, english_subs, settings)
+        stored_others = {fmt: job.store(f) for fmt, f in others.items()}
+        refs, texts, urls = procedure.english_refs(english_subs, job.store(english_srt),
+                                                   stored_others)  # fmt: skip
     else:
         job.progress.stage(Stage.PROCESSING_RESULT, "translating (child runs)", 0.6)
         child: TranslateSrtResult = adapter.run_subflow(
@@ -69,4 +70,4 @@ def generate_srt(job: Job[GenerateSrtRequest, GenerateSrtIds]) -> Output:
     manifest = procedure.manifest(source, request, job.ids, files[-1], refs, texts,
                                   packaged.file_id if packaged else None)  # fmt: skip
     return Output(job.store(manifest), manifest.text, procedure.summary(subs, refs),
-                  {**urls, srt.file.id: srt.media_url})  # fmt: skip
+                  {**urls, **formats, srt.file.id: srt.media_url})  # fmt: skip

@@ -34,6 +34,9 @@ TrackChoice = Annotated[
 ]
 #: Subtitle formats an operation can store besides SRT (mediaflows.subtitles.formats).
 ExtraFormat = Literal["vtt", "ass", "ssa", "ttml", "sbv"]
+#: What generate_srt can store besides SRT: those, and the transcript as JSON (segments and
+#: words with their times).
+GenerateFormat = Literal["vtt", "ass", "ssa", "ttml", "sbv", "json"]
 
 
 class _Frozen(BaseModel):
@@ -269,8 +272,21 @@ class GenerateSrtRequest(TranscribeRequest):
     """Transcription options, cue rules and output formats."""
 
     rules: CueRules = Field(default_factory=CueRules)
-    vtt: bool = Field(default=False, description="Also store a WebVTT file.")
-    json_output: bool = Field(default=False, description="Also store segments + words as JSON.")
+    vtt: bool = Field(
+        default=False, description="Also store a WebVTT file (the same as vtt in `formats`)."
+    )
+    json_output: bool = Field(
+        default=False,
+        description="Also store segments + words as JSON (the same as json in `formats`).",
+    )
+    formats: tuple[GenerateFormat, ...] = Field(
+        default=(),
+        max_length=6,
+        description="Formats stored besides SRT: vtt (web players, YouTube; its Language "
+        "header), ass and ssa (editors, styled players: the style package burns in), ttml (the "
+        "IMSC1 text profile broadcasters and platforms take), sbv (YouTube), each for the "
+        "translations too; json: the transcript, segments and words with their times.",
+    )
     target_languages: tuple[str, ...] = Field(
         default=(),
         max_length=20,
@@ -321,10 +337,33 @@ class GenerateSrtRequest(TranscribeRequest):
         fields = TranscribeRequest.model_fields
         return TranscribeRequest(**{k: v for k, v in self.model_dump().items() if k in fields})
 
+    def extra_formats(self) -> tuple[str, ...]:
+        """The formats stored besides SRT, in the order asked (``vtt`` and ``json`` first
+        when asked by their flags)."""
+        flags = (("vtt",) if self.vtt else ()) + (("json",) if self.json_output else ())
+        return tuple(dict.fromkeys(flags + self.formats))
+
+    def subtitle_formats(self) -> tuple[str, ...]:
+        """The subtitle formats among them (not the JSON transcript): the translations are
+        stored in these too."""
+        return tuple(f for f in self.extra_formats() if f != "json")
+
+    def id_options(self, exclude: set[str] | None = None) -> dict[str, Any]:
+        """The request as output ids take it: WebVTT and JSON as their flags say, whichever
+        way they were asked for, the other formats (sorted) only when there are any, so that
+        ``--vtt`` and ``--formats vtt`` name the same files and the ids of files made before
+        ``formats`` existed stay theirs."""
+        data = self.model_dump(mode="json", exclude=(exclude or set()) | {"formats"})
+        extra = self.extra_formats()
+        data["vtt"], data["json_output"] = "vtt" in extra, "json" in extra
+        if others := sorted(f for f in extra if f not in ("vtt", "json")):
+            data["formats"] = others
+        return data
+
     def subtitle_options(self) -> dict[str, Any]:
         """The options the source-language subtitles depend on (their output ids): the
         translation fields left out, so that adding a language later finds them again."""
-        return self.model_dump(mode="json", exclude=set(self.TRANSLATION_FIELDS))
+        return self.id_options(exclude=set(self.TRANSLATION_FIELDS))
 
 
 def _language_tags(tags: tuple[str, ...]) -> tuple[str, ...]:
@@ -431,7 +470,8 @@ class SrtDetails(_Frozen):
     json_file_id: FileId | None = None
     files: dict[str, FileId] = Field(
         default_factory=dict,
-        description="fix_srt: the repaired file in the other formats (by format: vtt, ass …).",
+        description="The file in the other formats, by format (vtt, ass, ttml, json …): "
+        "generate_srt's asked for, fix_srt's repaired file in them.",
     )
     dropped_segments: int = 0
     asr: ProviderUsage | None = Field(
@@ -466,8 +506,8 @@ class SrtResult(OperationResult):
     json_file_id: FileId | None = None
     files: dict[str, FileId] = Field(
         default_factory=dict,
-        description="fix_srt: the repaired file in the other formats, by format (the input's "
-        "own when it is not SRT, and those asked for).",
+        description="The subtitles in the other formats, by format: those asked for (`formats`, "
+        "`vtt`, `json_output`); fix_srt's also in the input's own format when it is not SRT.",
     )
     urls: dict[str, str] = Field(
         default_factory=dict, description="Fresh URLs of those files, by format."

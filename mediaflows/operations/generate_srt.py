@@ -1,26 +1,30 @@
-"""``generate_srt``: a profile audio/video file → readable subtitles (SRT, and on request WebVTT
-and JSON) with a QA report; with target languages, their translations too, listed in a
-manifest stored last.
+"""``generate_srt``: a profile audio/video file → readable subtitles (SRT, and on request in other
+formats: WebVTT, ASS, TTML … and the transcript as JSON) with a QA report; with target
+languages, their translations too, listed in a manifest stored last.
 
 The procedure, step by step as the flow runs it: :func:`check_request` (before any work), the
 transcription, :func:`check_spoken` (a target that is the spoken language is refused),
 :func:`subtitle_files` (the cues and every format, the SRT last), then for translations either a
 child ``translate_srt`` run on the stored SRT (:func:`translation_request`,
 :func:`translations_from`) or Whisper's own English (:func:`english_request`,
-:func:`english_file`, :func:`english_refs`), and the :func:`manifest`.
+:func:`english_file`, :func:`english_formats`, :func:`english_refs`), and the
+:func:`manifest`.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
+
+from pydantic import Field
 
 from mediaflows.errors import InputError, MediaError
 from mediaflows.ids import output_file_id
 from mediaflows.languages import parse_language, same_language
 from mediaflows.media import MediaInfo
 from mediaflows.models import (
+    ExtraFormat,
     FileKind,
     GenerateSrtRequest,
     PackageRequest,
@@ -47,22 +51,22 @@ from mediaflows.speech.guard import GUARD_VERSION
 from mediaflows.subtitles import RenderedSubtitles, render, translation
 from mediaflows.subtitles.chunks import llm_options
 from mediaflows.subtitles.cues import CUES_VERSION
-from mediaflows.subtitles.formats import language_vtt, read_srt
+from mediaflows.subtitles.formats import FORMATS, write_subtitles
+from mediaflows.subtitles.formats.common import cues_to_timed
 from mediaflows.subtitles.lines import rules_for
 
 
 class GenerateSrtIds(OutputIds):
-    """The ids of every output: the SRT, WebVTT and JSON (the same whatever languages the
-    request also translates into: adding a language later does not transcribe again), the
-    manifest, and the English SRT of Whisper's own translate task. ``main`` is the manifest
-    with target languages, else the SRT."""
+    """The ids of every output: the SRT and its other formats (WebVTT, JSON, ASS … the same
+    whatever languages the request also translates into: adding a language later does not
+    transcribe again), the manifest, and the English SRT of Whisper's own translate task and
+    its other formats. ``main`` is the manifest with target languages, else the SRT."""
 
     srt: str
-    vtt: str
-    json_: str
+    formats: dict[str, str] = Field(default_factory=dict)
     manifest: str
     english: str
-    english_vtt: str
+    english_formats: dict[str, str] = Field(default_factory=dict)
 
 
 def output_ids(
@@ -72,22 +76,22 @@ def output_ids(
     options too for the manifest of LLM translations)."""
     tool = f"{tool_version(request.transcribe_request(), settings)}|{CUES_VERSION}|{GUARD_VERSION}"
     subtitles = request.subtitle_options()
-    srt, vtt, json_, english, english_vtt = (
-        output_file_id(source.sha256, "generate_srt", subtitles, tool, variant)
-        for variant in ("srt", "vtt", "json", "whisper-en", "whisper-en-vtt")
-    )
-    options: dict[str, Any] = request.model_dump(mode="json")
+
+    def file_id(variant: str) -> str:
+        return output_file_id(source.sha256, "generate_srt", subtitles, tool, variant)
+
+    srt, english = file_id("srt"), file_id("whisper-en")
+    options: dict[str, Any] = request.id_options()
     if request.translation == "llm" and request.target_languages:
         options["llm"] = llm_options(request.translation_model, settings)
     manifest = output_file_id(source.sha256, "generate_srt", options, tool, "manifest")
     return GenerateSrtIds(
         main=manifest if request.target_languages else srt,
         srt=srt,
-        vtt=vtt,
-        json_=json_,
+        formats={fmt: file_id(fmt) for fmt in request.extra_formats()},
         manifest=manifest,
         english=english,
-        english_vtt=english_vtt,
+        english_formats={fmt: file_id(f"whisper-en-{fmt}") for fmt in request.subtitle_formats()},
     )
 
 
@@ -118,14 +122,15 @@ def _result(
 
 def _linked(details: SrtDetails) -> tuple[str, ...]:
     if details.srt_file_id is None:
-        return ()
+        return tuple(details.files.values())
     packaged = (details.package_file_id,) if details.package_file_id else ()
-    return (details.srt_file_id, *linked_files(details.translations), *packaged)
+    return (details.srt_file_id, *details.files.values(), *linked_files(details.translations),
+            *packaged)  # fmt: skip
 
 
 GENERATE_SRT: OperationSpec[GenerateSrtRequest, SrtResult, SrtDetails, GenerateSrtIds] = (
     OperationSpec(
-        "generate_srt", "audio/video → subtitles (SRT, VTT, JSON)", GenerateSrtRequest,
+        "generate_srt", "audio/video → subtitles (SRT, VTT, ASS, TTML, JSON …)", GenerateSrtRequest,
         SrtResult, SrtDetails, input_kinds=("video", "audio"),
         stages=spec.LOCAL_OR_PROVIDER_WORK, output_ids=output_ids, build_result=_result,
         content=spec.as_is, linked=_linked, cli_flags={"target_languages": "--to"},
@@ -176,9 +181,34 @@ def _file(
     details: SrtDetails | None = None,
 ) -> TextOutput:
     return GENERATE_SRT.text_output(
-        source, file_id, suffix, kind, text, options=request.model_dump(mode="json"),
-        tools=tools, details=details,
+        source, file_id, suffix, kind, text, options=request.id_options(), tools=tools,
+        details=details,
     )  # fmt: skip
+
+
+def _format_files(
+    source: ProfileFile,
+    request: GenerateSrtRequest,
+    tools: dict[str, str],
+    ids: Mapping[str, str],
+    subs: RenderedSubtitles,
+    language: str,
+    prefix: str = "",
+) -> dict[str, TextOutput]:
+    """The cues in each of the other formats (``ids``: by format), as they are stored:
+    ``<name>.<prefix><extension>``; JSON is the transcript (segments and words)."""
+    timed = cues_to_timed(subs.cues)
+    files = {}
+    for fmt, file_id in ids.items():
+        if fmt == "json":
+            assert subs.json_text is not None
+            files[fmt] = _file(source, request, tools, file_id, f"{prefix}json", "transcript",
+                               subs.json_text)  # fmt: skip
+            continue
+        text = write_subtitles(timed, fmt, language)
+        suffix = prefix + FORMATS[fmt].extensions[0].lstrip(".")
+        files[fmt] = _file(source, request, tools, file_id, suffix, "subtitle", text)
+    return files
 
 
 def subtitle_files(
@@ -188,24 +218,22 @@ def subtitle_files(
     transcription: Transcription,
     settings: Settings,
 ) -> tuple[RenderedSubtitles, list[TextOutput]]:
-    """The cues in every requested format, and the files to store in order: WebVTT and JSON
+    """The cues in every requested format, and the files to store in order: the other formats
     first, the SRT last (its presence means the whole output is complete)."""
     rules = rules_for(transcription.language, request.rules)
-    subs = render(transcription, rules, vtt=request.vtt, json_output=request.json_output)
-    files, tools = [], _tools(request, settings)
-    if subs.vtt is not None:
-        files.append(_file(source, request, tools, ids.vtt, "vtt", "subtitle", subs.vtt))
-    if subs.json_text is not None:
-        files.append(_file(source, request, tools, ids.json_, "json", "transcript",
-                           subs.json_text))  # fmt: skip
+    subs = render(transcription, rules, json_output="json" in request.extra_formats())
+    tools = _tools(request, settings)
+    others = _format_files(source, request, tools, ids.formats, subs, transcription.language)
+    files = list(others.values())
     details = SrtDetails(
         language=transcription.language,
         language_probability=transcription.language_probability,
         language_doubtful=transcription.language_doubtful,
         duration=transcription.duration,
         qa=subs.qa,
-        vtt_file_id=ids.vtt if subs.vtt is not None else None,
-        json_file_id=ids.json_ if subs.json_text is not None else None,
+        vtt_file_id=ids.formats.get("vtt"),
+        json_file_id=ids.formats.get("json"),
+        files={fmt: f.file_id for fmt, f in others.items()},
         dropped_segments=transcription.dropped,
         asr=transcription.asr,
     )
@@ -227,7 +255,7 @@ def translation_request(
         source_language=known,
         model=request.translation_model,
         bilingual=request.bilingual,
-        vtt=request.vtt,
+        formats=cast(tuple[ExtraFormat, ...], request.subtitle_formats()),
     )
 
 
@@ -243,13 +271,14 @@ def translations_from(
             qa=t.qa,
             report=t.report,
             vtt_file_id=t.vtt_file_id,
+            files=t.files,
         )
         for t in child.translations
     )
     texts = {t.language: t.content for t in child.translations}
     urls = {t.file_id: t.media_url for t in child.translations}
-    urls |= {r.vtt_file_id: t.vtt_url for r, t in zip(refs, child.translations, strict=True)
-             if r.vtt_file_id and t.vtt_url}  # fmt: skip
+    urls |= {t.files[fmt]: url for t in child.translations for fmt, url in t.urls.items()
+             if fmt in t.files}  # fmt: skip
     return refs, texts, urls
 
 
@@ -277,31 +306,28 @@ def english_file(
     return subs, _file(source, request, tools, ids.english, "en.srt", "subtitle", subs.srt, details)
 
 
-def english_vtt(
+def english_formats(
     source: ProfileFile,
     request: GenerateSrtRequest,
     ids: GenerateSrtIds,
     english: RenderedSubtitles,
     settings: Settings,
-) -> TextOutput | None:
-    """Whisper's English as WebVTT (``<name>.en.vtt``, ``Language: en``) when the request asks
-    for WebVTT, else None."""
-    if not request.vtt:
-        return None
-    text = language_vtt(read_srt(english.srt.encode(), "en.srt").cues, "en")
+) -> dict[str, TextOutput]:
+    """Whisper's English in the other subtitle formats asked for (``<name>.en.vtt``,
+    ``Language: en`` …), by format."""
     tools = _tools(request, settings)
-    details = SrtDetails(language="en", qa=english.qa)
-    return _file(source, request, tools, ids.english_vtt, "en.vtt", "subtitle", text, details)
+    return _format_files(source, request, tools, ids.english_formats, english, "en", "en.")
 
 
 def english_refs(
-    english: RenderedSubtitles, stored: StoredFile, vtt: StoredFile | None = None
+    english: RenderedSubtitles, stored: StoredFile, others: Mapping[str, StoredFile]
 ) -> tuple[tuple[TranslationRef, ...], dict[str, str], dict[str, str]]:
-    """What the manifest lists of Whisper's English: its reference (no LLM report, its WebVTT),
-    its text, and fresh URLs (by file id)."""
+    """What the manifest lists of Whisper's English: its reference (no LLM report, its other
+    formats), its text, and fresh URLs (by file id)."""
+    files = {fmt: found.file.id for fmt, found in others.items()}
     ref = TranslationRef(language="en", file_id=stored.file.id, qa=english.qa,
-                         vtt_file_id=vtt.file.id if vtt else None)  # fmt: skip
-    urls = {f.file.id: f.media_url for f in (stored, vtt) if f is not None}
+                         vtt_file_id=files.get("vtt"), files=files)  # fmt: skip
+    urls = {f.file.id: f.media_url for f in (stored, *others.values())}
     return (ref,), {"en": english.srt}, urls
 
 
@@ -335,8 +361,7 @@ def manifest(
     spoken = details.language
     files = [{"language": spoken, "format": "srt", "file_id": srt.file_id}]
     files += [{"language": spoken, "format": fmt, "file_id": file_id}
-              for fmt, file_id in (("vtt", details.vtt_file_id), ("json", details.json_file_id))
-              if file_id]  # fmt: skip
+              for fmt, file_id in details.files.items()]  # fmt: skip
     files += files_of(refs)
     if package_file_id:
         files.append({"language": "mul", "format": "mp4", "file_id": package_file_id})

@@ -59,6 +59,44 @@ def test_speech_in_any_container(
     assert doc["segments"] and doc["segments"][0]["words"] and len(doc["cues"]) == result.qa.cues
 
 
+def test_formats_are_stored_beside_the_srt_with_its_cues_and_times(
+    local_store: ProfileStore, speech_media: dict[str, Path]
+) -> None:
+    """``formats`` with the flags: every format is stored, each read back (by the format table,
+    found from its content) gives the SRT's cues at its times (ASS: to the centisecond); TTML
+    is XML in the spoken language. Asked the other way round (flags as formats, another order),
+    the same files are found, the model not run again."""
+    from xml.etree import ElementTree
+
+    from mediaflows.subtitles.formats import FORMATS, read_subtitles
+
+    source = local_store.import_file("dave", speech_media["speech.ogg"])
+    request = GenerateSrtRequest(language="en", vtt=True, formats=("ass", "ttml", "sbv", "json"))
+    result: SrtResult = run_flow(generate_srt, "dave", source.id, request).result()
+    assert list(result.files) == ["vtt", "ass", "ttml", "sbv", "json"]
+    assert set(result.urls) == set(result.files) and result.json_file_id == result.files["json"]
+    srt = read_subtitles(result.content.encode(), "x.srt").cues
+    for fmt, file_id in result.files.items():
+        stored = local_store.get("dave", file_id)
+        assert stored.name == f"speech{FORMATS[fmt].extensions[0]}", stored.name
+        parsed = read_subtitles(local_store.read_bytes(stored), "subtitles")  # no extension
+        assert parsed.format == fmt
+        step = FORMATS[fmt].time_step_ms
+        assert [(c.start_ms // step, c.end_ms // step, c.text) for c in parsed.cues] == [
+            (c.start_ms // step, c.end_ms // step, c.text) for c in srt
+        ], fmt
+    ttml = ElementTree.fromstring(
+        local_store.read_bytes(local_store.get("dave", result.files["ttml"]))
+    )
+    assert ttml.get("{http://www.w3.org/XML/1998/namespace}lang") == "en"
+    flags = GenerateSrtRequest(
+        language="en", json_output=True, formats=("sbv", "ttml", "vtt", "ass")
+    )
+    again: SrtResult = run_flow(generate_srt, "dave", source.id, flags).result()
+    assert again.cached and again.file_id == result.file_id
+    assert again.files == result.files
+
+
 def test_transcript_is_stored_with_segments(
     local_store: ProfileStore, speech_media: dict[str, Path]
 ) -> None:

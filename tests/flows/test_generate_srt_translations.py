@@ -77,17 +77,23 @@ def test_two_target_languages_store_three_srts_and_a_linked_child_run(
     assert more.result().file_id == result.file_id
 
 
-def test_vtt_with_target_languages_stores_a_webvtt_per_language(
+def test_formats_with_target_languages_are_stored_for_every_language(
     llm_server: LLMServer, local_store: ProfileStore, tmp_path: Path
 ) -> None:
+    """``vtt`` and ``formats: [ass]`` with a target: the spoken language's subtitles and each
+    translation in WebVTT (its language in the header) and ASS, all listed in the manifest."""
     source = local_store.import_file("dave", _speech(tmp_path))
-    request = GenerateSrtRequest(language="en", target_languages=("de",), vtt=True)
+    request = GenerateSrtRequest(language="en", target_languages=("de",), vtt=True,
+                                 formats=("ass",))  # fmt: skip
     result: SrtResult = run_flow(generate_srt, "dave", source.id, request).result()
     names = sorted(f.name for f in local_store.list_files("dave") if f.operation)
-    assert names == ["en-us.de.srt", "en-us.de.vtt", "en-us.srt", "en-us.subtitles.json",
-                     "en-us.translations.json", "en-us.vtt"]  # fmt: skip
+    assert names == ["en-us.ass", "en-us.de.ass", "en-us.de.srt", "en-us.de.vtt", "en-us.srt",
+                     "en-us.subtitles.json", "en-us.translations.json", "en-us.vtt"]  # fmt: skip
     (de,) = result.translations
-    assert de.vtt_file_id and de.vtt_url
+    assert de.vtt_file_id and de.vtt_url and set(de.files) == set(de.urls) == {"vtt", "ass"}
+    ass = local_store.read_text(local_store.get("dave", de.files["ass"]))
+    assert "Language: de" in ass and ass.count("Dialogue:") == de.qa.cues
+    assert set(result.files) == set(result.urls) == {"vtt", "ass"}
     vtt = local_store.read_text(local_store.get("dave", de.vtt_file_id))
     assert vtt.startswith("WEBVTT\nLanguage: de\n\n")
     srt_times = [line for line in de.content.splitlines() if "-->" in line]
@@ -98,9 +104,11 @@ def test_vtt_with_target_languages_stores_a_webvtt_per_language(
     listed = json.loads(local_store.read_text(local_store.get("dave", result.manifest_id)))
     files = {(f["language"], f["format"]): f["file_id"] for f in listed["files"]}
     assert files == {("en", "srt"): result.file_id, ("en", "vtt"): result.vtt_file_id,
-                     ("de", "srt"): de.file_id, ("de", "vtt"): de.vtt_file_id}  # fmt: skip
+                     ("en", "ass"): result.files["ass"], ("de", "srt"): de.file_id,
+                     ("de", "vtt"): de.vtt_file_id, ("de", "ass"): de.files["ass"]}  # fmt: skip
     again = run_flow(generate_srt, "dave", source.id, request).result()
     assert again.cached and again.translations[0].vtt_url  # the URL is found for a stored run
+    assert again.urls.keys() == result.urls.keys() == again.translations[0].urls.keys()
 
 
 def test_a_target_equal_to_the_spoken_language_is_refused(

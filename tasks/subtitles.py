@@ -8,13 +8,8 @@ from pathlib import Path
 from prefect import task
 from prefect.cache_policies import NONE
 
-from mediaflows.media import tracks
-from mediaflows.media.probe import probe
-from mediaflows.media.tools import ffmpeg_version
 from mediaflows.models import PackageRequest, ProfileFile
-from mediaflows.operations import package
-from mediaflows.operations.spec import stem_of
-from mediaflows.settings import get_settings
+from mediaflows.operations import inputs, package
 from mediaflows.store import ProfileStore
 from mediaflows.subtitles import ParsedSrt, read_subtitles
 from tasks.retry import RETRYING
@@ -24,50 +19,11 @@ from tasks.retry import RETRYING
 def read_profile_subtitles(
     profile: str, file: ProfileFile, track: str | None, workspace: Path
 ) -> ParsedSrt:
-    """The cues of a profile subtitle file in any format the table reads (SRT, WebVTT, ASS/SSA,
-    TTML/DFXP, SBV; the format from its content), whatever its encoding, line ends or tags; or,
-    with ``track`` (a language such as ``eng``, or a number from 0), those of that subtitle
-    track of a profile video (:func:`extracted_track`)."""
+    """The cues of a profile subtitle file in any format, or of a subtitle track of a profile
+    video (``track``: a language such as ``eng``, or a number from 0), taken out once
+    (:func:`mediaflows.operations.inputs.read_subtitle_input`)."""
     store = ProfileStore.from_settings()
-    if track is None:
-        return read_subtitles(store.read_bytes(file), file.name)
-    stored, language = extracted_track(store, profile, file, track, workspace)
-    parsed = read_subtitles(store.read_bytes(stored), stored.name)
-    return parsed.model_copy(update={"language": parsed.language or language})
-
-
-def extracted_track(
-    store: ProfileStore, profile: str, video: ProfileFile, wanted: str, workspace: Path
-) -> tuple[ProfileFile, str | None]:
-    """The subtitle track ``wanted`` of ``video`` as a profile file of its own (named
-    ``<video>.<language>.<format>``, operation ``extract_track``, its id from the video's content
-    and the stream), taken out by ffmpeg the first time, found in the store after; and the
-    track's language. The tracks the import listed are used when it listed them, so a track
-    taken out before needs no copy of the video."""
-    listed = tracks.listed_tracks(video.details)
-    local: Path | None = None
-    if listed is None:
-        workspace.mkdir(parents=True, exist_ok=True)
-        local = store.local_file(video) or store.stage(video, workspace)
-        listed = tracks.subtitle_tracks(probe(local, video.name))
-    track = tracks.choose_track(listed, wanted, video.name)
-    settings = get_settings()
-    options = {"stream": track.stream, "codec": track.codec}
-    tool = ffmpeg_version(settings.media.ffmpeg_binary)
-    file_id = tracks.track_file_id(video.sha256, options)
-    found = store.find(profile, file_id)
-    if found is not None:
-        return found, track.language
-    workspace.mkdir(parents=True, exist_ok=True)
-    local = local or store.local_file(video) or store.stage(video, workspace)
-    path = tracks.extract_track(local, track, workspace, video.name, settings)
-    name = f"{stem_of(video)}.{track.language or f'track{track.track}'}.{track.format}"
-    stored = store.put_file(
-        profile, file_id, path, name=name, kind="subtitle", source_file_id=video.id,
-        operation="extract_track", options={**options, "track": track.track},
-        tools={"ffmpeg": tool}, details=track.model_dump(exclude_none=True), move=True,
-    )  # fmt: skip
-    return stored, track.language
+    return inputs.read_subtitle_input(store, profile, file, track, workspace)
 
 
 @task(name="choose_subtitles", cache_policy=NONE, **RETRYING)

@@ -8,6 +8,7 @@ flows, the sweep, ``mediaflows setup`` (which flows the crash automation watches
 generated ``prefect.yaml`` and docs.
 
 * :mod:`.spec`: :class:`OperationSpec` and the records a procedure hands its flow.
+* :mod:`.inputs`: what the subtitle operations read: a subtitle file, or a video's track.
 * :mod:`.convert`, :mod:`.transcribe`, :mod:`.generate_srt`, :mod:`.fix_srt`,
   :mod:`.translate_srt`, :mod:`.package`: one module per operation.
 

@@ -3,7 +3,7 @@ records about each file. These are the flows' parameters and results, the Python
 the JSON the CLI prints; the Prefect UI builds its run forms from them.
 
 Records that only one part of mediaflows uses live next to that code (``media.MediaInfo``,
-``speech.Transcription``, ``subtitles.Cue``, ``subtitles.SrtChunk``). This module imports only
+``speech.Transcription``, ``subtitles.TimedCue``, ``subtitles.SrtChunk``). This module imports only
 the ground beside it (ids, languages, settings), so every package can use it.
 """
 

@@ -19,7 +19,7 @@ from uuid import UUID
 from mediaflows.batches import BatchPlan
 from mediaflows.models import BatchResult, FixReport, QAReport, TranslationRef
 from mediaflows.stages import Stage, describe
-from mediaflows.subtitles import Cue, TimedCue
+from mediaflows.subtitles import TimedCue
 from tasks import prefect_adapter as adapter
 
 if TYPE_CHECKING:
@@ -265,7 +265,7 @@ def _timecode(ms: int) -> str:
 
 
 def publish_fix_report(
-    before: Sequence[TimedCue], after: Sequence[Cue], report: FixReport, title: str
+    before: Sequence[TimedCue], after: Sequence[TimedCue], report: FixReport, title: str
 ) -> None:
     """fix_srt's diff (a table of the changed cues, before / after) and its counts, as
     artifacts on the run (best effort)."""

@@ -52,7 +52,6 @@ from mediaflows.subtitles import RenderedSubtitles, render, translation
 from mediaflows.subtitles.chunks import llm_options
 from mediaflows.subtitles.cues import CUES_VERSION
 from mediaflows.subtitles.formats import FORMATS, write_subtitles
-from mediaflows.subtitles.formats.common import cues_to_timed
 from mediaflows.subtitles.lines import rules_for
 
 
@@ -197,7 +196,6 @@ def _format_files(
 ) -> dict[str, TextOutput]:
     """The cues in each of the other formats (``ids``: by format), as they are stored:
     ``<name>.<prefix><extension>``; JSON is the transcript (segments and words)."""
-    timed = cues_to_timed(subs.cues)
     files = {}
     for fmt, file_id in ids.items():
         if fmt == "json":
@@ -205,7 +203,7 @@ def _format_files(
             files[fmt] = _file(source, request, tools, file_id, f"{prefix}json", "transcript",
                                subs.json_text)  # fmt: skip
             continue
-        text = write_subtitles(timed, fmt, language)
+        text = write_subtitles(subs.cues, fmt, language)
         suffix = prefix + FORMATS[fmt].extensions[0].lstrip(".")
         files[fmt] = _file(source, request, tools, file_id, suffix, "subtitle", text)
     return files

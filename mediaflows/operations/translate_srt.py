@@ -37,7 +37,7 @@ from mediaflows.operations.spec import PROVIDER_WORK, OperationSpec, OutputIds, 
 from mediaflows.settings import Settings
 from mediaflows.subtitles import translation, windows
 from mediaflows.subtitles.chunks import ChunkFix, SrtChunk, llm_options, plan_chunks
-from mediaflows.subtitles.formats import FORMATS, read_srt, timed_to_cues, write_subtitles
+from mediaflows.subtitles.formats import FORMATS, read_srt, write_subtitles
 from mediaflows.subtitles.lines import line_rules
 from mediaflows.subtitles.qa import qa_report
 from mediaflows.subtitles.records import ParsedSrt
@@ -267,7 +267,7 @@ def format_file(
     them, the language where the format has a place for it (WebVTT's header, TTML's
     ``xml:lang``, ASS's Script Info)."""
     parsed = read_srt(srt.encode(), f"{language}.srt")
-    qa = qa_report(timed_to_cues(parsed.cues), line_rules(parse_language(language)))
+    qa = qa_report(parsed.cues, line_rules(parse_language(language)))
     extension = FORMATS[fmt].extensions[0]
     return TRANSLATE_SRT.text_output(
         source, ids.formats[fmt][language], f"{language}{extension}", "subtitle",

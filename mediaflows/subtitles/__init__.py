@@ -1,7 +1,7 @@
 """Subtitles: readable cues built from speech, the files they are written to and read from, the
 readability rules and their QA, and the LLM operations on their text (repair, translation).
 
-* :mod:`.records`: :class:`Cue`, :class:`TimedCue`, :class:`ParsedSrt`,
+* :mod:`.records`: :class:`TimedCue` (the one cue record), :class:`ParsedSrt`,
   :class:`RenderedSubtitles`, and what a viewer reads of a line (:func:`visible_len`).
 * :mod:`.cues`: cues from a transcription's word times (:func:`render`).
 * :mod:`.qa`: the QA report (cues breaking each rule, reading speed).
@@ -20,10 +20,7 @@ from mediaflows.subtitles.cues import break_lines, build_cues, render
 from mediaflows.subtitles.formats import (
     read_srt,
     read_subtitles,
-    timed_to_cues,
     to_json,
-    to_srt,
-    to_vtt,
     write_srt,
     write_subtitles,
 )
@@ -31,7 +28,6 @@ from mediaflows.subtitles.lines import line_rules, wrap
 from mediaflows.subtitles.qa import qa_report
 from mediaflows.subtitles.records import (
     MARKUP,
-    Cue,
     ParsedSrt,
     ParsedSubtitles,
     RenderedSubtitles,
@@ -43,7 +39,6 @@ from mediaflows.subtitles.records import (
 __all__ = [
     "MARKUP",
     "ChunkFix",
-    "Cue",
     "CueText",
     "ParsedSrt",
     "ParsedSubtitles",
@@ -59,10 +54,7 @@ __all__ = [
     "read_srt",
     "read_subtitles",
     "render",
-    "timed_to_cues",
     "to_json",
-    "to_srt",
-    "to_vtt",
     "visible_len",
     "wrap",
     "write_srt",

@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from mediaflows.languages import join_words
 from mediaflows.models import CueRules
 from mediaflows.speech.records import Transcription, Word
-from mediaflows.subtitles.formats import to_json, to_srt, to_vtt
+from mediaflows.subtitles.formats import srt, to_json
+from mediaflows.subtitles.formats import vtt as vtt_format
 from mediaflows.subtitles.qa import qa_report
-from mediaflows.subtitles.records import Cue, RenderedSubtitles, visible_width
+from mediaflows.subtitles.records import RenderedSubtitles, TimedCue, visible_width
 
 #: Part of generate_srt's output ids: bump it when the same words make other cues (v2: each word
 #: keeps the spacing the recogniser wrote, full-width characters counted as the style guides do,
@@ -124,7 +125,7 @@ def _fits(words: list[_W], rules: CueRules) -> bool:
     return _lay_out([w.token for w in words], rules) is not None
 
 
-def build_cues(transcription: Transcription, rules: CueRules | None = None) -> list[Cue]:
+def build_cues(transcription: Transcription, rules: CueRules | None = None) -> list[TimedCue]:
     """Readable cues from a transcription's words, following ``rules``."""
     rules = rules or CueRules()
     groups: list[list[_W]] = []
@@ -182,10 +183,10 @@ def _better_split(words: list[_W], rules: CueRules) -> tuple[list[_W], list[_W]]
     return words[:best_i], words[best_i:]
 
 
-def _timed(groups: list[list[_W]], rules: CueRules) -> list[Cue]:
+def _timed(groups: list[list[_W]], rules: CueRules) -> list[TimedCue]:
     starts = [g[0].start for g in groups]
     ends = [g[-1].end for g in groups]
-    cues: list[Cue] = []
+    cues: list[TimedCue] = []
     for i, group in enumerate(groups):
         lines = _lay_out([w.token for w in group], rules) or _force_lines(group, rules)
         chars = sum(visible_width(line) for line in lines)
@@ -201,7 +202,10 @@ def _timed(groups: list[list[_W]], rules: CueRules) -> list[Cue]:
             earliest = max(cues[-1].end + rules.min_gap, start - 0.5)
             start = max(earliest, end - need)
         end = max(end, start + 0.001)
-        cues.append(Cue(index=i + 1, start=round(start, 3), end=round(end, 3), lines=tuple(lines)))
+        # Braces would read as ASS override blocks; speech never means them so: parentheses.
+        text = "\n".join(lines).replace("{", "(").replace("}", ")")
+        cues.append(TimedCue(id=i + 1, start_ms=round(start * 1000), end_ms=round(end * 1000),
+                             text=text))  # fmt: skip
     return cues
 
 
@@ -228,8 +232,8 @@ def render(
     cues = build_cues(transcription, rules)
     return RenderedSubtitles(
         cues=tuple(cues),
-        srt=to_srt(cues),
-        vtt=to_vtt(cues) if vtt else None,
+        srt=srt.write(cues),
+        vtt=vtt_format.write(cues) if vtt else None,
         json_text=to_json(transcription, cues) if json_output else None,
         qa=qa_report(cues, rules),
     )

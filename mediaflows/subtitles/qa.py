@@ -6,10 +6,10 @@ import math
 from collections.abc import Sequence
 
 from mediaflows.models import CueRules, QAReport
-from mediaflows.subtitles.records import Cue, visible_width
+from mediaflows.subtitles.records import TimedCue, visible_width
 
 
-def qa_report(cues: Sequence[Cue], rules: CueRules | None = None) -> QAReport:
+def qa_report(cues: Sequence[TimedCue], rules: CueRules | None = None) -> QAReport:
     """Count the cues that break each rule."""
     rules = rules or CueRules()
     checks: dict[str, list[int]] = {

@@ -1,7 +1,7 @@
-"""The records of the subtitles package: a cue as a viewer sees it (:class:`Cue`), a cue of a
-subtitle file of any format as read (:class:`TimedCue`, :class:`ParsedSrt`), and subtitles
-rendered in their formats with their QA report (:class:`RenderedSubtitles`). They import nothing
-else of the package."""
+"""The records of the subtitles package: the one cue record, of a transcript's cues and of a
+subtitle file's in any format (:class:`TimedCue`), a file as read (:class:`ParsedSrt`), and
+subtitles rendered in their formats with their QA report (:class:`RenderedSubtitles`). They
+import nothing else of the package."""
 
 from __future__ import annotations
 
@@ -37,39 +37,6 @@ class _Record(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class Cue(_Record):
-    """One subtitle: times in seconds and up to ``max_lines`` lines."""
-
-    index: int
-    start: float
-    end: float
-    lines: tuple[str, ...]
-
-    @property
-    def text(self) -> str:
-        return "\n".join(self.lines)
-
-    @property
-    def chars(self) -> float:
-        """Characters a viewer reads, as the rules count them (line breaks and markup not
-        counted; see :func:`visible_width`)."""
-        return sum(visible_width(line) for line in self.lines)
-
-    @property
-    def duration(self) -> float:
-        return self.end - self.start
-
-
-class RenderedSubtitles(_Record):
-    """Cues in every requested format, with their QA report."""
-
-    cues: tuple[Cue, ...]
-    srt: str
-    vtt: str | None = None
-    json_text: str | None = None
-    qa: QAReport
-
-
 class TimedCue(_Record):
     """A cue of a subtitle file as read: its number, times in milliseconds as in the file, and
     its text (lines joined with ``\\n``, inline markup kept: ``<i>``, ``<b>``, ``<u>``, ``<s>``,
@@ -91,9 +58,46 @@ class TimedCue(_Record):
     speaker: str = Field(default="", description="Who speaks (ASS Name, WebVTT voice).")
     style: str = Field(default="", description="The ASS style the cue uses (empty: Default).")
 
+    # As the rules and the QA report read a cue: seconds, lines, characters a viewer reads.
+    @property
+    def index(self) -> int:
+        return self.id
+
+    @property
+    def start(self) -> float:
+        return self.start_ms / 1000
+
+    @property
+    def end(self) -> float:
+        return self.end_ms / 1000
+
+    @property
+    def duration(self) -> float:
+        return (self.end_ms - self.start_ms) / 1000
+
+    @property
+    def lines(self) -> tuple[str, ...]:
+        return tuple(self.text.split("\n"))
+
+    @property
+    def chars(self) -> float:
+        """Characters a viewer reads, as the rules count them (line breaks and markup not
+        counted; see :func:`visible_width`)."""
+        return sum(visible_width(line) for line in self.lines)
+
 
 #: The one cue record of subtitle files, whatever their format.
 SubtitleCue = TimedCue
+
+
+class RenderedSubtitles(_Record):
+    """Cues in every requested format, with their QA report."""
+
+    cues: tuple[TimedCue, ...]
+    srt: str
+    vtt: str | None = None
+    json_text: str | None = None
+    qa: QAReport
 
 
 class ParsedSrt(_Record):

@@ -16,7 +16,7 @@ from mediaflows.errors import LLMOutputError
 from mediaflows.models import FixReport
 from mediaflows.settings import LLMSettings, get_settings
 from mediaflows.subtitles import chunks
-from mediaflows.subtitles.formats import timed_to_cues, write_srt
+from mediaflows.subtitles.formats import write_srt
 from mediaflows.subtitles.qa import qa_report
 from mediaflows.subtitles.records import ParsedSrt, RenderedSubtitles
 
@@ -161,7 +161,7 @@ def render_fixed(
     """The repaired file: SRT text written from the source's times (with the source's BOM and
     line ends unless ``normalise``), and its QA report."""
     fixed = chunks.apply_fixes(parsed.cues, fixes)
-    cues = timed_to_cues(fixed)
+    cues = list(fixed)
     srt = write_srt(fixed)
     return RenderedSubtitles(
         cues=tuple(cues), srt=srt if normalise else parsed.conventions(srt), qa=qa_report(cues)

@@ -23,7 +23,7 @@ from mediaflows.languages import Language, parse_language
 from mediaflows.models import QAReport, ReadingSpeedReport, TranslationReport
 from mediaflows.settings import LLMSettings, get_settings
 from mediaflows.subtitles import chunks
-from mediaflows.subtitles.formats import timed_to_cues, write_srt
+from mediaflows.subtitles.formats import write_srt
 from mediaflows.subtitles.language_checks import (
     detect_language,
     implausible_length,
@@ -32,7 +32,6 @@ from mediaflows.subtitles.language_checks import (
 from mediaflows.subtitles.lines import line_rules, wrap
 from mediaflows.subtitles.qa import qa_report
 from mediaflows.subtitles.records import (
-    Cue,
     ParsedSrt,
     RenderedSubtitles,
     TimedCue,
@@ -371,7 +370,7 @@ def translated_cues(
     ]
 
 
-def unfit_cues(cues: Sequence[Cue], target: Language) -> tuple[int, ...]:
+def unfit_cues(cues: Sequence[TimedCue], target: Language) -> tuple[int, ...]:
     """Cues whose lines break the target's line rules even wrapped (a word longer than a line,
     more text than its lines hold): reported, never silently long."""
     rules = line_rules(target)
@@ -395,7 +394,7 @@ def render_translation(
     The QA report measures the translation alone against the target's rules; a cue that kept
     its source text is re-wrapped to them first."""
     translated = translated_cues(parsed, fixes, target, source)
-    qa = qa_report(timed_to_cues(translated), line_rules(target))
+    qa = qa_report(translated, line_rules(target))
     shown = translated
     if bilingual:  # a cue that kept its source text shows it once
         left = kept_source(fixes)
@@ -407,7 +406,7 @@ def render_translation(
         ]
     srt = write_srt(shown)
     return RenderedSubtitles(
-        cues=tuple(timed_to_cues(shown)), srt=srt if normalise else parsed.conventions(srt), qa=qa
+        cues=tuple(shown), srt=srt if normalise else parsed.conventions(srt), qa=qa
     )
 
 
@@ -425,9 +424,9 @@ def summarize(
     chunk_cues = {f.index: [t.id for t in f.texts] for f in fixes}
     left = kept_source(fixes)
     known = known_language(source)
-    cues = timed_to_cues(translated_cues(parsed, fixes, target, known))
+    cues = translated_cues(parsed, fixes, target, known)
     firsts = [f.model_copy(update={"texts": _with_first(f)}) for f in fixes]
-    before = timed_to_cues(translated_cues(parsed, firsts, target, known))
+    before = translated_cues(parsed, firsts, target, known)
     too_fast = _too_fast(cues, target)
     spoken = sum(1 for c in cues if c.text.strip()) or 1
     sent = sum(len(ids) for ids in chunk_cues.values())
@@ -469,7 +468,7 @@ def _text_of(fix: chunks.ChunkFix, cue_id: int) -> str:
     return next(t.text for t in fix.texts if t.id == cue_id)
 
 
-def _too_fast(cues: Sequence[Cue], target: Language) -> tuple[int, ...]:
+def _too_fast(cues: Sequence[TimedCue], target: Language) -> tuple[int, ...]:
     """Cues read faster than ``target``'s limit (empty ones never)."""
     limit = line_rules(target).max_cps
     return tuple(
@@ -478,7 +477,7 @@ def _too_fast(cues: Sequence[Cue], target: Language) -> tuple[int, ...]:
     )  # fmt: skip
 
 
-def _chars_over(cues: Sequence[Cue], target: Language) -> int:
+def _chars_over(cues: Sequence[TimedCue], target: Language) -> int:
     """Characters over the cues' budgets (:func:`char_budget`), summed."""
     return sum(
         max(0, math.ceil(c.chars - char_budget(c.duration, target) - 1e-6))

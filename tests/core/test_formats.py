@@ -341,10 +341,7 @@ def test_the_old_names_still_import() -> None:
         MAX_SRT_BYTES,
         language_vtt,
         read_srt,
-        timed_to_cues,
         to_json,
-        to_srt,
-        to_vtt,
         write_srt,
     )
 

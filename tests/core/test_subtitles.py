@@ -10,7 +10,8 @@ import pytest
 from mediaflows import subtitles
 from mediaflows.models import CueRules
 from mediaflows.speech import Segment, Transcription, Word
-from mediaflows.subtitles import Cue
+from mediaflows.subtitles import TimedCue, write_srt
+from mediaflows.subtitles.formats import vtt
 from tests.subtitle_rules import parse, rule_violations, words
 
 _TEXT = (
@@ -99,22 +100,30 @@ def test_fast_speech_is_stretched_into_the_gap() -> None:
 
 
 def test_writers_round_trip() -> None:
-    cues = [Cue(index=1, start=0.5, end=2.0, lines=("Hello {world}", "second line")),
-            Cue(index=2, start=2.1, end=4.0, lines=("ünïcödé — ok",))]  # fmt: skip
-    srt_text = subtitles.to_srt(cues)
+    """Speech heard with braces is written with parentheses (a writer would take braces for an
+    ASS override block); the cues built from speech go to every writer as they are."""
+    w = [Word(start=0.5, end=1.0, text=" Hello"), Word(start=1.0, end=1.6, text=" {world}")]
+    segment = Segment(start=0.5, end=1.6, text="x", words=tuple(w))
+    t = Transcription(language="en", language_probability=1, duration=5, model="m",
+                      segments=(segment,))  # fmt: skip
+    (heard,) = subtitles.build_cues(t)
+    assert heard.text == "Hello (world)" and heard.lines == ("Hello (world)",)
+    cues = [TimedCue(id=1, start_ms=500, end_ms=2000, text=f"{heard.text}\nsecond line"),
+            TimedCue(id=2, start_ms=2100, end_ms=4000, text="ünïcödé — ok")]  # fmt: skip
+    srt_text = write_srt(cues)
     parsed = parse(srt_text)
     assert [p.content for p in parsed] == ["Hello (world)\nsecond line", "ünïcödé — ok"]
     assert parsed[0].start.total_seconds() == 0.5 and parsed[1].end.total_seconds() == 4.0
-    vtt = subtitles.to_vtt(cues)
-    assert vtt.startswith("WEBVTT") and len(pysubs2.SSAFile.from_string(vtt)) == 2
-    assert subtitles.to_srt([]) == ""
+    vtt_text = vtt.write(cues)
+    assert vtt_text.startswith("WEBVTT") and len(pysubs2.SSAFile.from_string(vtt_text)) == 2
+    assert write_srt([]) == ""
 
 
 def test_qa_counts_each_broken_rule() -> None:
     cues = [
-        Cue(index=1, start=0, end=0.5, lines=("x" * 50,)),
-        Cue(index=2, start=0.4, end=9, lines=("a", "b", "c")),
-        Cue(index=3, start=9, end=9.5, lines=("many characters in half a second",)),
+        TimedCue(id=1, start_ms=0, end_ms=500, text="x" * 50),
+        TimedCue(id=2, start_ms=400, end_ms=9000, text="a\nb\nc"),
+        TimedCue(id=3, start_ms=9000, end_ms=9500, text="many characters in half a second"),
     ]
     qa = subtitles.qa_report(cues)
     assert qa.violations["line_length"] == 1 and qa.violations["line_count"] == 1

@@ -23,11 +23,10 @@ from mediaflows.subtitles.formats.common import (
     BOMS,
     MAX_SRT_BYTES,
     decode_text,
-    timed_to_cues,
 )
 from mediaflows.subtitles.formats.jsonformat import to_json
-from mediaflows.subtitles.formats.srt import read_srt, to_srt, write_srt
-from mediaflows.subtitles.formats.vtt import language_vtt, to_vtt
+from mediaflows.subtitles.formats.srt import read_srt, write_srt
+from mediaflows.subtitles.formats.vtt import language_vtt
 from mediaflows.subtitles.records import ParsedSrt, TimedCue
 
 #: Reads a decoded file (LF line ends) named for messages into its cues.
@@ -173,10 +172,7 @@ __all__ = [
     "language_vtt",
     "read_srt",
     "read_subtitles",
-    "timed_to_cues",
     "to_json",
-    "to_srt",
-    "to_vtt",
     "write_srt",
     "write_subtitles",
 ]

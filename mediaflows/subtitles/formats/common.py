@@ -1,17 +1,16 @@
-"""What every format shares: decoding a file's bytes, the position tag, blank lines inside a cue,
-and the step between the cues of a transcript (:class:`Cue`) and those of a file."""
+"""What every format shares: decoding a file's bytes, the position tag, blank lines inside a
+cue."""
 
 from __future__ import annotations
 
 import codecs
 import re
-from collections.abc import Sequence
 
 import charset_normalizer
 from charset_normalizer.md import mess_ratio
 
 from mediaflows.errors import InputError
-from mediaflows.subtitles.records import Cue, TimedCue
+from mediaflows.subtitles.records import TimedCue
 
 #: Subtitle files larger than this are refused (a feature film has ~200 kB of subtitles).
 MAX_SRT_BYTES = 20 * 1024 * 1024
@@ -121,33 +120,3 @@ def blank_lines(text: str) -> str:
     if BLANK not in text:
         return text
     return "\n".join("" if not line.strip() else line for line in text.split("\n"))
-
-
-# ---- transcript cues ---------------------------------------------------------------------------
-
-
-def timed_to_cues(cues: Sequence[TimedCue]) -> list[Cue]:
-    """Parsed cues as :class:`Cue` records (seconds, lines), for the QA report."""
-    return [
-        Cue(
-            index=c.id,
-            start=c.start_ms / 1000,
-            end=c.end_ms / 1000,
-            lines=tuple(c.text.split("\n")),
-        )
-        for c in cues
-    ]
-
-
-def cues_to_timed(cues: Sequence[Cue]) -> list[TimedCue]:
-    """A transcript's cues as file cues (milliseconds, one text). Braces would read as ASS
-    override blocks; a transcript never means them as such, so they become parentheses."""
-    return [
-        TimedCue(
-            id=n,
-            start_ms=round(c.start * 1000),
-            end_ms=round(c.end * 1000),
-            text="\n".join(line.replace("{", "(").replace("}", ")") for line in c.lines),
-        )
-        for n, c in enumerate(cues, 1)
-    ]

@@ -11,11 +11,11 @@ from pydantic import ValidationError
 
 from mediaflows.errors import InputError
 from mediaflows.speech.records import Transcription
-from mediaflows.subtitles.records import Cue, TimedCue
+from mediaflows.subtitles.records import TimedCue
 
 
-def to_json(transcription: Transcription, cues: Sequence[Cue] | None = None) -> str:
-    """Segments with their words (and cues, when given) as JSON."""
+def to_json(transcription: Transcription, cues: Sequence[TimedCue] | None = None) -> str:
+    """Segments with their words (and cues, when given: number, seconds, lines) as JSON."""
     data: dict[str, Any] = {
         "language": transcription.language,
         "duration": transcription.duration,
@@ -24,7 +24,9 @@ def to_json(transcription: Transcription, cues: Sequence[Cue] | None = None) -> 
         "segments": [s.model_dump() for s in transcription.segments],
     }
     if cues is not None:
-        data["cues"] = [c.model_dump() for c in cues]
+        data["cues"] = [
+            {"index": c.id, "start": c.start, "end": c.end, "lines": list(c.lines)} for c in cues
+        ]
     return json.dumps(data, ensure_ascii=False, indent=1)
 
 

@@ -13,13 +13,12 @@ from mediaflows.subtitles.formats.common import (
     BOMS,
     MAX_SRT_BYTES,
     blank_lines,
-    cues_to_timed,
     decode_text,
     keep_blank_lines,
     placed,
     position_of,
 )
-from mediaflows.subtitles.records import Cue, ParsedSrt, TimedCue
+from mediaflows.subtitles.records import ParsedSrt, TimedCue
 
 
 def read(text: str, name: str = "subtitles.srt") -> list[TimedCue]:
@@ -87,8 +86,3 @@ def read_srt(data: bytes, name: str = "subtitles.srt") -> ParsedSrt:
 def write_srt(cues: Sequence[TimedCue]) -> str:
     """SubRip text of ``cues``, numbered from 1, times and tags exactly as given."""
     return write(cues)
-
-
-def to_srt(cues: Sequence[Cue]) -> str:
-    """SubRip text of a transcript's cues (written by pysubs2)."""
-    return write(cues_to_timed(cues))

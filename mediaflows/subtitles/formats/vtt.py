@@ -10,12 +10,11 @@ from collections.abc import Sequence
 from mediaflows.subtitles.formats.common import (
     FOREIGN_MARKUP,
     blank_lines,
-    cues_to_timed,
     keep_blank_lines,
     tagged,
     unplaced,
 )
-from mediaflows.subtitles.records import Cue, TimedCue
+from mediaflows.subtitles.records import TimedCue
 
 _TIME = re.compile(r"(?:(\d+):)?(\d{1,2}):(\d{1,2})[.,](\d{1,3})")
 _TIMING = re.compile(r"^\s*(\S+)\s+-->\s+(\S+)(.*)$")
@@ -166,8 +165,3 @@ def write(cues: Sequence[TimedCue], language: str | None = None) -> str:
 def language_vtt(cues: Sequence[TimedCue], language: str) -> str:
     """WebVTT of an SRT's cues with the language in the header (see :func:`write`)."""
     return write(cues, language)
-
-
-def to_vtt(cues: Sequence[Cue]) -> str:
-    """WebVTT of a transcript's cues."""
-    return write(cues_to_timed(cues))

@@ -248,12 +248,15 @@ def translation_request(
         known: str | None = parse_language(transcription.language).tag
     except InputError:  # a language Whisper knows and mediaflows does not: guessed from the text
         known = None
+    others = request.subtitle_formats()
     return TranslateSrtRequest(
         target_languages=request.target_languages,
         source_language=known,
         model=request.translation_model,
         bilingual=request.bilingual,
-        formats=cast(tuple[ExtraFormat, ...], request.subtitle_formats()),
+        # WebVTT by its flag, as before formats existed: the child's manifest keeps its id.
+        vtt="vtt" in others,
+        formats=cast(tuple[ExtraFormat, ...], tuple(f for f in others if f != "vtt")),
     )
 
 

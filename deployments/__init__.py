@@ -9,6 +9,7 @@ points Prefect at the server, starting the embedded one if needed)::
     result = wait(run_id)  # SrtResult
 
 * :mod:`.client`: the Python API (``submit``, ``status``, ``wait``).
+* :mod:`.review`: a reviewer's side of it (``review``, ``resume``).
 * :mod:`.cli`: the ``mediaflows`` command.
 * :mod:`.server`, :mod:`.prefect_server`: the embedded Prefect server.
 * :mod:`.setup`: concurrency limits, work pools, the crash automation, on the server.
@@ -18,5 +19,16 @@ points Prefect at the server, starting the embedded one if needed)::
 """
 
 from deployments.client import RunFailedError, RunStatus, connect, status, submit, wait
+from deployments.review import ReviewWait, resume, review
 
-__all__ = ["RunFailedError", "RunStatus", "connect", "status", "submit", "wait"]
+__all__ = [
+    "ReviewWait",
+    "RunFailedError",
+    "RunStatus",
+    "connect",
+    "resume",
+    "review",
+    "status",
+    "submit",
+    "wait",
+]  # fmt: skip

@@ -287,6 +287,8 @@ def status(run_id: UUID | str) -> RunStatus:
         stage = Stage.SUCCEEDED
     elif state_type in _ENDED_FAILED:
         stage = Stage.FAILED
+    elif state_type == "PAUSED" and stage == Stage.AWAITING_REVIEW:
+        pass  # waiting for a person: neither failed nor done (deployments.review)
     elif state_type in ("SCHEDULED", "PENDING", "PAUSED"):
         stage = Stage.QUEUED
     return RunStatus(

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from prefect import Flow, flow
+from prefect.exceptions import Pause
 from prefect.runtime import flow_run
 from pydantic import BaseModel
 
@@ -117,6 +118,8 @@ def _run(
             output = body(job)
         finally:
             remove_workspace(workspace)
+    except Pause:  # suspended for a reviewer: it comes back, resumed (tasks.review)
+        raise
     except BaseException as exc:
         progress.failed(f"{type(exc).__name__}: {exc}")
         raise

@@ -9,6 +9,7 @@ from prefect.logging import get_run_logger
 
 from flows._operation import Job, Output, operation_flow
 from flows._requests import ask_all
+from flows._review import reviewed
 from mediaflows.models import TranslateSrtRequest
 from mediaflows.operations import translate_srt as procedure
 from mediaflows.operations.translate_srt import TRANSLATE_SRT, TranslateSrtIds
@@ -34,7 +35,10 @@ def translate_srt(job: Job[TranslateSrtRequest, TranslateSrtIds]) -> Output:
 
     A language already stored for this SRT and these options is not asked again, and chunk
     answers are cached per language: adding a language translates only that one. A run where
-    most chunks of a language got no valid answer fails and stores nothing."""
+    most chunks of a language got no valid answer fails and stores nothing.
+
+    With `review`, the run waits for a reviewer on the flagged cues (awaiting_review) and
+    stores their text, the times untouched; the manifest records the review."""
     request, limit = job.request, job.settings.orchestration.llm_limit
     job.progress.stage(Stage.UPLOAD_RECEIVED, "reading")
     parsed = read_profile_subtitles(job.profile, job.source, request.track, job.workspace)
@@ -57,6 +61,8 @@ def translate_srt(job: Job[TranslateSrtRequest, TranslateSrtIds]) -> Output:
         for problem in translated.report.problems:
             get_run_logger().warning("%s: %s", lang, problem)
     procedure.check(made, job.settings)  # every language before any is stored
+    again = partial(procedure.finish, plan, parsed, answers, todo, request)
+    made, review = reviewed(job, procedure.flagged(parsed, made), made, again)
     job.progress.stage(Stage.PROCESSING_RESULT, "storing", 0.5)
     for lang in todo:
         stored[lang] = job.store(
@@ -71,7 +77,7 @@ def translate_srt(job: Job[TranslateSrtRequest, TranslateSrtIds]) -> Output:
     refs = [procedure.ref_of(lang, found, {f: o for (lg, f), o in others.items() if lg == lang})
             for lang, found in done.items()]  # fmt: skip
     publish_translation_report(refs, job.title)
-    manifest = procedure.manifest(job.source, request, plan, job.ids, refs, texts)
+    manifest = procedure.manifest(job.source, request, plan, job.ids, refs, texts, review)
     urls = {found.file.id: found.media_url for found in (*done.values(), *others.values())}
     already = len(request.target_languages) - len(todo)
     return Output(job.store(manifest), manifest.text, procedure.summary(refs, already), urls)

@@ -222,3 +222,13 @@ def is_transient(exc: BaseException) -> bool:
         "ResponseStreamingError",
         "IncompleteReadError",
     }
+
+
+class ReviewRefusedError(InputError):
+    """A reviewer's answer that cannot be taken (a cue that was not asked about, lost markup,
+    text that cannot fit the line rules, a run not waiting, a review past its time): nothing is
+    changed, and a waiting run goes on waiting."""
+
+
+class ReviewTimedOutError(MediaflowsError):
+    """Nobody answered a review in time and the request said ``review_timeout: fail``."""

@@ -43,6 +43,95 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+# ---- a reviewer in the loop --------------------------------------------------------------------
+
+#: When a translation or repair waits for a person: never, when cues are flagged, or always.
+ReviewPolicy = Literal["never", "flagged", "always"]
+#: What a review nobody answers in time becomes: the automatic text delivered, or a failed run.
+ReviewTimeoutRule = Literal["deliver", "fail"]
+
+
+class ReviewOptions(_Frozen):
+    """A reviewer in the loop (translate_srt, fix_srt, generate_srt with ``target_languages``).
+
+    Only ``review`` enters output ids (and only when it is not ``never``): a reviewed file is
+    another file than the automatic one; how long the run waits does not change what it makes.
+    """
+
+    review: ReviewPolicy = Field(
+        default="never",
+        description="After the LLM pass, wait for a reviewer: never; flagged (only when cues are "
+        "flagged: refused answers kept as source text, over the reading speed or the line rules "
+        "after condensing, glossary terms missing); always (the flagged cues, or none, and the "
+        "reviewer's go). The run shows stage awaiting_review; under a deployment it is "
+        "suspended (its worker slot freed), in-process it pauses.",
+    )
+    review_timeout_s: int = Field(
+        default=86_400,
+        ge=1,
+        le=30 * 86_400,
+        description="Seconds the run waits for the reviewer before its review_timeout rule.",
+    )
+    review_timeout: ReviewTimeoutRule = Field(
+        default="deliver",
+        description="Nobody answered in time: deliver the automatic text, or fail the run.",
+    )
+
+    #: The fields that never enter output ids.
+    REVIEW_WAIT_FIELDS: ClassVar[frozenset[str]] = frozenset({"review_timeout_s", "review_timeout"})
+
+    def review_dropped(self) -> set[str]:
+        """The review fields output ids leave out: the wait always, ``review`` when never."""
+        return set(self.REVIEW_WAIT_FIELDS) | (set() if self.review != "never" else {"review"})
+
+
+class ReviewCue(_Frozen):
+    """One cue a reviewer is asked about: where it is, what it says, why it was flagged, and
+    the rules its text must keep."""
+
+    key: str = Field(description='How the answer names it: "12", or "de:12" in a translation.')
+    field: str = Field(description="Its field in the resume form (cue_12, de_12).")
+    language: str = Field(default="", description="The translation's language ('' repair).")
+    number: int
+    start: str = Field(description="SRT time, never changed.")
+    end: str
+    duration: float
+    source: str = Field(description="The source cue's text.")
+    current: str = Field(description="The text the run would deliver.")
+    reasons: tuple[str, ...]
+    max_lines: int
+    max_line_chars: int
+    max_cps: float
+
+
+class ReviewChange(_Frozen):
+    """A cue a reviewer changed."""
+
+    key: str
+    language: str = ""
+    number: int
+    before: str
+    after: str
+    cps: float = Field(description="Characters a second of the new text (reported, not refused).")
+
+
+class ReviewRecord(_Frozen):
+    """What the reviewer did, as the output's details and the manifest record it."""
+
+    reviewer: str = Field(default="", description="Who answered (as they gave their name).")
+    answered_at: datetime | None = Field(default=None, description="When the answer came in.")
+    timed_out: bool = Field(
+        default=False, description="Nobody answered in time: the automatic text was delivered."
+    )
+    flagged: tuple[str, ...] = Field(default=(), description="The cues asked about.")
+    changed: tuple[ReviewChange, ...] = ()
+    accepted: tuple[str, ...] = Field(default=(), description="Cues accepted as they were.")
+    too_fast: tuple[str, ...] = Field(
+        default=(), description="Changed cues read faster than their language's limit."
+    )
+    refused: int = Field(default=0, description="Answers refused before this one.")
+
+
 # ---- the store -------------------------------------------------------------------------------
 
 
@@ -391,7 +480,7 @@ class QAReport(_Frozen):
         return not any(self.violations.values())
 
 
-class FixSrtRequest(_Frozen):
+class FixSrtRequest(ReviewOptions):
     """How to repair an SRT with an LLM: which configured model, extra instructions, a glossary.
 
     The endpoint and its API key come from settings (``MEDIAFLOWS_LLM__*``), never from here.
@@ -430,7 +519,7 @@ class FixSrtRequest(_Frozen):
         """The request as output ids take it: ``track`` and ``formats`` only when given, so
         that the ids of repairs made before they existed stay theirs."""
         dropped = (set() if self.track else {"track"}) | (set() if self.formats else {"formats"})
-        return self.model_dump(mode="json", exclude=dropped)
+        return self.model_dump(mode="json", exclude=dropped | self.review_dropped())
 
 
 class FixReport(_Frozen):
@@ -491,6 +580,9 @@ class SrtDetails(_Frozen):
     package_file_id: FileId | None = Field(
         default=None, description="generate_srt --package: the MP4 with a track per language."
     )
+    review: ReviewRecord | None = Field(
+        default=None, description="With a reviewer in the loop: what they did (fix_srt)."
+    )
 
 
 class SrtResult(OperationResult):
@@ -527,6 +619,9 @@ class SrtResult(OperationResult):
         default=None, description="With package: the MP4 with a subtitle track per language."
     )
     package_url: str | None = Field(default=None, description="A fresh URL of that MP4.")
+    review: ReviewRecord | None = Field(
+        default=None, description="With a reviewer in the loop: what they did (fix_srt)."
+    )
 
     @property
     def output_id(self) -> str:
@@ -536,7 +631,7 @@ class SrtResult(OperationResult):
 # ---- translation -----------------------------------------------------------------------------
 
 
-class TranslateSrtRequest(_Frozen):
+class TranslateSrtRequest(ReviewOptions):
     """Which languages to translate an SRT into, and how. Cue count and times never change.
 
     The endpoint and its API key come from settings (``MEDIAFLOWS_LLM__*``), never from here.
@@ -641,7 +736,7 @@ class TranslateSrtRequest(_Frozen):
         dropped = (exclude or set()) | (set() if self.merge_short else {"merge_short"})
         dropped |= set() if self.track else {"track"}
         dropped |= set() if self.formats else {"formats"}
-        return self.model_dump(mode="json", exclude=dropped)
+        return self.model_dump(mode="json", exclude=dropped | self.review_dropped())
 
 
 class ReadingSpeedReport(_Frozen):
@@ -729,6 +824,9 @@ class TranslateSrtDetails(_Frozen):
 
     source_language: str
     translations: tuple[TranslationRef, ...]
+    review: ReviewRecord | None = Field(
+        default=None, description="With a reviewer in the loop: who answered when, what changed."
+    )
 
 
 class TranslateSrtResult(OperationResult):
@@ -737,6 +835,9 @@ class TranslateSrtResult(OperationResult):
     file_id: FileId = Field(description="The manifest.")
     source_language: str
     translations: tuple[Translation, ...]
+    review: ReviewRecord | None = Field(
+        default=None, description="With a reviewer in the loop: who answered when, what changed."
+    )
 
     @property
     def output_id(self) -> str:

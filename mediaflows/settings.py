@@ -372,6 +372,13 @@ class OrchestrationSettings(_Group):
         description="Child runs a batch keeps in flight (bounded so the Prefect server is never "
         "flooded; the `gpu`/`llm` limits bound the heavy parts).",
     )
+    review_poll_s: float = Field(
+        default=2.0,
+        ge=0.1,
+        le=60,
+        description="Seconds between looks, by a run paused for a review in-process, for the "
+        "reviewer's answer (a suspended run is scheduled again by the server instead).",
+    )
     in_process_runs: int = Field(
         default=4,
         ge=1,

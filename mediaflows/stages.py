@@ -1,7 +1,8 @@
 """Where a run is: its stage, and the share of the progress bar each stage owns.
 
 The stages are those of the job queue mediaflows replaces (queued → upload_received → preparing →
-calling_provider → processing_result → succeeded / failed), with ``processing`` beside
+calling_provider → processing_result → succeeded / failed), with ``awaiting_review`` between
+the last two when a reviewer is in the loop, and ``processing`` beside
 ``calling_provider`` for work done here (ffmpeg, the local Whisper model) rather than by an
 external service (an LLM endpoint). A run's progress artifact in the Prefect UI carries the stage
 and a detail as its description (``processing: transcribing 42%``) and the percent as its value;
@@ -27,6 +28,9 @@ class Stage(StrEnum):
     """An external service does the work (an LLM endpoint)."""
     PROCESSING = "processing"
     """Our own tool or model does the work (ffmpeg, Whisper)."""
+    AWAITING_REVIEW = "awaiting_review"
+    """The run waits for a person to review flagged cues (its detail: how many). Neither failed
+    nor done: under a deployment the run is suspended (no worker holds it), in-process paused."""
     PROCESSING_RESULT = "processing_result"
     """The result is built, checked and stored."""
     SUCCEEDED = "succeeded"
@@ -53,6 +57,7 @@ _SPANS: dict[Stage, tuple[float, float]] = {
     Stage.PREPARING: (5.0, 10.0),
     Stage.CALLING_PROVIDER: (10.0, 90.0),
     Stage.PROCESSING: (10.0, 90.0),
+    Stage.AWAITING_REVIEW: (90.0, 90.0),
     Stage.PROCESSING_RESULT: (90.0, 100.0),
     Stage.SUCCEEDED: (100.0, 100.0),
     Stage.FAILED: (100.0, 100.0),

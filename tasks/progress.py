@@ -178,6 +178,14 @@ class RunProgress:
 
         return report
 
+    def awaiting_review(self, detail: str) -> None:
+        """The run waits for a reviewer: sent at once (a suspended run's process ends next)."""
+        stage = Stage.AWAITING_REVIEW
+        if self.stages is not None and stage not in self.stages:
+            raise ValueError(f"stage {stage.value!r} is not declared for this run")
+        if self.artifact_id is not None:
+            _report(self.artifact_id, stage.percent(), describe(stage, detail), wait=True)
+
     def succeeded(self, detail: str) -> None:
         if self.artifact_id is not None:
             _report(self.artifact_id, 100.0, describe(Stage.SUCCEEDED, detail), wait=True)

@@ -45,11 +45,11 @@ def long_srt(n: int = 600) -> bytes:
         start = i * 2500 + (i * 37) % 400
         end = start + 1200 + (i * 53) % 900
         word = typos[i % len(typos)] if i % 3 == 0 else "line"
-        blocks.append(f"{i}\n{_tc(start)} --> {_tc(end)}\nCue {i} says {word} here.\n")
+        blocks.append(f"{i}\n{tc(start)} --> {tc(end)}\nCue {i} says {word} here.\n")
     return "\n".join(blocks).encode()
 
 
-def _tc(ms: int) -> str:
+def tc(ms: int) -> str:
     h, rest = divmod(ms, 3_600_000)
     m, rest = divmod(rest, 60_000)
     s, ms = divmod(rest, 1000)
@@ -128,6 +128,6 @@ def talk_srt(n: int = 60, cps: float = 14.0, fast_every: int = 30) -> bytes:
         text = TALK[(i - 1) % len(TALK)]
         speed = 22.0 if i % fast_every == 0 else cps
         end = start + max(1000, round(len(text) / speed * 1000))
-        blocks.append(f"{i}\n{_tc(start)} --> {_tc(end)}\n{text}\n")
+        blocks.append(f"{i}\n{tc(start)} --> {tc(end)}\n{text}\n")
         start = end + 200
     return "\n".join(blocks).encode()

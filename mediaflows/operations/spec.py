@@ -83,6 +83,7 @@ PROVIDER_WORK = (
     Stage.UPLOAD_RECEIVED,
     Stage.PREPARING,
     Stage.CALLING_PROVIDER,
+    Stage.AWAITING_REVIEW,
     Stage.PROCESSING_RESULT,
 )
 #: … and of one that does it either way (speech: the local model or an endpoint, by request).
@@ -91,6 +92,7 @@ LOCAL_OR_PROVIDER_WORK = (
     Stage.PREPARING,
     Stage.PROCESSING,
     Stage.CALLING_PROVIDER,
+    Stage.AWAITING_REVIEW,
     Stage.PROCESSING_RESULT,
 )
 

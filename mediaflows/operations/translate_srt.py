@@ -24,6 +24,8 @@ from mediaflows.languages import parse_language, same_language
 from mediaflows.models import (
     ProfileFile,
     QAReport,
+    ReviewCue,
+    ReviewRecord,
     SrtDetails,
     StoredFile,
     TranslateSrtDetails,
@@ -35,12 +37,12 @@ from mediaflows.models import (
 )
 from mediaflows.operations.spec import PROVIDER_WORK, OperationSpec, OutputIds, TextOutput, as_is
 from mediaflows.settings import Settings
-from mediaflows.subtitles import translation, windows
+from mediaflows.subtitles import review, translation, windows
 from mediaflows.subtitles.chunks import ChunkFix, SrtChunk, llm_options, plan_chunks
 from mediaflows.subtitles.formats import FORMATS, read_srt, write_subtitles
 from mediaflows.subtitles.lines import line_rules
 from mediaflows.subtitles.qa import qa_report
-from mediaflows.subtitles.records import ParsedSrt
+from mediaflows.subtitles.records import ParsedSrt, TimedCue
 
 
 class TranslateSrtIds(OutputIds):
@@ -83,10 +85,17 @@ def manifest_text(
     translations: Mapping[str, str],
     srt: str | None = None,
     files: Sequence[Mapping[str, str]] = (),
+    reviewed: ReviewRecord | None = None,
 ) -> str:
-    """A manifest's content: each translation's SRT by language (and the source SRT), and every
-    file of the run (language, format, file id)."""
-    data = {"srt": srt, "translations": dict(translations), "files": [dict(f) for f in files]}
+    """A manifest's content: each translation's SRT by language (and the source SRT), every
+    file of the run (language, format, file id), and what a reviewer did (if one was asked)."""
+    data: dict[str, Any] = {
+        "srt": srt,
+        "translations": dict(translations),
+        "files": [dict(f) for f in files],
+    }
+    if reviewed is not None:
+        data["review"] = reviewed.model_dump(mode="json")
     return json.dumps(data, ensure_ascii=False)
 
 
@@ -143,6 +152,7 @@ def _result(
         file_id=stored.file.id,
         source_language=details.source_language,
         translations=translations_of(details.translations, texts, urls),
+        review=details.review,
     )
 
 
@@ -197,6 +207,7 @@ class Translated:
     srt: str
     qa: QAReport
     report: TranslationReport
+    cues: tuple[TimedCue, ...] = ()
 
 
 def finish(
@@ -205,13 +216,16 @@ def finish(
     answers: Mapping[tuple[str, int], ChunkFix],
     languages: Sequence[str],
     request: TranslateSrtRequest,
+    edits: Mapping[str, Mapping[int, str]] | None = None,
 ) -> dict[str, Translated]:
-    """Each language's file rendered from its chunks' answers, and its report."""
+    """Each language's file rendered from its chunks' answers (with a reviewer's ``edits`` by
+    language and cue number in place), and its report."""
     made = {}
     for language in languages:
         target = parse_language(language)
         asked = [answers[(language, c.index)] for c in plan.chunks]
         fixes = windows.split_fixes(asked, parsed, plan.pairs, target)
+        fixes = review.reviewed_fixes(fixes, (edits or {}).get(language, {}))
         source = translation.known_language(plan.source)
         rendered = translation.render_translation(
             parsed, fixes, target, request.bilingual, request.normalise, source
@@ -220,8 +234,17 @@ def finish(
         if plan.pairs:
             reading = report.reading.model_copy(update={"windows": len(plan.pairs)})
             report = report.model_copy(update={"reading": reading})
-        made[language] = Translated(rendered.srt, rendered.qa, report)
+        cues = translation.translated_cues(parsed, fixes, target, source)
+        made[language] = Translated(rendered.srt, rendered.qa, report, tuple(cues))
     return made
+
+
+def flagged(parsed: ParsedSrt, made: Mapping[str, Translated]) -> list[ReviewCue]:
+    """The cues of every language a reviewer is asked about (language by language)."""
+    return [
+        cue for translated in made.values()
+        for cue in review.translation_flags(parsed.cues, translated.cues, translated.report)
+    ]  # fmt: skip
 
 
 def check(made: Mapping[str, Translated], settings: Settings) -> None:
@@ -297,12 +320,16 @@ def manifest(
     ids: TranslateSrtIds,
     refs: Sequence[TranslationRef],
     texts: Mapping[str, str],
+    reviewed: ReviewRecord | None = None,
 ) -> TextOutput:
-    """The manifest as it is stored last: ``<name>.translations.json``, every language's SRT."""
-    details = TranslateSrtDetails(source_language=plan.source or "", translations=tuple(refs))
+    """The manifest as it is stored last: ``<name>.translations.json``, every language's SRT
+    (and what a reviewer did)."""
+    details = TranslateSrtDetails(
+        source_language=plan.source or "", translations=tuple(refs), review=reviewed
+    )
     return TRANSLATE_SRT.text_output(
         source, ids.main, "translations.json", "other",
-        manifest_text(texts, files=files_of(refs)),
+        manifest_text(texts, files=files_of(refs), reviewed=reviewed),
         options={**request.model_dump(mode="json"), **plan.llm}, tools=_tools(plan),
         details=details,
     )  # fmt: skip

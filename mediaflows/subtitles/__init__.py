@@ -12,6 +12,8 @@ readability rules and their QA, and the LLM operations on their text (repair, tr
 * :mod:`.chunks`: cue text through an LLM chunk by chunk, validated (repair and translation).
 * :mod:`.repair`: fix_srt's prompt and what a repair may change.
 * :mod:`.translation`: translate_srt's prompt, its checks, the translated file and its report.
+* :mod:`.review`: a reviewer in the loop: the cues flagged for a person, their answer checked
+  and applied (text only, never times).
 * :mod:`.windows`: two short cues of one sentence translated as one window (``merge_short``).
 """
 

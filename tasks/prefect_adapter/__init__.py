@@ -22,7 +22,8 @@ so that :mod:`deployments.server` can read :data:`SERVER_ENV` before Prefect rea
   background threads (one client per API URL, kept for the process).
 * :mod:`.runs`: runs created with an idempotency key (a raw ``POST /flow_runs/``), claimed by
   one worker (``propose_state_sync``), recorded with where they run (``infrastructure_pid``),
-  moved to a state past the orchestration rules (``force=True``).
+  moved to a state past the orchestration rules (``force=True``), paused or suspended for a
+  reviewer from a body's thread (``_sync=True``).
 
 Outside this package, the version pins in ``pyproject.toml`` belong to the same list:
 
@@ -64,7 +65,14 @@ from tasks.prefect_adapter.engine import (
     shared_api_client,
     state_of,
 )
-from tasks.prefect_adapter.runs import claim_run, create_pending_run, force_state, record_where
+from tasks.prefect_adapter.runs import (
+    claim_run,
+    create_pending_run,
+    force_state,
+    record_where,
+    suspend,
+    wait_paused,
+)
 from tasks.prefect_adapter.server import (
     CLIENT_AUTH_VAR,
     SERVER_AUTH_VAR,
@@ -108,8 +116,10 @@ __all__ = [
     "server_errors",
     "shared_api_client",
     "state_of",
+    "suspend",
     "take_slot",
     "ui_env",
     "update_artifact",
     "wait_first",
+    "wait_paused",
 ]

@@ -73,3 +73,30 @@ def force_state(client: SyncPrefectClient, flow_run_id: UUID, state: State[Any])
     refuse otherwise. CHECK: ``tests/deployments/test_warm_worker.py`` (cancel, hand back,
     resubmit)."""
     client.set_flow_run_state(flow_run_id, state, force=True)
+
+
+def wait_paused(model: type[Any], key: str, timeout: int, poll_s: float) -> None:
+    """Pause the current flow run with ``model`` as its resume form and block this thread until
+    it is resumed (``FlowPauseTimeout`` after ``timeout`` s). Prefect's async version, run to
+    its end here: from an async flow's worker thread the sync ``pause_flow_run`` dispatches its
+    own inner calls (the form's schema saved) to coroutines nobody awaits (``async_dispatch``
+    goes by the flow being async). CHECK: tests/flows/test_review.py."""
+    import asyncio
+
+    from prefect.flow_runs import apause_flow_run
+
+    asyncio.run(apause_flow_run(wait_for_input=model, timeout=timeout, poll_interval=poll_s,
+                                key=key))  # type: ignore[call-overload]  # fmt: skip
+
+
+def suspend(model: type[Any], key: str, timeout: int | None) -> None:
+    """Suspend the current flow run with ``model`` as its resume form: Prefect's ``Pause`` is
+    raised, the run's process ends. Called again in the resumed run with the same key, it
+    returns at once. Async, run here, as in :func:`wait_paused`. CHECK:
+    tests/deployments/test_warm_worker.py (review)."""
+    import asyncio
+
+    from prefect.flow_runs import asuspend_flow_run
+
+    asyncio.run(asuspend_flow_run(wait_for_input=model, timeout=timeout,
+                                  key=key))  # fmt: skip

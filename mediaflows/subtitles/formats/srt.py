@@ -43,7 +43,8 @@ _DRAWING = re.compile(r"\{[^{}]*\\p[1-9][^{}]*\}")
 _LAST_MS = 100 * 3_600_000 - 1
 
 
-def _stamp(ms: int) -> str:
+def srt_time(ms: int) -> str:
+    """``ms`` as SubRip writes a time (``01:02:03,450``)."""
     ms = min(max(ms, 0), _LAST_MS)
     return f"{ms // 3_600_000:02}:{ms // 60_000 % 60:02}:{ms // 1000 % 60:02},{ms % 1000:03}"
 
@@ -63,7 +64,7 @@ def write(cues: Sequence[TimedCue], language: str | None = None) -> str:
     for cue in cues:
         if "{" in cue.text and _DRAWING.search(cue.text):
             continue
-        blocks.append(f"{len(blocks) + 1}\n{_stamp(cue.start_ms)} --> {_stamp(cue.end_ms)}\n"
+        blocks.append(f"{len(blocks) + 1}\n{srt_time(cue.start_ms)} --> {srt_time(cue.end_ms)}\n"
                       f"{_body(cue)}\n\n")  # fmt: skip
     return "".join(blocks)
 

@@ -1,0 +1,225 @@
+"""A reviewer in the loop, in-process (the run pauses): real HTTP to the loopback LLM server, a
+real Prefect server, answers through the Python API and through Prefect's own resume (as the
+UI's form sends them)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState
+from prefect.client.schemas.filters import FlowRunFilterStateType as StateTypes
+from prefect.client.schemas.objects import State, StateType
+
+import deployments
+from flows.translate_srt import translate_srt
+from mediaflows.errors import ReviewRefusedError
+from mediaflows.models import ReviewTimeoutRule, TranslateSrtRequest, TranslateSrtResult
+from mediaflows.stages import Stage
+from mediaflows.store import ProfileStore
+from mediaflows.subtitles import read_srt
+from tests.llm_server import LLMServer
+from tests.runs import import_bytes, run_flow
+from tests.srt_samples import TRANSLATION_CUES, messy_srt, tc, timecodes
+
+#: Cues 5 and 6 (chunk 2 of 2-cue chunks) get no valid answer: their source text is kept.
+REFUSED = "See you"
+
+
+@pytest.fixture
+def two_refused(llm_server: LLMServer, monkeypatch: pytest.MonkeyPatch) -> LLMServer:
+    monkeypatch.setenv("MEDIAFLOWS_LLM__CHUNK_CUES", "2")
+    monkeypatch.setenv("MEDIAFLOWS_ORCHESTRATION__REVIEW_POLL_S", "0.2")
+    from mediaflows.settings import get_settings
+
+    get_settings.cache_clear()
+    llm_server.set_mode("wrong_count", match=REFUSED)
+    return llm_server
+
+
+class Background:
+    """A flow run in a thread of this process, and its id once the server has it paused."""
+
+    def __init__(self, request: TranslateSrtRequest, file_id: str) -> None:
+        self.state: State[Any] | None = None
+        self.started = time.time()
+        self.thread = threading.Thread(target=self._run, args=(request, file_id), daemon=True)
+        self.thread.start()
+
+    def _run(self, request: TranslateSrtRequest, file_id: str) -> None:
+        self.state = run_flow(translate_srt, "rita", file_id, request)
+
+    def paused(self, timeout: float = 60) -> UUID:
+        """The run's id once it waits (the newest paused run of the server)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.thread.is_alive(), f"the run ended: {self.state}"
+            with get_client(sync_client=True) as client:
+                found = client.read_flow_runs(
+                    flow_run_filter=FlowRunFilter(
+                        state=FlowRunFilterState(type=StateTypes(any_=[StateType.PAUSED]))
+                    )
+                )
+            mine = [r for r in found if r.created and r.created.timestamp() >= self.started - 5]
+            if mine:
+                return mine[0].id
+            time.sleep(0.2)
+        raise AssertionError("the run never paused")
+
+    def end(self, timeout: float = 60) -> State[Any]:
+        self.thread.join(timeout)
+        assert self.state is not None, "the run did not end"
+        return self.state
+
+
+#: The translation sample's cues, 4.5 s each: nothing is read too fast, so that only the two
+#: refused cues are flagged.
+CUES = [(tc(i * 5000), tc(i * 5000 + 4500), text) for i, (_, _, text) in
+        enumerate(TRANSLATION_CUES)]  # fmt: skip
+
+
+def _source(tmp_path: Path, store: ProfileStore) -> str:
+    return import_bytes(store, tmp_path, messy_srt(CUES), profile="rita")
+
+
+def _texts(content: str) -> list[str]:
+    return [c.text for c in read_srt(content.lstrip("\ufeff").replace("\r\n", "\n").encode()).cues]
+
+
+@pytest.fixture
+def background() -> Iterator[list[Background]]:
+    runs: list[Background] = []
+    yield runs
+    for run in runs:  # a test that failed half-way leaves no paused run behind
+        if run.thread.is_alive():
+            with get_client(sync_client=True) as client:
+                for flow_run in client.read_flow_runs(
+                    flow_run_filter=FlowRunFilter(
+                        state=FlowRunFilterState(type=StateTypes(any_=[StateType.PAUSED]))
+                    )
+                ):
+                    client.resume_flow_run(flow_run.id)
+            run.thread.join(30)
+
+
+def test_a_paused_translation_takes_the_reviewers_text_at_the_original_times(
+    two_refused: LLMServer, local_store: ProfileStore, tmp_path: Path,
+    background: list[Background],
+) -> None:  # fmt: skip
+    request = TranslateSrtRequest(target_languages=("de",), review="flagged")
+    run = Background(request, _source(tmp_path, local_store))
+    background.append(run)
+    run_id = run.paused()
+    asked = len(two_refused.requests)
+
+    status = deployments.status(run_id)
+    assert (status.state, status.stage, status.detail) == ("PAUSED", Stage.AWAITING_REVIEW,
+                                                           "2 cues")  # fmt: skip
+    waiting = deployments.review(run_id)
+    assert [c.key for c in waiting.cues] == ["de:5", "de:6"]
+    first = waiting.cues[0]
+    assert (first.start, first.end) == ("00:00:20,000", "00:00:24,500")
+    assert (
+        first.current.replace("\n", " ")
+        == "We need separate rooms because the house is very small."
+    )
+    assert "left untranslated" in first.reasons[0] and first.max_line_chars == 42
+    assert not waiting.suspended and waiting.attempt == 1
+
+    # Refused before anything is sent: a cue not asked about; lost markup; too long to fit.
+    with pytest.raises(ReviewRefusedError, match="cue de:3 was not flagged"):
+        deployments.resume(run_id, {"de:3": "Wo ist Prefect?"})
+    with pytest.raises(ReviewRefusedError, match="does not fit 2 lines of 42"):
+        deployments.resume(run_id, {"de:5": "Wir brauchen " + "sehr " * 20 + "getrennte Zimmer."})
+    assert deployments.status(run_id).state == "PAUSED"
+
+    edited = "Wir brauchen getrennte Zimmer, weil das Haus sehr klein ist."
+    deployments.resume(run_id, {"de:5": edited, "de:6": "accept"}, reviewer="ana")
+    state = run.end()
+    assert state.is_completed(), state.message
+    result: TranslateSrtResult = state.result()
+    assert len(two_refused.requests) == asked  # the model was not asked again
+    content = result.translations[0].content
+    texts = _texts(content)
+    assert texts[4] == "Wir brauchen getrennte Zimmer,\nweil das Haus sehr klein ist."  # wrapped
+    assert texts[5] == "See you tomorrow."  # accepted as it was
+    source = messy_srt(CUES).decode("utf-8-sig").replace("\r\n", "\n")
+    assert timecodes(content.lstrip("\ufeff").replace("\r\n", "\n")) == timecodes(source)
+    report = result.translations[0].report
+    assert report.untranslated == (6,)  # the reviewed cue is translated now
+    record = result.review
+    assert record is not None and record.reviewer == "ana" and record.answered_at is not None
+    assert [(c.key, c.after) for c in record.changed] == [("de:5", texts[4])]
+    assert record.accepted == ("de:6",) and record.flagged == ("de:5", "de:6")
+    stored = local_store.get("rita", result.file_id)
+    manifest = json.loads(local_store.read_bytes(stored))  # the stored manifest says so too
+    assert manifest["review"]["changed"][0]["after"] == texts[4]
+    assert deployments.status(run_id).stage == Stage.SUCCEEDED
+
+
+def test_an_answer_that_breaks_the_rules_is_refused_and_the_run_waits_again(
+    two_refused: LLMServer, local_store: ProfileStore, tmp_path: Path,
+    background: list[Background],
+) -> None:  # fmt: skip
+    """As the UI's form sends it (Prefect's own resume, no check before): the run checks it."""
+    request = TranslateSrtRequest(target_languages=("de",), review="flagged")
+    run = Background(request, _source(tmp_path, local_store))
+    background.append(run)
+    run_id = run.paused()
+    waiting = deployments.review(run_id)
+    fields = {c.key: c.field for c in waiting.cues}
+    with get_client(sync_client=True) as client:
+        client.resume_flow_run(
+            run_id,
+            run_input={
+                "reviewer": "ui",
+                fields["de:5"]: "Wir brauchen " + "sehr " * 20 + "Zimmer.",
+            },
+        )
+    deadline = time.monotonic() + 30
+    while (again := deployments.review(run_id) if _paused(run_id) else None) is None or (
+            again.attempt < 2):  # fmt: skip
+        assert time.monotonic() < deadline, "the run did not wait again"
+        time.sleep(0.2)
+    assert "cue de:5: does not fit 2 lines of 42 characters" in again.refused
+    assert again.deadline == waiting.deadline  # the same review, the same time
+    deployments.resume(run_id, {"de:6": "Bis morgen."}, reviewer="ui")
+    state = run.end()
+    assert state.is_completed(), state.message
+    result: TranslateSrtResult = state.result()
+    assert _texts(result.translations[0].content)[5] == "Bis morgen."
+    assert result.review is not None and result.review.refused == 1
+
+
+def _paused(run_id: UUID) -> bool:
+    with get_client(sync_client=True) as client:
+        state = client.read_flow_run(run_id).state
+    return state is not None and state.type == StateType.PAUSED
+
+
+@pytest.mark.parametrize("rule", ["deliver", "fail"])
+def test_a_review_nobody_answers_ends_by_its_timeout_rule(
+    two_refused: LLMServer, local_store: ProfileStore, tmp_path: Path,
+    rule: ReviewTimeoutRule,
+) -> None:  # fmt: skip
+    request = TranslateSrtRequest(
+        target_languages=("de",), review="flagged", review_timeout_s=2, review_timeout=rule
+    )
+    started = time.monotonic()
+    state = run_flow(translate_srt, "rita", _source(tmp_path, local_store), request)
+    assert time.monotonic() - started < 30
+    if rule == "fail":
+        assert state.is_failed() and "ReviewTimedOutError" in (state.message or "")
+        assert "nobody reviewed the 2 flagged cues" in (state.message or "")
+        return
+    assert state.is_completed(), state.message
+    result: TranslateSrtResult = state.result()
+    assert result.review is not None and result.review.timed_out
+    assert result.review.changed == () and result.translations[0].report.untranslated == (5, 6)

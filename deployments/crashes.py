@@ -24,6 +24,7 @@ from uuid import UUID
 
 from mediaflows.settings import Settings, get_settings
 from tasks import prefect_adapter as adapter
+from tasks.review import expire_reviews
 
 if TYPE_CHECKING:
     from prefect.client.orchestration import SyncPrefectClient
@@ -96,7 +97,8 @@ def resubmit_crashed(client: SyncPrefectClient, pool: str, most_runs: int) -> li
 
 class CrashWatcher(threading.Thread):
     """A daemon thread that resubmits ``pool``'s crashed runs every ``every_s`` until stopped
-    (beside a worker that does not do it itself: Prefect's process and docker workers)."""
+    (beside a worker that does not do it itself: Prefect's process and docker workers), and
+    ends the reviews of its suspended runs whose deadline passed (``tasks.review``)."""
 
     def __init__(
         self, pool: str, settings: Settings | None = None, every_s: float = HOUSEKEEPING_S
@@ -116,6 +118,7 @@ class CrashWatcher(threading.Thread):
             try:
                 with get_client(sync_client=True) as client:
                     resubmit_crashed(client, self.pool, most_runs)
+                    expire_reviews(client, self.pool)
             except Exception as exc:  # the server away or restarting: look again next round
                 log.warning("crash watcher: %s: %s; trying again", type(exc).__name__, exc)
 

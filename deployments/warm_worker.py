@@ -18,6 +18,9 @@ model loaded again. This worker:
 * stops a run whose state turns ``Cancelling`` (the UI's cancel): its ffmpeg is killed, its work
   files removed, the run marked ``Cancelled``;
 * survives a run that fails or raises: the run ends Failed, the worker goes on;
+* frees the slot of a run suspended for a reviewer (it comes back resumed, as a new claim), and
+  resumes, unanswered, the suspended runs of its pool whose review deadline passed
+  (``tasks.review``);
 * resubmits a top-level run that a dead worker left ``Crashed`` (marked so by the crash
   automation; ``deployments.crashes``): set back to ``Scheduled`` at most
   ``MEDIAFLOWS_ORCHESTRATION__BATCH_RESUBMITS`` times; outputs are written once under fixed ids,
@@ -46,6 +49,7 @@ from deployments.crashes import HOUSEKEEPING_S, log_to_stderr, resubmit_crashed
 from mediaflows import cancel, speech
 from mediaflows.settings import Settings, get_settings
 from tasks import prefect_adapter as adapter
+from tasks.review import expire_reviews
 
 if TYPE_CHECKING:
     from prefect import Flow
@@ -115,6 +119,7 @@ class WarmWorker:
                     if now - housekeeping >= HOUSEKEEPING_S:
                         housekeeping = now
                         resubmit_crashed(client, self.pool, most_runs)
+                        expire_reviews(client, self.pool)
                         if self.settings.whisper.idle_unload_s:
                             speech.unload_idle(self.settings.whisper.idle_unload_s)
                 except Exception as exc:  # the server away or restarting, a bad answer: the
@@ -172,6 +177,7 @@ class WarmWorker:
 
     def _reap(self, client: SyncPrefectClient) -> None:
         """Forget ended runs; mark Cancelled the ones this worker stopped for a cancel."""
+        from prefect.exceptions import Pause
         from prefect.states import Cancelled
 
         for run_id, run in list(self.runs.items()):
@@ -179,7 +185,9 @@ class WarmWorker:
                 continue
             del self.runs[run_id]
             error = run.future.exception()
-            if error is not None and not isinstance(error, cancel.RunCancelledError):
+            if isinstance(error, Pause):
+                log.info("run %s suspended for a review: its slot is free", run_id)
+            elif error is not None and not isinstance(error, cancel.RunCancelledError):
                 log.warning("run %s ended with %s: %s", run_id, type(error).__name__, error)
             if run.cancelled:
                 try:

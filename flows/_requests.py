@@ -3,7 +3,7 @@ translate_srt (LLM chunks) and a provider's transcription (audio pieces) share."
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from prefect.futures import PrefectFuture
@@ -70,16 +70,30 @@ def raise_first(failures: Sequence[BaseException]) -> None:
         raise next((e for e in failures if isinstance(e, ConfigurationError)), failures[0])
 
 
+def key_text(key: Hashable) -> str:
+    """A request's key as text (``de/3`` for ``("de", 3)``): how a run records its chunks."""
+    return "/".join(map(str, key)) if isinstance(key, tuple) else str(key)
+
+
 def ask_all(
-    requests: Requests[K], model: str, limit: int, progress: RunProgress, doing: str
+    requests: Requests[K],
+    model: str,
+    limit: int,
+    progress: RunProgress,
+    doing: str,
+    known: Mapping[str, ChunkFix] | None = None,
 ) -> dict[K, ChunkFix]:
     """Every LLM chunk's answer (its fix, or its fallback when it got no valid answer), by key,
     within the ``llm`` limit and the endpoint's real parallelism
     (:class:`mediaflows.endpoints.Window`). A failed chunk does not stop the others (they finish
-    and are cached), then its error is raised."""
+    and are cached), then its error is raised. ``known``: fallbacks this run got before (by
+    :func:`key_text`; a run resumed after a review), not asked again (a fallback is not cached:
+    a new run asks again)."""
+    known = known or {}
+    fixes: dict[K, ChunkFix] = {k: known[key_text(k)] for k, _ in requests if key_text(k) in known}
+    requests = [(k, ask) for k, ask in requests if k not in fixes]
     window = endpoints.window(get_settings().llm, model, limit)
     values = submit_all(requests, LLM_TAG, limit, progress, doing, "chunks", lambda: window.size)
-    fixes: dict[K, ChunkFix] = {}
     failed: list[BaseException] = []
     for key, value in values.items():
         if isinstance(value, ChunkFix):

@@ -9,7 +9,7 @@ from prefect.logging import get_run_logger
 
 from flows._operation import Job, Output, operation_flow
 from flows._requests import ask_all
-from flows._review import reviewed
+from flows._review import kept_before, reviewed
 from mediaflows.models import TranslateSrtRequest
 from mediaflows.operations import translate_srt as procedure
 from mediaflows.operations.translate_srt import TRANSLATE_SRT, TranslateSrtIds
@@ -53,7 +53,7 @@ def translate_srt(job: Job[TranslateSrtRequest, TranslateSrtIds]) -> Output:
         [((lang, c.index), partial(translate_chunk.submit, c, plan.model, lang, plan.source,
                                    request.sys_msg, request.glossary, limit, request.condense))
          for lang in todo for c in plan.chunks],
-        plan.model, limit, job.progress, "translating",
+        plan.model, limit, job.progress, "translating", kept_before(job),
     )  # fmt: skip
     job.progress.stage(Stage.PROCESSING_RESULT, "checking")
     made = procedure.finish(plan, parsed, answers, todo, request)
@@ -62,7 +62,7 @@ def translate_srt(job: Job[TranslateSrtRequest, TranslateSrtIds]) -> Output:
             get_run_logger().warning("%s: %s", lang, problem)
     procedure.check(made, job.settings)  # every language before any is stored
     again = partial(procedure.finish, plan, parsed, answers, todo, request)
-    made, review = reviewed(job, procedure.flagged(parsed, made), made, again)
+    made, review = reviewed(job, procedure.flagged(parsed, made), made, again, answers)
     job.progress.stage(Stage.PROCESSING_RESULT, "storing", 0.5)
     for lang in todo:
         stored[lang] = job.store(

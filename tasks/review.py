@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     from prefect.client.orchestration import SyncPrefectClient
     from prefect.input import RunInput
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("mediaflows.review")  # a worker logs it (deployments.crashes)
 
 #: Where a run keeps what waits (a flow-run input per attempt: ``mediaflows-review-1`` …).
 WAIT_KEY = "mediaflows-review"
@@ -71,6 +71,11 @@ class ReviewWait(BaseModel):
     suspended: bool = Field(description="True: suspended (no worker holds it); False: paused.")
     cues: tuple[ReviewCue, ...]
     refused: str = Field(default="", description="Why the previous answer was refused.")
+    kept: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="The chunks that got no valid answer (their fallbacks, by request key): a "
+        "resumed run takes them from here rather than asking the model again.",
+    )
 
     @property
     def expired(self) -> bool:
@@ -196,9 +201,11 @@ def wait_for_review(
     title: str,
     progress: RunProgress,
     poll_s: float = 2.0,
+    kept: Mapping[str, dict[str, Any]] | None = None,
 ) -> tuple[dict[str, str], ReviewRecord]:
     """Wait for a reviewer's answer on ``cues``; the new text of each cue they changed (by key)
-    and the record of the review. Must be called from the flow (not a task)."""
+    and the record of the review. ``kept``: the run's fallback chunks, kept with the wait
+    (:func:`kept_chunks`). Must be called from the flow (not a task)."""
     from prefect.client.orchestration import get_client
     from prefect.context import FlowRunContext
     from prefect.logging import get_run_logger
@@ -221,7 +228,7 @@ def wait_for_review(
                 wait = ReviewWait(
                     run_id=run.id, title=title, attempt=attempt, deadline=deadline,
                     timeout=options.review_timeout, suspended=suspended, cues=tuple(cues),
-                    refused=refused_reason,
+                    refused=refused_reason, kept=dict(kept or {}),
                 )  # fmt: skip
                 _save_wait(client, wait)
                 _announce(wait, progress, logger)
@@ -247,6 +254,20 @@ def wait_for_review(
             return changed, review.record(
                 cues, changed, answer.reviewer, answer.at, refused=attempt - 1
             )
+
+
+def kept_chunks() -> dict[str, dict[str, Any]]:
+    """The fallback chunks the current run kept with its first review wait (none when it never
+    waited): a run resumed after a review does not ask the model for them again."""
+    from prefect.client.orchestration import get_client
+    from prefect.context import FlowRunContext
+
+    context = FlowRunContext.get()
+    if context is None or context.flow_run is None:
+        return {}
+    with get_client(sync_client=True) as client:
+        waits = read_waits(client, context.flow_run.id)
+    return dict(waits[0].kept) if waits else {}
 
 
 def _announce(wait: ReviewWait, progress: RunProgress, logger: Any) -> None:

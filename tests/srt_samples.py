@@ -76,6 +76,13 @@ TRANSLATION_CUES = [
 ]  # fmt: skip
 
 
+#: The translation sample's cues, 4.5 s each: nothing is read too fast in any language, so that
+#: only what the model does is flagged for review (tests/flows/test_review.py).
+RELAXED_TRANSLATION_CUES = [
+    (tc(i * 5000), tc(i * 5000 + 4500), text) for i, (_, _, text) in enumerate(TRANSLATION_CUES)
+]
+
+
 # Two cues a language, with a gap between them (from 1.5 to 2.5 s no cue shows), for packaging: the
 # tracks of one video, and the text a player must show at 1.0 s.
 PACKAGE_CUES: dict[str, list[tuple[str, str, str]]] = {

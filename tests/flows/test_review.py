@@ -27,7 +27,7 @@ from mediaflows.store import ProfileStore
 from mediaflows.subtitles import read_srt
 from tests.llm_server import LLMServer
 from tests.runs import import_bytes, run_flow
-from tests.srt_samples import TRANSLATION_CUES, messy_srt, tc, timecodes
+from tests.srt_samples import RELAXED_TRANSLATION_CUES, messy_srt, timecodes
 
 #: Cues 5 and 6 (chunk 2 of 2-cue chunks) get no valid answer: their source text is kept.
 REFUSED = "See you"
@@ -79,14 +79,8 @@ class Background:
         return self.state
 
 
-#: The translation sample's cues, 4.5 s each: nothing is read too fast, so that only the two
-#: refused cues are flagged.
-CUES = [(tc(i * 5000), tc(i * 5000 + 4500), text) for i, (_, _, text) in
-        enumerate(TRANSLATION_CUES)]  # fmt: skip
-
-
 def _source(tmp_path: Path, store: ProfileStore) -> str:
-    return import_bytes(store, tmp_path, messy_srt(CUES), profile="rita")
+    return import_bytes(store, tmp_path, messy_srt(RELAXED_TRANSLATION_CUES), profile="rita")
 
 
 def _texts(content: str) -> list[str]:
@@ -150,7 +144,7 @@ def test_a_paused_translation_takes_the_reviewers_text_at_the_original_times(
     texts = _texts(content)
     assert texts[4] == "Wir brauchen getrennte Zimmer,\nweil das Haus sehr klein ist."  # wrapped
     assert texts[5] == "See you tomorrow."  # accepted as it was
-    source = messy_srt(CUES).decode("utf-8-sig").replace("\r\n", "\n")
+    source = messy_srt(RELAXED_TRANSLATION_CUES).decode("utf-8-sig").replace("\r\n", "\n")
     assert timecodes(content.lstrip("\ufeff").replace("\r\n", "\n")) == timecodes(source)
     report = result.translations[0].report
     assert report.untranslated == (6,)  # the reviewed cue is translated now

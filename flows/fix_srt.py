@@ -9,6 +9,7 @@ from prefect.logging import get_run_logger
 
 from flows._operation import Job, Output, operation_flow
 from flows._requests import ask_all
+from flows._review import kept_before, reviewed
 from mediaflows.models import FixSrtRequest
 from mediaflows.operations import fix_srt as procedure
 from mediaflows.operations.fix_srt import FIX_SRT, FixSrtIds
@@ -31,7 +32,8 @@ def fix_srt(job: Job[FixSrtRequest, FixSrtIds]) -> Output:
     Every refusal is in the result, the artifacts and the run's log; a run where most chunks
     got no valid answer fails and stores nothing. A refused connection or request stops the run
     at once. Chunk answers are cached, so a re-run after a failure asks only for the missing
-    chunks; the same request returns the stored SRT."""
+    chunks; the same request returns the stored SRT. With `review`, the run waits for a
+    reviewer on the cues that kept their text (awaiting_review) and stores their text."""
     request, limit = job.request, job.settings.orchestration.llm_limit
     job.progress.stage(Stage.UPLOAD_RECEIVED, "reading")
     parsed = read_profile_subtitles(job.profile, job.source, request.track, job.workspace)
@@ -41,17 +43,21 @@ def fix_srt(job: Job[FixSrtRequest, FixSrtIds]) -> Output:
     answers = ask_all(
         [(c.index, partial(fix_chunk.submit, c, plan.model, request.sys_msg, request.glossary,
                            limit)) for c in plan.chunks],
-        plan.model, limit, job.progress, "repairing",
+        plan.model, limit, job.progress, "repairing", kept_before(job),
     )  # fmt: skip
     job.progress.stage(Stage.PROCESSING_RESULT, "storing")
-    repaired = procedure.finish(parsed, plan, [answers[c.index] for c in plan.chunks], request)
+    fixes = [answers[c.index] for c in plan.chunks]
+    repaired = procedure.finish(parsed, plan, fixes, request)
     for problem in repaired.report.problems:
         get_run_logger().warning("%s", problem)
     publish_fix_report(parsed.cues, repaired.fixed.cues, repaired.report, job.title)
     repair.check_outcome(repaired.report, job.settings.llm.max_fallback_share)
+    again = partial(procedure.finish, parsed, plan, fixes, request)
+    flagged = procedure.flagged(parsed, fixes, repaired)
+    repaired, review = reviewed(job, flagged, repaired, again, answers)
     others = {fmt: job.store(f) for fmt, f in procedure.format_files(job.source, plan, job.ids,
                                                                       repaired)}  # fmt: skip
     files = {fmt: found.file.id for fmt, found in others.items()}
-    stored = job.store(procedure.repaired_file(job.source, plan, job.ids, repaired, files))
+    stored = job.store(procedure.repaired_file(job.source, plan, job.ids, repaired, files, review))
     urls = {found.file.id: found.media_url for found in others.values()}
     return Output(stored, repaired.fixed.srt, procedure.summary(repaired.report), urls)

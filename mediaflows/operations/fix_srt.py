@@ -16,7 +16,16 @@ from typing import Any
 from pydantic import Field
 
 from mediaflows.ids import output_file_id
-from mediaflows.models import FixReport, FixSrtRequest, ProfileFile, SrtDetails, SrtResult
+from mediaflows.models import (
+    CueRules,
+    FixReport,
+    FixSrtRequest,
+    ProfileFile,
+    ReviewCue,
+    ReviewRecord,
+    SrtDetails,
+    SrtResult,
+)
 from mediaflows.operations.spec import (
     PROVIDER_WORK,
     OperationSpec,
@@ -26,9 +35,10 @@ from mediaflows.operations.spec import (
     result_builder,
 )
 from mediaflows.settings import Settings
-from mediaflows.subtitles import repair
+from mediaflows.subtitles import repair, review
 from mediaflows.subtitles.chunks import ChunkFix, SrtChunk, apply_fixes, llm_options, plan_chunks
 from mediaflows.subtitles.formats import FORMATS, format_of_name, write_subtitles
+from mediaflows.subtitles.lines import rules_for
 from mediaflows.subtitles.records import ParsedSrt, RenderedSubtitles, TimedCue
 
 
@@ -105,13 +115,26 @@ class Repaired:
 
 
 def finish(
-    parsed: ParsedSrt, plan: RepairPlan, fixes: Sequence[ChunkFix], request: FixSrtRequest
+    parsed: ParsedSrt,
+    plan: RepairPlan,
+    fixes: Sequence[ChunkFix],
+    request: FixSrtRequest,
+    edits: Mapping[str, Mapping[int, str]] | None = None,
 ) -> Repaired:
-    """The repaired file from the chunks' answers (the source's BOM and line ends unless
-    ``normalise``), and what the run reports."""
+    """The repaired file from the chunks' answers (with a reviewer's ``edits``, under ``""``
+    by cue number, in place; the source's BOM and line ends unless ``normalise``), and what the
+    run reports."""
+    fixes = review.reviewed_fixes(fixes, (edits or {}).get("", {}))
     fixed = repair.render_fixed(parsed, fixes, request.normalise)
     report = repair.summarize(parsed, fixed, fixes, plan.model)
     return Repaired(fixed, report, tuple(apply_fixes(parsed.cues, fixes)), parsed.language)
+
+
+def flagged(parsed: ParsedSrt, fixes: Sequence[ChunkFix], repaired: Repaired) -> list[ReviewCue]:
+    """The cues a reviewer is asked about: those that kept their text for want of a valid
+    answer, under the file's line rules."""
+    rules = rules_for(parsed.language or "en", CueRules())
+    return review.repair_flags(parsed.cues, fixes, repaired.report, rules)
 
 
 def format_files(
@@ -138,13 +161,16 @@ def repaired_file(
     ids: OutputIds,
     repaired: Repaired,
     files: Mapping[str, str] | None = None,
+    reviewed: ReviewRecord | None = None,
 ) -> TextOutput:
-    """The repaired SRT as it is stored: ``<name>.fixed.srt``, with its QA and report, and the
-    ids of the other formats' files (``files``, by format)."""
+    """The repaired SRT as it is stored: ``<name>.fixed.srt``, with its QA and report, the ids
+    of the other formats' files (``files``, by format), and what a reviewer did."""
+    details = SrtDetails(
+        qa=repaired.fixed.qa, fix=repaired.report, files=dict(files or {}), review=reviewed
+    )
     return FIX_SRT.text_output(
         source, ids.main, "fixed.srt", "subtitle", repaired.fixed.srt, options=plan.options,
-        tools={"llm": plan.model, "prompt": repair.PROMPT_VERSION},
-        details=SrtDetails(qa=repaired.fixed.qa, fix=repaired.report, files=dict(files or {})),
+        tools={"llm": plan.model, "prompt": repair.PROMPT_VERSION}, details=details,
     )  # fmt: skip
 
 

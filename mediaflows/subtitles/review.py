@@ -35,7 +35,7 @@ from mediaflows.subtitles.records import TimedCue, visible_width
 
 #: What a reviewer writes for a cue to keep it as it is (the CLI's edits file, the Python API).
 ACCEPT = "accept"
-_PROBLEM = re.compile(r"^cue (\d+): (.*?)(?:: (?:left untranslated|kept))?$")
+_PROBLEM = re.compile(r"^(?:chunk \d+: )?cue (\d+): (.*?)(?:: (?:left untranslated|kept))?$")
 
 
 def cue_key(language: str, number: int) -> str:
@@ -54,8 +54,8 @@ def needed(policy: ReviewPolicy, flagged: Sequence[ReviewCue]) -> bool:
 
 
 def _problems(problems: Sequence[str]) -> dict[int, list[str]]:
-    """The report's problems by cue number (``cue 12: markup changed: kept`` → 12: markup
-    changed)."""
+    """The report's problems by cue number (``chunk 0: cue 12: markup changed: kept`` → 12:
+    markup changed)."""
     found: dict[int, list[str]] = {}
     for line in problems:
         match = _PROBLEM.match(line)

@@ -19,9 +19,16 @@ from prefect.client.schemas.filters import FlowRunFilterStateType as StateTypes
 from prefect.client.schemas.objects import State, StateType
 
 import deployments
+from flows.fix_srt import fix_srt
 from flows.translate_srt import translate_srt
 from mediaflows.errors import ReviewRefusedError
-from mediaflows.models import ReviewTimeoutRule, TranslateSrtRequest, TranslateSrtResult
+from mediaflows.models import (
+    FixSrtRequest,
+    ReviewTimeoutRule,
+    SrtResult,
+    TranslateSrtRequest,
+    TranslateSrtResult,
+)
 from mediaflows.stages import Stage
 from mediaflows.store import ProfileStore
 from mediaflows.subtitles import read_srt
@@ -47,14 +54,15 @@ def two_refused(llm_server: LLMServer, monkeypatch: pytest.MonkeyPatch) -> LLMSe
 class Background:
     """A flow run in a thread of this process, and its id once the server has it paused."""
 
-    def __init__(self, request: TranslateSrtRequest, file_id: str) -> None:
+    def __init__(self, request: Any, file_id: str, flow: Any = translate_srt) -> None:
         self.state: State[Any] | None = None
         self.started = time.time()
-        self.thread = threading.Thread(target=self._run, args=(request, file_id), daemon=True)
+        args = (flow, request, file_id)
+        self.thread = threading.Thread(target=self._run, args=args, daemon=True)
         self.thread.start()
 
-    def _run(self, request: TranslateSrtRequest, file_id: str) -> None:
-        self.state = run_flow(translate_srt, "rita", file_id, request)
+    def _run(self, flow: Any, request: Any, file_id: str) -> None:
+        self.state = run_flow(flow, "rita", file_id, request)
 
     def paused(self, timeout: float = 60) -> UUID:
         """The run's id once it waits (the newest paused run of the server)."""
@@ -217,3 +225,35 @@ def test_a_review_nobody_answers_ends_by_its_timeout_rule(
     result: TranslateSrtResult = state.result()
     assert result.review is not None and result.review.timed_out
     assert result.review.changed == () and result.translations[0].report.untranslated == (5, 6)
+
+
+def test_a_repair_waits_for_the_cue_whose_answer_was_refused(
+    llm_server: LLMServer, local_store: ProfileStore, tmp_path: Path,
+    background: list[Background], monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """fix_srt: the model turns <i> into <ok> (markup changed: the cue keeps its text), the
+    reviewer repairs that cue; an answer that drops the markup is refused first."""
+    monkeypatch.setenv("MEDIAFLOWS_ORCHESTRATION__REVIEW_POLL_S", "0.2")
+    from mediaflows.settings import get_settings
+
+    get_settings.cache_clear()
+    llm_server.set_mode("tags")
+    file_id = import_bytes(local_store, tmp_path, messy_srt(), profile="rita")
+    run = Background(FixSrtRequest(review="flagged"), file_id, fix_srt)
+    background.append(run)
+    run_id = run.paused()
+    waiting = deployments.review(run_id)
+    assert [c.key for c in waiting.cues] == ["1"]
+    assert waiting.cues[0].reasons == ("kept as it was (markup changed)",)
+    assert waiting.cues[0].current == "<i>I did not recieve teh letter.</i>"
+    with pytest.raises(ReviewRefusedError, match="cue 1: markup changed"):
+        deployments.resume(run_id, {"1": "I did not receive the letter."})
+    deployments.resume(run_id, {"1": "<i>I did not receive the letter.</i>"}, reviewer="bo")
+    state = run.end()
+    assert state.is_completed(), state.message
+    result: SrtResult = state.result()
+    assert _texts(result.content)[0] == "<i>I did not receive the letter.</i>"
+    assert _texts(result.content)[1] == "{\\an8}That is weird,\nbecause I sent it."
+    assert result.fix is not None and result.fix.rejected_cues == ()
+    assert result.review is not None and result.review.reviewer == "bo"
+    assert [c.key for c in result.review.changed] == ["1"]

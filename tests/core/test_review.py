@@ -63,7 +63,7 @@ def test_one_bad_cue_refuses_the_whole_answer_and_unknown_cues_are_named() -> No
     with pytest.raises(ReviewRefusedError) as refused:
         review.check_answer(cues, {"de:5": "Hallo " * 20, "de:6": "Tschüss."})
     assert "cue de:5" in str(refused.value) and "cue de:6: markup changed" in str(refused.value)
-    with pytest.raises(ReviewRefusedError, match="cue de:7 was not flagged .*de:5, de:6"):
+    with pytest.raises(ReviewRefusedError, match=r"cue de:7 was not flagged .*de:5, de:6"):
         review.check_answer(cues, {"de:7": "x"})
 
 

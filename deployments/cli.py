@@ -373,6 +373,51 @@ def cmd_server(args: argparse.Namespace) -> None:
         _emit({"api_url": url, "running": server.is_healthy(url)})
 
 
+def _edits(path: Path, run_id: str) -> tuple[dict[str, str | None], str]:
+    """A reviewer's edits file: ``{"cues": {"de:5": "new text", "de:6": "accept"}}``, with
+    ``"run_id"`` (checked) and ``"reviewer"`` optional; or the cue mapping alone."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: not a JSON edits file ({exc})") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: a JSON object of cue keys to texts")
+    named = data.get("run_id")
+    if named is not None and str(named) != run_id:
+        raise InputError(f"{path} is for run {named}, not {run_id}: nothing sent")
+    if "cues" in data:
+        cues = data["cues"]
+    else:
+        cues = {k: v for k, v in data.items() if k not in ("run_id", "reviewer")}
+    if not isinstance(cues, dict) or not all(
+        isinstance(k, str) and (v is None or isinstance(v, str)) for k, v in cues.items()
+    ):
+        raise InputError(f'{path}: "cues" maps cue keys ("5", "de:5") to a text, "accept" or null')
+    return cues, str(data.get("reviewer") or "")
+
+
+def cmd_review(args: argparse.Namespace) -> None:
+    from deployments.review import resume, review
+    from mediaflows.subtitles.review import markdown
+
+    _start_prefect(args.verbose)
+    if args.edits is None:
+        wait = review(args.run_id)
+        if args.json:
+            _emit(wait)
+            return
+        then = "the automatic text is delivered" if wait.timeout == "deliver" else "it fails"
+        note = (f"Answer before {wait.deadline:%Y-%m-%d %H:%M:%S} UTC (then {then}): "
+                f"mediaflows review {args.run_id} --edits FILE.json")  # fmt: skip
+        if wait.refused:
+            note = f"The last answer was refused: {wait.refused}\n\n{note}"
+        print(markdown(wait.cues, wait.title, note))
+        return
+    cues, reviewer = _edits(Path(args.edits), args.run_id)
+    wait = resume(args.run_id, cues, reviewer=args.reviewer or reviewer)
+    _emit({"run_id": args.run_id, "resumed": True, "answered": len(wait.cues)})
+
+
 def cmd_demo(args: argparse.Namespace) -> None:
     from deployments.demo import run_demo
 
@@ -461,6 +506,13 @@ def _parser() -> argparse.ArgumentParser:
         help="start on a non-loopback host without MEDIAFLOWS_SERVER__AUTH (anyone may call it)",
     )
     p.set_defaults(func=cmd_server)
+
+    p = sub.add_parser("review", help="a run waiting for a reviewer: its cues, or the answer")
+    p.add_argument("run_id")
+    p.add_argument("--edits", help='answer with a JSON file: {"cues": {"de:5": "text"}}')
+    p.add_argument("--reviewer", help="your name, recorded with the answer")
+    p.add_argument("--json", action="store_true", help="print the waiting cues as JSON")
+    p.set_defaults(func=cmd_review)
 
     p = sub.add_parser("demo", help="the main job on a bundled sample")
     p.set_defaults(func=cmd_demo)

@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import pytest
 from prefect.client.orchestration import get_client
@@ -33,7 +33,7 @@ from mediaflows.stages import Stage
 from mediaflows.store import ProfileStore
 from mediaflows.subtitles import read_srt
 from tests.llm_server import LLMServer
-from tests.runs import import_bytes, run_flow
+from tests.runs import cli, import_bytes, run_flow
 from tests.srt_samples import RELAXED_TRANSLATION_CUES, messy_srt, timecodes
 
 #: Cues 5 and 6 (chunk 2 of 2-cue chunks) get no valid answer: their source text is kept.
@@ -257,3 +257,34 @@ def test_a_repair_waits_for_the_cue_whose_answer_was_refused(
     assert result.fix is not None and result.fix.rejected_cues == ()
     assert result.review is not None and result.review.reviewer == "bo"
     assert [c.key for c in result.review.changed] == ["1"]
+
+
+def test_the_cli_prints_the_waiting_cues_and_answers_from_an_edits_file(
+    two_refused: LLMServer, local_store: ProfileStore, tmp_path: Path,
+    background: list[Background],
+) -> None:  # fmt: skip
+    request = TranslateSrtRequest(target_languages=("de",), review="flagged")
+    run = Background(request, _source(tmp_path, local_store))
+    background.append(run)
+    run_id = run.paused()
+    shown = cli({}, "review", str(run_id))
+    assert shown.returncode == 0, shown.stderr
+    assert "## de cue 5 · 00:00:20,000 → 00:00:24,500" in shown.stdout
+    assert "left untranslated" in shown.stdout and f"review {run_id} --edits" in shown.stdout
+
+    edits = tmp_path / "edits.json"
+    edits.write_text(json.dumps({"run_id": str(uuid4()), "cues": {"de:5": "Zimmer."}}))
+    wrong = cli({}, "review", str(run_id), "--edits", str(edits))
+    assert (wrong.returncode, wrong.stderr.count("\n")) == (2, 1)
+    assert "is for run" in wrong.stderr and "nothing sent" in wrong.stderr
+    edits.write_text(json.dumps({"run_id": str(run_id), "reviewer": "cli",
+                                 "cues": {"de:5": "Wir brauchen getrennte Zimmer.",
+                                          "de:6": "accept"}}))  # fmt: skip
+    done = cli({}, "review", str(run_id), "--edits", str(edits))
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["resumed"] is True
+    state = run.end()
+    assert state.is_completed(), state.message
+    assert _texts(state.result().translations[0].content)[4] == "Wir brauchen getrennte Zimmer."
+    late = cli({}, "review", str(run_id), "--edits", str(edits))
+    assert late.returncode == 2 and "is not waiting for a review (it is Completed)" in late.stderr

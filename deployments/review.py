@@ -23,12 +23,14 @@ from uuid import UUID
 from deployments.client import connect
 from mediaflows.errors import ReviewRefusedError
 from mediaflows.subtitles import review as rules
-from tasks.review import REVIEWER, ReviewWait, read_waits
+from tasks.review import REVIEWER, ReviewWait, read_waits, waiting_children
 
 __all__ = ["ReviewWait", "resume", "review"]
 
 
 def _waiting(run_id: UUID) -> ReviewWait:
+    """The wait of ``run_id``, or of its one child run that waits (generate_srt's translation;
+    a batch has one per file: each is answered by its own id)."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.objects import StateType
     from prefect.exceptions import ObjectNotFound
@@ -39,9 +41,19 @@ def _waiting(run_id: UUID) -> ReviewWait:
         except ObjectNotFound:
             raise ReviewRefusedError(f"no run {run_id}") from None
         waits = read_waits(client, run_id)
+        if not waits:
+            children = waiting_children(client, run_id)
+            if len(children) > 1:
+                ids = ", ".join(str(c) for c in children)
+                raise ReviewRefusedError(
+                    f"run {run_id} has {len(children)} child runs waiting for a review; "
+                    f"answer each by its id: {ids}"
+                )
+            if children:
+                return _waiting(children[0])
     state = flow_run.state
     if not waits:
-        raise ReviewRefusedError(f"run {run_id} ({flow_run.name}) never waited for a review")
+        raise ReviewRefusedError(f"run {run_id} ({flow_run.name}) is not waiting for a review")
     if state is None or state.type != StateType.PAUSED:
         what = state.name if state else "no state"
         raise ReviewRefusedError(f"run {run_id} is not waiting for a review (it is {what})")
@@ -69,6 +81,7 @@ def resume(run_id: UUID | str, edits: Mapping[str, str | None], reviewer: str = 
             f"the review of run {run_id} ended at {wait.deadline:%Y-%m-%d %H:%M:%S} UTC "
             f"({wait.timeout}): too late"
         )
+    run_id = wait.run_id  # the child run that waits, when ``run_id`` is its parent's
     rules.check_answer(wait.cues, edits)  # refused here, before anything is sent
     answer = {REVIEWER: reviewer}
     for cue in wait.cues:

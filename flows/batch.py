@@ -16,8 +16,9 @@ is one line in each table at the end of this module.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any
 
 from prefect import Flow, flow
@@ -40,7 +41,11 @@ from mediaflows.settings import get_settings
 from mediaflows.stages import Stage
 from tasks import prefect_adapter as adapter
 from tasks.progress import RunProgress, publish_batch_plan, publish_batch_result
+from tasks.review import count_waiting_children
 from tasks.store import list_profile_media, lookup_batch_files
+
+#: Seconds between counts of a batch's children waiting for a reviewer (its progress shows it).
+REVIEW_COUNT_S = 5.0
 
 
 async def _outcome(file_id: str, state: State[Any], attempts: int = 1) -> BatchChild:
@@ -114,6 +119,38 @@ def _distributed(name: str, profile: str, request: BaseModel, resubmits: int) ->
     return run
 
 
+class _Tally:
+    """A batch's progress line: the files done, and the children waiting for a reviewer (each
+    waits alone: the others go on)."""
+
+    def __init__(self, progress: RunProgress, total: int) -> None:
+        self.progress, self.total = progress, total
+        self.done = self.waiting = 0
+
+    def show(self) -> None:
+        reviews = f", {self.waiting} awaiting review" if self.waiting else ""
+        self.progress.stage(Stage.PROCESSING, f"{self.done}/{self.total} files{reviews}",
+                            self.done / max(self.total, 1))  # fmt: skip
+
+    async def _count(self) -> None:
+        while True:
+            await asyncio.sleep(REVIEW_COUNT_S)
+            now = await asyncio.to_thread(count_waiting_children)
+            if now != self.waiting:
+                self.waiting = now
+                self.show()
+
+    @contextlib.asynccontextmanager
+    async def counting_reviews(self, reviewed: bool) -> AsyncIterator[None]:
+        """Count the waiting children while the block runs (when the request has a review)."""
+        counting = asyncio.create_task(self._count()) if reviewed else None
+        try:
+            yield
+        finally:
+            if counting is not None:
+                counting.cancel()
+
+
 async def run_batch(
     spec: OperationSpec[Any, Any, Any, Any],
     child: OperationFlow[Any],
@@ -147,10 +184,9 @@ async def run_batch(
         else _distributed(spec.name, profile, request, settings.orchestration.batch_resubmits)
     )
     slots = asyncio.Semaphore(in_flight or settings.orchestration.batch_in_flight)
-    done = 0
+    tally = _Tally(progress, len(ids))
 
     async def one(file_id: str) -> BatchChild:
-        nonlocal done
         looked_up = found[file_id]
         if isinstance(looked_up, str):  # no such file: nothing to run
             outcome = BatchChild(file_id=file_id, status="failed", error=looked_up)
@@ -158,11 +194,12 @@ async def run_batch(
             async with slots:
                 state, attempts = await start_child(file_id)
             outcome = await _outcome(file_id, state, attempts)
-        done += 1
-        progress.stage(Stage.PROCESSING, f"{done}/{len(ids)} files", done / max(len(ids), 1))
+        tally.done += 1
+        tally.show()
         return outcome
 
-    children = await asyncio.gather(*(one(file_id) for file_id in ids))
+    async with tally.counting_reviews(getattr(request, "review", "never") != "never"):
+        children = await asyncio.gather(*(one(file_id) for file_id in ids))
     result = batches.summarize(spec.name, profile, children)
     batches.record_speed(settings.home, spec.name, files, children, time.perf_counter() - started)
     publish_batch_result(result, PREFECT_UI_URL.value())

@@ -10,7 +10,7 @@ the ground beside it (ids, languages, settings), so every package can use it.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -51,38 +51,46 @@ ReviewPolicy = Literal["never", "flagged", "always"]
 ReviewTimeoutRule = Literal["deliver", "fail"]
 
 
-class ReviewOptions(_Frozen):
-    """A reviewer in the loop (translate_srt, fix_srt, generate_srt with ``target_languages``).
-
-    Only ``review`` enters output ids (and only when it is not ``never``): a reviewed file is
-    another file than the automatic one; how long the run waits does not change what it makes.
-    """
-
-    review: ReviewPolicy = Field(
-        default="never",
-        description="After the LLM pass, wait for a reviewer: never; flagged (only when cues are "
-        "flagged: refused answers kept as source text, over the reading speed or the line rules "
-        "after condensing, glossary terms missing); always (the flagged cues, or none, and the "
-        "reviewer's go). The run shows stage awaiting_review; under a deployment it is "
+#: The review fields of translate_srt, fix_srt and generate_srt (declared last in each request,
+#: so that the UI's run form starts with the operation's own fields).
+ReviewField = Annotated[
+    ReviewPolicy,
+    Field(
+        description="After the LLM pass, wait for a reviewer: never; flagged (only when cues "
+        "are flagged: refused answers kept as source text, over the reading speed or the line "
+        "rules after condensing, glossary terms missing); always (the flagged cues, or none, "
+        "and the reviewer's go). The run shows stage awaiting_review; under a deployment it is "
         "suspended (its worker slot freed), in-process it pauses.",
-    )
-    review_timeout_s: int = Field(
-        default=86_400,
+    ),
+]
+ReviewTimeoutField = Annotated[
+    int,
+    Field(
         ge=1,
         le=30 * 86_400,
         description="Seconds the run waits for the reviewer before its review_timeout rule.",
-    )
-    review_timeout: ReviewTimeoutRule = Field(
-        default="deliver",
-        description="Nobody answered in time: deliver the automatic text, or fail the run.",
-    )
+    ),
+]
+ReviewRuleField = Annotated[
+    ReviewTimeoutRule,
+    Field(description="Nobody answered in time: deliver the automatic text, or fail the run."),
+]
+#: The fields that never enter output ids: how long a run waits does not change what it makes.
+REVIEW_WAIT_FIELDS = frozenset({"review_timeout_s", "review_timeout"})
 
-    #: The fields that never enter output ids.
-    REVIEW_WAIT_FIELDS: ClassVar[frozenset[str]] = frozenset({"review_timeout_s", "review_timeout"})
 
-    def review_dropped(self) -> set[str]:
-        """The review fields output ids leave out: the wait always, ``review`` when never."""
-        return set(self.REVIEW_WAIT_FIELDS) | (set() if self.review != "never" else {"review"})
+class ReviewOptions(Protocol):
+    """A request with a reviewer in the loop (translate_srt, fix_srt, generate_srt)."""
+
+    review: ReviewPolicy
+    review_timeout_s: int
+    review_timeout: ReviewTimeoutRule
+
+
+def review_dropped(options: ReviewOptions) -> set[str]:
+    """The review fields output ids leave out: the wait always, ``review`` when it is never (a
+    reviewed file is another file than the automatic one)."""
+    return set(REVIEW_WAIT_FIELDS) | (set() if options.review != "never" else {"review"})
 
 
 class ReviewCue(_Frozen):
@@ -400,11 +408,15 @@ class GenerateSrtRequest(TranscribeRequest):
         description="Also package the video with the translations and the SRT: one MP4 with a "
         "subtitle track per language (the first target the default), by a child package run.",
     )
+    review: ReviewField = "never"
+    review_timeout_s: ReviewTimeoutField = 86_400
+    review_timeout: ReviewRuleField = "deliver"
 
     #: The fields that only shape the translations, not the source-language subtitles.
     TRANSLATION_FIELDS: ClassVar[frozenset[str]] = frozenset(
-        {"target_languages", "translation", "translation_model", "bilingual", "package"}
-    )
+        {"target_languages", "translation", "translation_model", "bilingual", "package",
+         "review", "review_timeout_s", "review_timeout"}
+    )  # fmt: skip
 
     @field_validator("target_languages")
     @classmethod
@@ -417,6 +429,11 @@ class GenerateSrtRequest(TranscribeRequest):
             raise ValueError("translation 'whisper' makes English only: target_languages ['en']")
         if self.package and not self.target_languages:
             raise ValueError("package needs target_languages (for the SRT alone: run package)")
+        if self.review != "never" and (not self.target_languages or self.translation == "whisper"):
+            raise ValueError(
+                "review is of LLM translations: it needs target_languages (and "
+                "translation 'llm'); for the SRT itself, run fix_srt with review"
+            )
         if self.language and any(same_language(self.language, t) for t in self.target_languages):
             raise ValueError(f"a target language is the spoken language {self.language!r}")
         return self
@@ -442,7 +459,8 @@ class GenerateSrtRequest(TranscribeRequest):
         way they were asked for, the other formats (sorted) only when there are any, so that
         ``--vtt`` and ``--formats vtt`` name the same files and the ids of files made before
         ``formats`` existed stay theirs."""
-        data = self.model_dump(mode="json", exclude=(exclude or set()) | {"formats"})
+        dropped = (exclude or set()) | {"formats"} | review_dropped(self)
+        data = self.model_dump(mode="json", exclude=dropped)
         extra = self.extra_formats()
         data["vtt"], data["json_output"] = "vtt" in extra, "json" in extra
         if others := sorted(f for f in extra if f not in ("vtt", "json")):
@@ -480,7 +498,7 @@ class QAReport(_Frozen):
         return not any(self.violations.values())
 
 
-class FixSrtRequest(ReviewOptions):
+class FixSrtRequest(_Frozen):
     """How to repair an SRT with an LLM: which configured model, extra instructions, a glossary.
 
     The endpoint and its API key come from settings (``MEDIAFLOWS_LLM__*``), never from here.
@@ -514,12 +532,15 @@ class FixSrtRequest(ReviewOptions):
         "ttml, sbv). A subtitle file that is not SRT also gets its own format back, cue "
         "settings, speakers and styles kept.",
     )
+    review: ReviewField = "never"
+    review_timeout_s: ReviewTimeoutField = 86_400
+    review_timeout: ReviewRuleField = "deliver"
 
     def id_options(self) -> dict[str, Any]:
         """The request as output ids take it: ``track`` and ``formats`` only when given, so
         that the ids of repairs made before they existed stay theirs."""
         dropped = (set() if self.track else {"track"}) | (set() if self.formats else {"formats"})
-        return self.model_dump(mode="json", exclude=dropped | self.review_dropped())
+        return self.model_dump(mode="json", exclude=dropped | review_dropped(self))
 
 
 class FixReport(_Frozen):
@@ -631,7 +652,7 @@ class SrtResult(OperationResult):
 # ---- translation -----------------------------------------------------------------------------
 
 
-class TranslateSrtRequest(ReviewOptions):
+class TranslateSrtRequest(_Frozen):
     """Which languages to translate an SRT into, and how. Cue count and times never change.
 
     The endpoint and its API key come from settings (``MEDIAFLOWS_LLM__*``), never from here.
@@ -690,6 +711,9 @@ class TranslateSrtRequest(ReviewOptions):
         "source's.",
     )
     track: TrackChoice = None
+    review: ReviewField = "never"
+    review_timeout_s: ReviewTimeoutField = 86_400
+    review_timeout: ReviewRuleField = "deliver"
 
     @field_validator("target_languages")
     @classmethod
@@ -736,7 +760,7 @@ class TranslateSrtRequest(ReviewOptions):
         dropped = (exclude or set()) | (set() if self.merge_short else {"merge_short"})
         dropped |= set() if self.track else {"track"}
         dropped |= set() if self.formats else {"formats"}
-        return self.model_dump(mode="json", exclude=dropped | self.review_dropped())
+        return self.model_dump(mode="json", exclude=dropped | review_dropped(self))
 
 
 class ReadingSpeedReport(_Frozen):

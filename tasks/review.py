@@ -147,6 +147,42 @@ def _read_answer(
     )
 
 
+def waiting_children(client: SyncPrefectClient, run_id: UUID) -> list[UUID]:
+    """The child runs of ``run_id`` that wait for a review (paused, with a wait recorded)."""
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterParentFlowRunId,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+
+    paused = client.read_flow_runs(
+        flow_run_filter=FlowRunFilter(
+            parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[run_id]),
+            state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED])),
+        ),
+        limit=200,
+    )
+    return [r.id for r in paused if read_waits(client, r.id)]
+
+
+def count_waiting_children() -> int:
+    """How many child runs of the current run wait for a review (a batch's progress)."""
+    from prefect.client.orchestration import get_client
+    from prefect.context import FlowRunContext
+
+    context = FlowRunContext.get()
+    if context is None or context.flow_run is None:
+        return 0
+    try:
+        with get_client(sync_client=True) as client:
+            return len(waiting_children(client, context.flow_run.id))
+    except Exception as exc:  # a view: the next count tries again
+        log.warning("could not count the runs waiting for review: %s", exc)
+        return 0
+
+
 def resume_unanswered(client: SyncPrefectClient, run_id: UUID) -> bool:
     """Resume a waiting run without an answer (its deadline passed); False if it was not
     waiting any more (answered meanwhile, cancelled)."""

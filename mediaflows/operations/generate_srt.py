@@ -257,6 +257,9 @@ def translation_request(
         # WebVTT by its flag, as before formats existed: the child's manifest keeps its id.
         vtt="vtt" in others,
         formats=cast(tuple[ExtraFormat, ...], tuple(f for f in others if f != "vtt")),
+        review=request.review,
+        review_timeout_s=request.review_timeout_s,
+        review_timeout=request.review_timeout,
     )
 
 

@@ -4,6 +4,7 @@ UI's form sends them)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -24,6 +25,7 @@ from flows.translate_srt import translate_srt
 from mediaflows.errors import ReviewRefusedError
 from mediaflows.models import (
     FixSrtRequest,
+    GenerateSrtRequest,
     ReviewTimeoutRule,
     SrtResult,
     TranslateSrtRequest,
@@ -32,8 +34,10 @@ from mediaflows.models import (
 from mediaflows.stages import Stage
 from mediaflows.store import ProfileStore
 from mediaflows.subtitles import read_srt
+from tasks.prefect_adapter import state_of
+from tests import prefect_api
 from tests.llm_server import LLMServer
-from tests.runs import cli, import_bytes, run_flow
+from tests.runs import cli, import_bytes, run_flow, wait_for
 from tests.srt_samples import RELAXED_TRANSLATION_CUES, messy_srt, timecodes
 
 #: Cues 5 and 6 (chunk 2 of 2-cue chunks) get no valid answer: their source text is kept.
@@ -54,15 +58,19 @@ def two_refused(llm_server: LLMServer, monkeypatch: pytest.MonkeyPatch) -> LLMSe
 class Background:
     """A flow run in a thread of this process, and its id once the server has it paused."""
 
-    def __init__(self, request: Any, file_id: str, flow: Any = translate_srt) -> None:
+    def __init__(self, request: Any, file_id: str | list[str], flow: Any = translate_srt) -> None:
         self.state: State[Any] | None = None
         self.started = time.time()
         args = (flow, request, file_id)
         self.thread = threading.Thread(target=self._run, args=args, daemon=True)
         self.thread.start()
 
-    def _run(self, flow: Any, request: Any, file_id: str) -> None:
-        self.state = run_flow(flow, "rita", file_id, request)
+    def _run(self, flow: Any, request: Any, file_id: str | list[str]) -> None:
+        if isinstance(file_id, str):
+            self.state = run_flow(flow, "rita", file_id, request)
+        else:  # a batch
+            self.state = asyncio.run(state_of(flow, profile="rita", file_ids=file_id,
+                                              request=request))  # fmt: skip
 
     def paused(self, timeout: float = 60) -> UUID:
         """The run's id once it waits (the newest paused run of the server)."""
@@ -288,3 +296,85 @@ def test_the_cli_prints_the_waiting_cues_and_answers_from_an_edits_file(
     assert _texts(state.result().translations[0].content)[4] == "Wir brauchen getrennte Zimmer."
     late = cli({}, "review", str(run_id), "--edits", str(edits))
     assert late.returncode == 2 and "is not waiting for a review (it is Completed)" in late.stderr
+
+
+def test_a_batch_counts_its_children_waiting_and_each_is_answered_alone(
+    two_refused: LLMServer, local_store: ProfileStore, tmp_path: Path,
+    background: list[Background],
+) -> None:  # fmt: skip
+    from flows.batch import BATCHES
+
+    first = _source(tmp_path, local_store)
+    (tmp_path / "b").mkdir()
+    second = import_bytes(local_store, tmp_path / "b", messy_srt(RELAXED_TRANSLATION_CUES[2:]),
+                          "b.srt", profile="rita")  # fmt: skip
+    request = TranslateSrtRequest(target_languages=("de",), review="flagged")
+    run = Background(request, [first, second], BATCHES["translate_srt"])
+    background.append(run)
+    with get_client(sync_client=True) as client:
+        deadline = time.monotonic() + 60
+        while True:
+            found = client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(
+                    state=FlowRunFilterState(type=StateTypes(any_=[StateType.PAUSED]))
+                )
+            )
+            mine = [r for r in found if r.created and r.created.timestamp() >= run.started - 5]
+            if len(mine) == 2:
+                break
+            assert time.monotonic() < deadline, "both children did not wait"
+            time.sleep(0.3)
+    batch_id = _parent_of(mine[0].id)
+    wait_for(lambda: "2 awaiting review" in (deployments.status(batch_id).detail or ""), 30,
+             "the batch to count its children waiting")  # fmt: skip
+    with pytest.raises(ReviewRefusedError, match="2 child runs waiting for a review"):
+        deployments.review(batch_id)
+    children = {deployments.review(r.id).title: r.id for r in mine}
+    deployments.resume(children["rita/talk.srt"], {}, reviewer="one")  # all accepted
+    # That child ends; the other still waits, and the batch with it.
+    wait_for(lambda: not _paused(children["rita/talk.srt"]), 30, "the first child to go on")
+    wait_for(lambda: "1 awaiting review" in (deployments.status(batch_id).detail or ""), 30,
+             "the batch to count one waiting")  # fmt: skip
+    assert _paused(children["rita/b.srt"]) and run.thread.is_alive()
+    deployments.resume(children["rita/b.srt"], {"de:3": "Wir brauchen getrennte Zimmer."})
+    state = run.end()
+    assert state.is_completed(), state.message
+
+
+def _parent_of(run_id: UUID) -> UUID:
+    with get_client(sync_client=True) as client:
+        task_run_id = client.read_flow_run(run_id).parent_task_run_id
+        assert task_run_id is not None
+        parent = client.read_task_run(task_run_id).flow_run_id
+    assert parent is not None
+    return parent
+
+
+def test_generate_srt_with_target_languages_waits_in_its_translation_child(
+    llm_server: LLMServer, local_store: ProfileStore, tmp_path: Path,
+    background: list[Background], monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """review: always: the child translate_srt run waits (no cue flagged: the reviewer's go);
+    the parent's id finds it."""
+    from flows.generate_srt import generate_srt
+    from tests.flows.test_generate_srt_translations import _speech
+
+    monkeypatch.setenv("MEDIAFLOWS_ORCHESTRATION__REVIEW_POLL_S", "0.2")
+    from mediaflows.settings import get_settings
+
+    get_settings.cache_clear()
+    source = local_store.import_file("rita", _speech(tmp_path))
+    request = GenerateSrtRequest(language="en", target_languages=("de",), review="always")
+    run = Background(request, source.id, generate_srt)
+    background.append(run)
+    child = run.paused(timeout=120)
+    parent = _parent_of(child)
+    waiting = deployments.review(parent)
+    assert waiting.run_id == child and waiting.cues == ()
+    deployments.resume(parent, {}, reviewer="go")
+    state = run.end()
+    assert state.is_completed(), state.message
+    result: SrtResult = state.result()
+    assert [t.language for t in result.translations] == ["de"]
+    child_result = prefect_api.flow_run(child)
+    assert child_result.state is not None and child_result.state.is_completed()

@@ -168,6 +168,10 @@ def cmd_run(args: argparse.Namespace) -> None:
     from flows.batch import OPERATION_FLOWS
 
     run = OPERATION_FLOWS[spec.name]
+    if getattr(request, "review", "never") != "never":
+        from tasks.review import watch as watch_reviews
+
+        watch_reviews(_review_hint)
     if sys.stderr.isatty():
         from tasks.progress import watch
 
@@ -178,6 +182,14 @@ def cmd_run(args: argparse.Namespace) -> None:
         if sys.stderr.isatty():
             print(file=sys.stderr)
     _print_result(result, args.json)
+
+
+def _review_hint(wait: Any) -> None:
+    """A run of this command waits for a reviewer: how to answer, on stderr (stdout keeps the
+    result)."""
+    print(f"\nrun {wait.run_id} waits for a review of {len(wait.cues)} cues until "
+          f"{wait.deadline:%Y-%m-%d %H:%M:%S} UTC: mediaflows review {wait.run_id} "
+          "(or the Resume button in the UI)", file=sys.stderr, flush=True)  # fmt: skip
 
 
 def _progress_bar(percent: float, description: str) -> None:

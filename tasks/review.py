@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -80,6 +80,15 @@ class ReviewWait(BaseModel):
     @property
     def expired(self) -> bool:
         return datetime.now(UTC) >= self.deadline
+
+
+#: Called with each wait this process starts (the CLI tells its user how to answer).
+_watchers: list[Callable[[ReviewWait], None]] = []
+
+
+def watch(watcher: Callable[[ReviewWait], None]) -> None:
+    """Call ``watcher(wait)`` when a run of this process starts waiting for a reviewer."""
+    _watchers.append(watcher)
 
 
 class _Answer(BaseModel):
@@ -322,6 +331,11 @@ def _announce(wait: ReviewWait, progress: RunProgress, logger: Any) -> None:
     except Exception as exc:  # a view: the form carries the same list
         log.warning("could not publish the review artifact: %s", exc)
     progress.awaiting_review(f"{len(wait.cues)} cues")
+    for watcher in _watchers:
+        try:
+            watcher(wait)
+        except Exception as exc:  # a view: never fail a run for it
+            log.warning("review watcher: %s", exc)
     logger.info("awaiting review: %d cues (attempt %d, until %s)", len(wait.cues), wait.attempt,
                 wait.deadline.isoformat(timespec="seconds"))  # fmt: skip
 

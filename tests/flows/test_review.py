@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -36,8 +38,9 @@ from mediaflows.store import ProfileStore
 from mediaflows.subtitles import read_srt
 from tasks.prefect_adapter import state_of
 from tests import prefect_api
+from tests.conftest import without_prefect_auth
 from tests.llm_server import LLMServer
-from tests.runs import cli, import_bytes, run_flow, wait_for
+from tests.runs import MEDIAFLOWS, cli, import_bytes, run_flow, wait_for
 from tests.srt_samples import RELAXED_TRANSLATION_CUES, messy_srt, timecodes
 
 #: Cues 5 and 6 (chunk 2 of 2-cue chunks) get no valid answer: their source text is kept.
@@ -268,13 +271,48 @@ def test_a_repair_waits_for_the_cue_whose_answer_was_refused(
 
 
 def test_the_cli_prints_the_waiting_cues_and_answers_from_an_edits_file(
-    two_refused: LLMServer, local_store: ProfileStore, tmp_path: Path,
-    background: list[Background],
-) -> None:  # fmt: skip
-    request = TranslateSrtRequest(target_languages=("de",), review="flagged")
-    run = Background(request, _source(tmp_path, local_store))
-    background.append(run)
-    run_id = run.paused()
+    two_refused: LLMServer, local_store: ProfileStore, tmp_path: Path
+) -> None:
+    """`mediaflows run … --review flagged` waits in-process and says how to answer; a second
+    `mediaflows review` prints the cues and answers from a file."""
+    args = [
+        MEDIAFLOWS,
+        "run",
+        "translate-srt",
+        "--profile",
+        "rita",
+        _source(tmp_path, local_store),
+        "--to",
+        "de",
+        "--review",
+        "flagged",
+        "--json",
+    ]
+    with subprocess.Popen(
+        args,
+        env=without_prefect_auth(dict(os.environ)),
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    ) as running:
+        assert running.stderr is not None and running.stdout is not None
+        hint = ""
+        while "waits for a review" not in hint:
+            hint = running.stderr.readline()
+            assert hint or running.poll() is None, "the run ended without waiting"
+        run_id = UUID(hint.split()[1])
+        assert f"mediaflows review {run_id}" in hint and "2 cues" in hint
+        _answer_by_cli(run_id, tmp_path)
+        out, _ = running.communicate(timeout=120)
+    assert running.returncode == 0
+    result = TranslateSrtResult.model_validate_json(out.strip().splitlines()[-1])
+    assert _texts(result.translations[0].content)[4] == "Wir brauchen getrennte Zimmer."
+    assert result.review is not None and result.review.reviewer == "cli"
+    late = cli({}, "review", str(run_id), "--edits", str(tmp_path / "edits.json"))
+    assert late.returncode == 2 and "is not waiting for a review (it is Completed)" in late.stderr
+
+
+def _answer_by_cli(run_id: UUID, tmp_path: Path) -> None:
     shown = cli({}, "review", str(run_id))
     assert shown.returncode == 0, shown.stderr
     assert "## de cue 5 · 00:00:20,000 → 00:00:24,500" in shown.stdout
@@ -291,11 +329,6 @@ def test_the_cli_prints_the_waiting_cues_and_answers_from_an_edits_file(
     done = cli({}, "review", str(run_id), "--edits", str(edits))
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["resumed"] is True
-    state = run.end()
-    assert state.is_completed(), state.message
-    assert _texts(state.result().translations[0].content)[4] == "Wir brauchen getrennte Zimmer."
-    late = cli({}, "review", str(run_id), "--edits", str(edits))
-    assert late.returncode == 2 and "is not waiting for a review (it is Completed)" in late.stderr
 
 
 def test_a_batch_counts_its_children_waiting_and_each_is_answered_alone(

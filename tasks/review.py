@@ -33,12 +33,14 @@ import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from mediaflows.errors import ReviewRefusedError, ReviewTimedOutError
+from mediaflows import cancel
+from mediaflows.errors import ReviewRefusedError, ReviewTimedOutError, RunCancelledError
 from mediaflows.models import ReviewCue, ReviewOptions, ReviewRecord, ReviewTimeoutRule
 from mediaflows.subtitles import review
 from tasks import prefect_adapter as adapter
@@ -222,12 +224,23 @@ def _wait(
         timer.daemon = True
         timer.start()
         try:
-            adapter.wait_paused(model, key, remaining + BACKSTOP_S, poll_s)
+            adapter.wait_paused(model, key, remaining + BACKSTOP_S, poll_s,
+                                partial(_stop_if_cancelled, client, wait.run_id))  # fmt: skip
         except FlowPauseTimeout:  # nobody resumed it, not even the timer: go on unanswered
             adapter.force_state(client, wait.run_id, Running())
         finally:
             timer.cancel()
     return _read_answer(client, wait.run_id, _keyset(wait.suspended, key), wait.cues)
+
+
+def _stop_if_cancelled(client: SyncPrefectClient, run_id: UUID) -> None:
+    """Raise :class:`RunCancelledError` when a paused run was cancelled (the UI's Cancel, a
+    worker stopping it, SIGTERM): its wait ends, its work files are removed as on any cancel."""
+    cancel.check()
+    state = client.read_flow_run(run_id).state
+    if state is None or state.is_cancelling() or state.is_final():
+        what = state.name if state else "gone"
+        raise RunCancelledError(f"run {run_id} was {what} while it waited for a review")
 
 
 def _resume_at_deadline(run_id: UUID) -> None:

@@ -4,6 +4,7 @@ whatever their current one."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -75,18 +76,35 @@ def force_state(client: SyncPrefectClient, flow_run_id: UUID, state: State[Any])
     client.set_flow_run_state(flow_run_id, state, force=True)
 
 
-def wait_paused(model: type[Any], key: str, timeout: int, poll_s: float) -> None:
+def wait_paused(
+    model: type[Any], key: str, timeout: int, poll_s: float, stop: Callable[[], None]
+) -> None:
     """Pause the current flow run with ``model`` as its resume form and block this thread until
     it is resumed (``FlowPauseTimeout`` after ``timeout`` s). Prefect's async version, run to
     its end here: from an async flow's worker thread the sync ``pause_flow_run`` dispatches its
     own inner calls (the form's schema saved) to coroutines nobody awaits (``async_dispatch``
-    goes by the flow being async). CHECK: tests/flows/test_review.py."""
+    goes by the flow being async). Prefect's wait looks only for the run to be running again:
+    ``stop`` is called every ``poll_s`` beside it and ends the wait by raising (the run was
+    cancelled meanwhile). CHECK: tests/flows/test_review.py."""
     import asyncio
 
     from prefect.flow_runs import apause_flow_run
 
-    asyncio.run(apause_flow_run(wait_for_input=model, timeout=timeout, poll_interval=poll_s,
-                                key=key))  # type: ignore[call-overload]  # fmt: skip
+    async def waiting() -> None:
+        # poll_interval is typed int; Prefect sleeps it with anyio, so a float works.
+        pausing = apause_flow_run(wait_for_input=model, timeout=timeout, poll_interval=poll_s,
+                                  key=key)  # type: ignore[call-overload]  # fmt: skip
+        pause = asyncio.ensure_future(pausing)
+        try:
+            while not pause.done():
+                await asyncio.wait({pause}, timeout=poll_s)
+                if not pause.done():
+                    await asyncio.to_thread(stop)
+            pause.result()
+        finally:
+            pause.cancel()
+
+    asyncio.run(waiting())
 
 
 def suspend(model: type[Any], key: str, timeout: int | None) -> None:

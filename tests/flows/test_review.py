@@ -411,3 +411,21 @@ def test_generate_srt_with_target_languages_waits_in_its_translation_child(
     assert [t.language for t in result.translations] == ["de"]
     child_result = prefect_api.flow_run(child)
     assert child_result.state is not None and child_result.state.is_completed()
+
+
+def test_a_paused_run_cancelled_stops_waiting_and_stores_nothing(
+    two_refused: LLMServer, local_store: ProfileStore, tmp_path: Path,
+    background: list[Background],
+) -> None:  # fmt: skip
+    from prefect.states import Cancelling
+
+    request = TranslateSrtRequest(target_languages=("de",), review="flagged")
+    source = _source(tmp_path, local_store)
+    run = Background(request, source)
+    background.append(run)
+    run_id = run.paused()
+    with get_client(sync_client=True) as client:
+        client.set_flow_run_state(run_id, Cancelling(), force=True)  # as the UI's Cancel
+    state = run.end(timeout=30)  # the wait looks every REVIEW_POLL_S (0.2 s here)
+    assert state.type in (StateType.CANCELLING, StateType.CANCELLED), state
+    assert [f.id for f in local_store.list_files("rita")] == [source]

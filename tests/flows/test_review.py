@@ -175,6 +175,8 @@ def test_a_paused_translation_takes_the_reviewers_text_at_the_original_times(
     manifest = json.loads(local_store.read_bytes(stored))  # the stored manifest says so too
     assert manifest["review"]["changed"][0]["after"] == texts[4]
     assert deployments.status(run_id).stage == Stage.SUCCEEDED
+    with pytest.raises(ReviewRefusedError, match="is not waiting for a review .it is Completed"):
+        deployments.resume(run_id, {"de:6": "Bis morgen."})  # answered already
 
 
 def test_an_answer_that_breaks_the_rules_is_refused_and_the_run_waits_again(
@@ -308,8 +310,6 @@ def test_the_cli_prints_the_waiting_cues_and_answers_from_an_edits_file(
     result = TranslateSrtResult.model_validate_json(out.strip().splitlines()[-1])
     assert _texts(result.translations[0].content)[4] == "Wir brauchen getrennte Zimmer."
     assert result.review is not None and result.review.reviewer == "cli"
-    late = cli({}, "review", str(run_id), "--edits", str(tmp_path / "edits.json"))
-    assert late.returncode == 2 and "is not waiting for a review (it is Completed)" in late.stderr
 
 
 def _answer_by_cli(run_id: UUID, tmp_path: Path) -> None:

@@ -175,7 +175,7 @@ def test_a_paused_translation_takes_the_reviewers_text_at_the_original_times(
     manifest = json.loads(local_store.read_bytes(stored))  # the stored manifest says so too
     assert manifest["review"]["changed"][0]["after"] == texts[4]
     assert deployments.status(run_id).stage == Stage.SUCCEEDED
-    with pytest.raises(ReviewRefusedError, match="is not waiting for a review .it is Completed"):
+    with pytest.raises(ReviewRefusedError, match=r"is not waiting for a review .it is Completed"):
         deployments.resume(run_id, {"de:6": "Bis morgen."})  # answered already
 
 

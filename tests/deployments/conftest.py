@@ -4,11 +4,19 @@ xdist group, ``pool``): the pools, limits and deployments, made once against its
 from __future__ import annotations
 
 import os
+import time
+import uuid
+from collections.abc import Iterator
+from uuid import UUID
 
 import pytest
 
+from deployments import client
+from deployments.client import RunStatus
 from deployments.worker import REPO_ROOT
-from tests.conftest import without_prefect_auth
+from mediaflows.stages import Stage
+from tests.conftest import LLM_TEST_KEY, without_prefect_auth
+from tests.llm_server import LLMServer
 from tests.runs import command
 from tests.stack import BIN
 
@@ -29,3 +37,39 @@ def deployments(prefect_server: str) -> None:
         [str(BIN / "prefect"), "--no-prompt", "deploy", "--all"], prefect_env, REPO_ROOT
     )
     assert deploy.returncode == 0, deploy.stdout[-3000:] + deploy.stderr[-3000:]
+
+
+def llm_worker_env(server: LLMServer) -> dict[str, str]:
+    """What a worker of these modules needs for LLM runs (the review tests): the loopback LLM
+    server, 2-cue chunks, model names of its own (nothing comes from another module's cached
+    chunks)."""
+    return {
+        "MEDIAFLOWS_LLM__BASE_URL": server.base_url,
+        "MEDIAFLOWS_LLM__API_KEY": LLM_TEST_KEY,
+        "MEDIAFLOWS_LLM__MODELS": f'["review-{uuid.uuid4().hex[:8]}"]',
+        "MEDIAFLOWS_LLM__TIMEOUT_S": "2",
+        "MEDIAFLOWS_LLM__CHUNK_CUES": "2",
+    }
+
+
+@pytest.fixture
+def refusing(llm_server_session: LLMServer) -> Iterator[LLMServer]:
+    """The loopback LLM server, reset, never answering the chunk with "See you" validly (cues
+    5-6 of the relaxed translation sample keep their source text: flagged for review)."""
+    llm_server_session.reset()
+    llm_server_session.set_mode("wrong_count", match="See you")
+    yield llm_server_session
+    llm_server_session.reset()
+
+
+def until_awaiting_review(run_id: UUID, timeout: float = 120) -> RunStatus:
+    """The run's status once it waits for a review (suspended: the stage shows it a moment
+    before the state does)."""
+    deadline = time.monotonic() + timeout
+    while (status := client.status(run_id)).stage != Stage.AWAITING_REVIEW or (
+        status.state != "PAUSED"
+    ):
+        assert not status.finished, status
+        assert time.monotonic() < deadline, status
+        time.sleep(0.3)
+    return status

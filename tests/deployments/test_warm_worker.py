@@ -1,6 +1,7 @@
 """The warm worker (`mediaflows worker`, the default): deployment runs execute in its own
 process, the model loaded once for any number of runs; cancelling a run stops it; a crashed run
-is resubmitted. A real server, `prefect deploy --all`, the worker as a subprocess."""
+is resubmitted; a run suspended for a reviewer frees its slot and comes back resumed. A real
+server, `prefect deploy --all`, the worker as a subprocess."""
 
 from __future__ import annotations
 
@@ -13,14 +14,20 @@ from pathlib import Path
 import pytest
 
 from deployments import client
+from deployments.review import resume, review
 from deployments.setup import PROCESS_POOL
-from mediaflows.models import GenerateSrtRequest, SrtResult
+from mediaflows.models import GenerateSrtRequest, SrtResult, TranslateSrtRequest, TranslateSrtResult
 from mediaflows.store import ProfileStore
+from mediaflows.subtitles import read_srt
 from tests import prefect_api
+from tests.deployments.conftest import llm_worker_env, until_awaiting_review
 from tests.deployments.test_worker import BIN
 from tests.deployments.test_worker import deployed as deployed  # the module's fixtures
 from tests.deployments.test_worker import worker_store as worker_store
+from tests.llm_server import LLMServer
 from tests.media_factory import SPEECH_TEXT, ffmpeg, join_real_speech, make_speech
+from tests.runs import wait_for
+from tests.srt_samples import RELAXED_TRANSLATION_CUES, TRANSLATION_CUES, messy_srt, timecodes
 from tests.subtitle_rules import words
 from tests.wer import wer
 
@@ -29,12 +36,18 @@ pytestmark = [pytest.mark.worker, pytest.mark.slow, pytest.mark.xdist_group("poo
 
 
 @pytest.fixture(scope="module")
-def warm(deployed: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A warm worker running up to 2 runs at once; its log (model loads are logged there)."""
+def warm(
+    deployed: dict[str, str],
+    llm_server_session: LLMServer,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Path]:
+    """A warm worker running up to 2 runs at once, pointed at the loopback LLM server too; its
+    log (model loads are logged there)."""
     cwd = tmp_path_factory.mktemp("warm-cwd")
     name = f"warm-{uuid.uuid4().hex[:6]}"
     args = [str(BIN / "mediaflows"), "worker", "--name", name, "--limit", "2"]
-    env = {**deployed, "MEDIAFLOWS_ORCHESTRATION__WORKER_POLL_S": "0.2"}
+    env = {**deployed, **llm_worker_env(llm_server_session)}
+    env["MEDIAFLOWS_ORCHESTRATION__WORKER_POLL_S"] = "0.2"
     with prefect_api.running_worker(args, PROCESS_POOL, name, env, cwd):
         yield cwd / "worker.log"
 
@@ -139,3 +152,60 @@ def test_two_warm_workers_share_the_gpu_limit(
     spans.sort()
     for (_, end), (start, _) in itertools.pairwise(spans):
         assert start >= end - 0.05, spans  # one model run at a time, across both workers
+
+
+# ---- a reviewer in the loop (tasks.review): the run suspended, its slot free ----------------
+
+
+def test_a_suspended_translation_frees_its_worker_and_resumes_with_the_edits(
+    warm: Path, worker_store: ProfileStore, refusing: LLMServer, tmp_path: Path
+) -> None:
+    llm_server, log = refusing, warm
+    (tmp_path / "a.srt").write_bytes(messy_srt(RELAXED_TRANSLATION_CUES))
+    (tmp_path / "b.srt").write_bytes(messy_srt(TRANSLATION_CUES))
+    source = worker_store.import_file("dave", tmp_path / "a.srt")
+    other = worker_store.import_file("dave", tmp_path / "b.srt")
+    request = TranslateSrtRequest(target_languages=("de",), review="flagged")
+    run_id = client.submit("translate_srt", "dave", source.id, request, via="deployment")
+    status = until_awaiting_review(run_id)
+    assert (status.state, status.state_name, status.detail) == ("PAUSED", "Suspended",
+                                                                "2 cues")  # fmt: skip
+    waiting = review(run_id)
+    assert [c.key for c in waiting.cues] == ["de:5", "de:6"] and waiting.suspended
+    # The worker no longer holds the suspended run (its slot is free), and runs another.
+    wait_for(lambda: "suspended for a review: its slot is free" in log.read_text(), 10,
+             "the worker to let the suspended run go")  # fmt: skip
+    second = client.submit("translate_srt", "dave", other.id, {"target_languages": ["fr"]},
+                                via="deployment")  # fmt: skip
+    assert client.wait(second, timeout=120).translations[0].language == "fr"
+    assert client.status(run_id).state == "PAUSED"
+    asked = len(llm_server.requests)
+
+    edited = "Wir brauchen getrennte Zimmer, weil das Haus sehr klein ist."
+    resume(run_id, {"de:5": edited}, reviewer="ana")
+    result = client.wait(run_id, timeout=120)
+    assert isinstance(result, TranslateSrtResult)
+    assert len(llm_server.requests) == asked  # resumed from its cached chunks
+    content = result.translations[0].content.lstrip("\ufeff").replace("\r\n", "\n")
+    texts = [c.text for c in read_srt(content.encode()).cues]
+    assert texts[4] == "Wir brauchen getrennte Zimmer,\nweil das Haus sehr klein ist."
+    assert texts[5] == "See you tomorrow."
+    source_srt = messy_srt(RELAXED_TRANSLATION_CUES).decode("utf-8-sig").replace("\r\n", "\n")
+    assert timecodes(content) == timecodes(source_srt)
+    assert result.review is not None and result.review.reviewer == "ana"
+
+
+def test_a_suspended_review_nobody_answers_is_delivered_at_its_deadline(
+    warm: Path, worker_store: ProfileStore, refusing: LLMServer, tmp_path: Path
+) -> None:
+    log = warm
+    (tmp_path / "c.srt").write_bytes(messy_srt(RELAXED_TRANSLATION_CUES[:6]))
+    source = worker_store.import_file("dave", tmp_path / "c.srt")
+    request = TranslateSrtRequest(target_languages=("de",), review="flagged", review_timeout_s=3)
+    run_id = client.submit("translate_srt", "dave", source.id, request, via="deployment")
+    until_awaiting_review(run_id)
+    result = client.wait(run_id, timeout=60)  # the worker's housekeeping: every 10 s
+    assert isinstance(result, TranslateSrtResult)
+    assert result.review is not None and result.review.timed_out
+    assert result.translations[0].report.untranslated == (5, 6)
+    assert "review not answered by its deadline: resumed" in log.read_text()

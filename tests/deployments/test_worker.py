@@ -15,17 +15,22 @@ from pathlib import Path
 import pytest
 
 from deployments import client
+from deployments.review import resume
 from deployments.setup import PROCESS_POOL
-from mediaflows.models import ConvertResult
+from mediaflows.models import ConvertResult, TranslateSrtRequest, TranslateSrtResult
 from mediaflows.operations import OPERATIONS
 from mediaflows.settings import get_settings
 from mediaflows.stages import Stage
 from mediaflows.store import ProfileStore
+from mediaflows.subtitles import read_srt
 from tests import prefect_api
 from tests.conftest import without_prefect_auth
+from tests.deployments.conftest import llm_worker_env, until_awaiting_review
 from tests.flows.test_batch import distinct_clips
+from tests.llm_server import LLMServer
 from tests.media_factory import VIDEOS, make_video
 from tests.runs import wait_for
+from tests.srt_samples import RELAXED_TRANSLATION_CUES, messy_srt
 from tests.stack import descendants
 
 #: One test worker runs the modules of the group: they share the deployments (made once), the
@@ -65,13 +70,18 @@ def deployed(deployments: None, worker_store: ProfileStore) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def worker(deployed: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+def worker(
+    deployed: dict[str, str],
+    llm_server_session: LLMServer,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[None]:
     """`mediaflows worker --kind process` (= `prefect worker start --pool mediaflows-process`),
     polling every second, started outside the checkout: the runs find it through
     MEDIAFLOWS_REPO. (The warm worker, the default, is tests/deployments/test_warm_worker.py.)"""
     cwd = tmp_path_factory.mktemp("worker-cwd")
     env = {
         **deployed,
+        **llm_worker_env(llm_server_session),
         "PREFECT_WORKER_QUERY_SECONDS": "1",
         "PREFECT_WORKER_PREFETCH_SECONDS": "1",
         "PREFECT_WORKER_HEARTBEAT_SECONDS": "5",
@@ -241,3 +251,26 @@ def test_a_run_whose_process_is_killed_is_scheduled_again_and_the_worker_stops_o
             proc.wait()
     time.sleep(0.5)
     assert _processes_mentioning(name) == []  # Prefect's worker ended with it
+
+
+def test_prefects_process_worker_suspends_and_resumes_a_review_too(
+    worker: None, worker_store: ProfileStore, refusing: LLMServer, tmp_path: Path
+) -> None:
+    """Suspended, the run's process ends; the worker must not call it crashed; resumed, a new
+    process finishes it from the cached chunks."""
+    llm_server = refusing
+    (tmp_path / "d.srt").write_bytes(messy_srt(RELAXED_TRANSLATION_CUES[:6]))
+    source = worker_store.import_file("dave", tmp_path / "d.srt")
+    request = TranslateSrtRequest(target_languages=("de",), review="flagged")
+    run_id = client.submit("translate_srt", "dave", source.id, request, via="deployment")
+    status = until_awaiting_review(run_id)
+    assert status.state_name == "Suspended"
+    time.sleep(2)  # the run's process ends; the worker must not call it crashed
+    assert client.status(run_id).state == "PAUSED"
+    asked = len(llm_server.requests)
+    resume(run_id, {"de:5": "Wir brauchen getrennte Zimmer."}, reviewer="p")
+    result = client.wait(run_id, timeout=120)
+    assert isinstance(result, TranslateSrtResult)
+    assert len(llm_server.requests) == asked
+    content = result.translations[0].content.lstrip("\ufeff").replace("\r\n", "\n")
+    assert [c.text for c in read_srt(content.encode()).cues][4] == "Wir brauchen getrennte Zimmer."

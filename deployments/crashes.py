@@ -7,8 +7,9 @@ Such a run is set back to ``Scheduled`` at most ``MEDIAFLOWS_ORCHESTRATION__BATC
 times (its run count says how often it ran); outputs are written once under fixed ids, so a run
 again only finishes what was left. Batch children are resubmitted by their batch, not here.
 
-The warm worker looks every ``HOUSEKEEPING_S`` from its own loop; ``mediaflows worker --kind
-process`` (the process and docker pools) runs :class:`CrashWatcher` beside Prefect's worker.
+The warm worker looks every ``MEDIAFLOWS_ORCHESTRATION__HOUSEKEEPING_S`` (10 s) from its own
+loop; ``mediaflows worker --kind process`` (the process and docker pools) runs
+:class:`CrashWatcher` beside Prefect's worker.
 Several workers of one pool may look at once: each re-reads a run just before setting it and
 leaves it alone unless it is still in the Crashed state it saw.
 """
@@ -31,8 +32,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("mediaflows.worker")
 
-#: Seconds between looks for crashed runs (and, in the warm worker, idle models to drop).
-HOUSEKEEPING_S = 10.0
 #: Seconds a run stays Crashed before it is scheduled again. CHECK (Prefect 3.8): the process
 #: worker's runner marks a run Crashed before the worker frees the run's slot of its ``--limit``;
 #: a run scheduled again in between comes back to the same worker under the same id, and the
@@ -101,12 +100,12 @@ class CrashWatcher(threading.Thread):
     ends the reviews of its suspended runs whose deadline passed (``tasks.review``)."""
 
     def __init__(
-        self, pool: str, settings: Settings | None = None, every_s: float = HOUSEKEEPING_S
+        self, pool: str, settings: Settings | None = None, every_s: float | None = None
     ) -> None:
         super().__init__(name=f"crash-watcher-{pool}", daemon=True)
         self.pool = pool
         self.settings = settings or get_settings()
-        self.every_s = every_s
+        self.every_s = every_s or self.settings.orchestration.housekeeping_s
         self.stopping = threading.Event()
 
     def run(self) -> None:

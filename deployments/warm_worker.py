@@ -45,7 +45,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from deployments.crashes import HOUSEKEEPING_S, log_to_stderr, resubmit_crashed
+from deployments.crashes import log_to_stderr, resubmit_crashed
 from mediaflows import cancel, speech
 from mediaflows.settings import Settings, get_settings
 from tasks import prefect_adapter as adapter
@@ -116,7 +116,7 @@ class WarmWorker:
                         self._claim(client, free)
                     if self.runs:
                         self._watch_cancelling(client)
-                    if now - housekeeping >= HOUSEKEEPING_S:
+                    if now - housekeeping >= self.settings.orchestration.housekeeping_s:
                         housekeeping = now
                         resubmit_crashed(client, self.pool, most_runs)
                         expire_reviews(client, self.pool)

@@ -44,9 +44,6 @@ from tasks.progress import RunProgress, publish_batch_plan, publish_batch_result
 from tasks.review import count_waiting_children
 from tasks.store import list_profile_media, lookup_batch_files
 
-#: Seconds between counts of a batch's children waiting for a reviewer (its progress shows it).
-REVIEW_COUNT_S = 5.0
-
 
 async def _outcome(file_id: str, state: State[Any], attempts: int = 1) -> BatchChild:
     run_id = str(state.state_details.flow_run_id) if state.state_details.flow_run_id else None
@@ -123,8 +120,8 @@ class _Tally:
     """A batch's progress line: the files done, and the children waiting for a reviewer (each
     waits alone: the others go on)."""
 
-    def __init__(self, progress: RunProgress, total: int) -> None:
-        self.progress, self.total = progress, total
+    def __init__(self, progress: RunProgress, total: int, every_s: float) -> None:
+        self.progress, self.total, self.every_s = progress, total, every_s
         self.done = self.waiting = 0
 
     def show(self) -> None:
@@ -134,7 +131,7 @@ class _Tally:
 
     async def _count(self) -> None:
         while True:
-            await asyncio.sleep(REVIEW_COUNT_S)
+            await asyncio.sleep(self.every_s)
             now = await asyncio.to_thread(count_waiting_children)
             if now != self.waiting:
                 self.waiting = now
@@ -184,7 +181,8 @@ async def run_batch(
         else _distributed(spec.name, profile, request, settings.orchestration.batch_resubmits)
     )
     slots = asyncio.Semaphore(in_flight or settings.orchestration.batch_in_flight)
-    tally = _Tally(progress, len(ids))
+    # Children waiting for a reviewer are counted as often as a paused run looks for its answer.
+    tally = _Tally(progress, len(ids), max(0.5, settings.orchestration.review_poll_s))
 
     async def one(file_id: str) -> BatchChild:
         looked_up = found[file_id]

@@ -393,6 +393,13 @@ class OrchestrationSettings(_Group):
         description="How often a warm worker (`mediaflows worker`) asks the server for runs to "
         "start: the most a submitted run waits for an idle worker.",
     )
+    housekeeping_s: float = Field(
+        default=10.0,
+        ge=1,
+        le=600,
+        description="Seconds between a worker's looks for crashed runs to resubmit and reviews "
+        "past their deadline to end (and, in a warm worker, idle models to drop).",
+    )
     batch_resubmits: int = Field(
         default=2,
         ge=0,

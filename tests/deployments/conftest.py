@@ -39,11 +39,13 @@ def deployments(prefect_server: str) -> None:
     assert deploy.returncode == 0, deploy.stdout[-3000:] + deploy.stderr[-3000:]
 
 
-def llm_worker_env(server: LLMServer) -> dict[str, str]:
-    """What a worker of these modules needs for LLM runs (the review tests): the loopback LLM
-    server, 2-cue chunks, model names of its own (nothing comes from another module's cached
-    chunks)."""
+def pool_worker_env(server: LLMServer) -> dict[str, str]:
+    """What a worker of these modules gets besides the session's environment: housekeeping
+    every 2 s (crashed runs resubmitted, expired reviews ended sooner), and for LLM runs (the
+    review tests) the loopback LLM server, 2-cue chunks, model names of its own (nothing comes
+    from another module's cached chunks)."""
     return {
+        "MEDIAFLOWS_ORCHESTRATION__HOUSEKEEPING_S": "2",
         "MEDIAFLOWS_LLM__BASE_URL": server.base_url,
         "MEDIAFLOWS_LLM__API_KEY": LLM_TEST_KEY,
         "MEDIAFLOWS_LLM__MODELS": f'["review-{uuid.uuid4().hex[:8]}"]',

@@ -20,7 +20,7 @@ from mediaflows.models import GenerateSrtRequest, SrtResult, TranslateSrtRequest
 from mediaflows.store import ProfileStore
 from mediaflows.subtitles import read_srt
 from tests import prefect_api
-from tests.deployments.conftest import llm_worker_env, until_awaiting_review
+from tests.deployments.conftest import pool_worker_env, until_awaiting_review
 from tests.deployments.test_worker import BIN
 from tests.deployments.test_worker import deployed as deployed  # the module's fixtures
 from tests.deployments.test_worker import worker_store as worker_store
@@ -46,7 +46,7 @@ def warm(
     cwd = tmp_path_factory.mktemp("warm-cwd")
     name = f"warm-{uuid.uuid4().hex[:6]}"
     args = [str(BIN / "mediaflows"), "worker", "--name", name, "--limit", "2"]
-    env = {**deployed, **llm_worker_env(llm_server_session)}
+    env = {**deployed, **pool_worker_env(llm_server_session)}
     env["MEDIAFLOWS_ORCHESTRATION__WORKER_POLL_S"] = "0.2"
     with prefect_api.running_worker(args, PROCESS_POOL, name, env, cwd):
         yield cwd / "worker.log"
@@ -204,7 +204,7 @@ def test_a_suspended_review_nobody_answers_is_delivered_at_its_deadline(
     request = TranslateSrtRequest(target_languages=("de",), review="flagged", review_timeout_s=3)
     run_id = client.submit("translate_srt", "dave", source.id, request, via="deployment")
     until_awaiting_review(run_id)
-    result = client.wait(run_id, timeout=60)  # the worker's housekeeping: every 10 s
+    result = client.wait(run_id, timeout=60)  # the worker's housekeeping: every 2 s here
     assert isinstance(result, TranslateSrtResult)
     assert result.review is not None and result.review.timed_out
     assert result.translations[0].report.untranslated == (5, 6)

@@ -25,7 +25,7 @@ from mediaflows.store import ProfileStore
 from mediaflows.subtitles import read_srt
 from tests import prefect_api
 from tests.conftest import without_prefect_auth
-from tests.deployments.conftest import llm_worker_env, until_awaiting_review
+from tests.deployments.conftest import pool_worker_env, until_awaiting_review
 from tests.flows.test_batch import distinct_clips
 from tests.llm_server import LLMServer
 from tests.media_factory import VIDEOS, make_video
@@ -81,7 +81,7 @@ def worker(
     cwd = tmp_path_factory.mktemp("worker-cwd")
     env = {
         **deployed,
-        **llm_worker_env(llm_server_session),
+        **pool_worker_env(llm_server_session),
         "PREFECT_WORKER_QUERY_SECONDS": "1",
         "PREFECT_WORKER_PREFETCH_SECONDS": "1",
         "PREFECT_WORKER_HEARTBEAT_SECONDS": "5",

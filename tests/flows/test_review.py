@@ -24,7 +24,7 @@ from prefect.client.schemas.objects import State, StateType
 import deployments
 from flows.fix_srt import fix_srt
 from flows.translate_srt import translate_srt
-from mediaflows.errors import ReviewRefusedError
+from mediaflows.errors import InputError, ReviewRefusedError
 from mediaflows.models import (
     FixSrtRequest,
     GenerateSrtRequest,
@@ -319,10 +319,6 @@ def _answer_by_cli(run_id: UUID, tmp_path: Path) -> None:
     assert "left untranslated" in shown.stdout and f"review {run_id} --edits" in shown.stdout
 
     edits = tmp_path / "edits.json"
-    edits.write_text(json.dumps({"run_id": str(uuid4()), "cues": {"de:5": "Zimmer."}}))
-    wrong = cli({}, "review", str(run_id), "--edits", str(edits))
-    assert (wrong.returncode, wrong.stderr.count("\n")) == (2, 1)
-    assert "is for run" in wrong.stderr and "nothing sent" in wrong.stderr
     edits.write_text(json.dumps({"run_id": str(run_id), "reviewer": "cli",
                                  "cues": {"de:5": "Wir brauchen getrennte Zimmer.",
                                           "de:6": "accept"}}))  # fmt: skip
@@ -429,3 +425,25 @@ def test_a_paused_run_cancelled_stops_waiting_and_stores_nothing(
     state = run.end(timeout=30)  # the wait looks every REVIEW_POLL_S (0.2 s here)
     assert state.type in (StateType.CANCELLING, StateType.CANCELLED), state
     assert [f.id for f in local_store.list_files("rita")] == [source]
+
+
+@pytest.mark.parametrize(
+    ("content", "refused"),
+    [
+        ({"run_id": "0b7c6a2e-0000-4000-8000-000000000000", "cues": {"de:5": "x"}},
+         "is for run 0b7c6a2e-0000-4000-8000-000000000000, not"),
+        ({"cues": {"de:5": 5}}, '"cues" maps cue keys'),
+        (["de:5"], "a JSON object of cue keys to texts"),
+    ],
+)  # fmt: skip
+def test_an_edits_file_for_another_run_or_of_another_shape_is_refused(
+    content: Any, refused: str, tmp_path: Path
+) -> None:
+    from deployments.cli import _edits
+
+    path = tmp_path / "edits.json"
+    path.write_text(json.dumps(content))
+    with pytest.raises(InputError, match=refused):
+        _edits(path, str(uuid4()))
+    path.write_text(json.dumps({"de:5": "Neu.", "de:6": None, "reviewer": "x"}))  # the cues alone
+    assert _edits(path, str(uuid4())) == ({"de:5": "Neu.", "de:6": None}, "x")

@@ -98,6 +98,17 @@ class Background:
         return self.state
 
 
+def waiting_translation(
+    tmp_path: Path, store: ProfileStore, background: list[Background]
+) -> tuple[Background, UUID]:
+    """A translation into German with review: flagged, started in a thread; it and its run id
+    once it waits (with ``two_refused``: on cues 5 and 6)."""
+    request = TranslateSrtRequest(target_languages=("de",), review="flagged")
+    run = Background(request, _source(tmp_path, store))
+    background.append(run)
+    return run, run.paused()
+
+
 def _source(tmp_path: Path, store: ProfileStore) -> str:
     return import_bytes(store, tmp_path, messy_srt(RELAXED_TRANSLATION_CUES), profile="rita")
 
@@ -126,10 +137,7 @@ def test_a_paused_translation_takes_the_reviewers_text_at_the_original_times(
     two_refused: LLMServer, local_store: ProfileStore, tmp_path: Path,
     background: list[Background],
 ) -> None:  # fmt: skip
-    request = TranslateSrtRequest(target_languages=("de",), review="flagged")
-    run = Background(request, _source(tmp_path, local_store))
-    background.append(run)
-    run_id = run.paused()
+    run, run_id = waiting_translation(tmp_path, local_store, background)
     asked = len(two_refused.requests)
 
     status = deployments.status(run_id)
@@ -184,10 +192,7 @@ def test_an_answer_that_breaks_the_rules_is_refused_and_the_run_waits_again(
     background: list[Background],
 ) -> None:  # fmt: skip
     """As the UI's form sends it (Prefect's own resume, no check before): the run checks it."""
-    request = TranslateSrtRequest(target_languages=("de",), review="flagged")
-    run = Background(request, _source(tmp_path, local_store))
-    background.append(run)
-    run_id = run.paused()
+    run, run_id = waiting_translation(tmp_path, local_store, background)
     waiting = deployments.review(run_id)
     fields = {c.key: c.field for c in waiting.cues}
     with get_client(sync_client=True) as client:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import shutil
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -29,11 +28,11 @@ from tasks.prefect_adapter import state_of
 from tests import prefect_api
 from tests.media_factory import probe_streams
 from tests.srt_samples import PACKAGE_CUES, package_srt
+from tests.ui.conftest import CHROMIUM
 from tests.ui.test_prefect_ui import log_in
 
 pytestmark = [pytest.mark.ui, pytest.mark.slow]
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 LANGUAGES = ("de", "fr", "zh-Hans")
 
 
@@ -99,18 +98,8 @@ def site(
 
 
 @pytest.fixture
-def page(site: tuple[str, str]):  # type: ignore[no-untyped-def]
-    if CHROMIUM is None:
-        pytest.skip("no chromium here (apt-get install chromium)")
-    playwright_api = pytest.importorskip("playwright.sync_api")
-    with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-gpu"]
-        )
-        try:
-            yield browser.new_page()
-        finally:
-            browser.close()
+def page(site: tuple[str, str], chromium: Any) -> Any:
+    return chromium.new_page()
 
 
 _CUES_AT = """async (at) => {

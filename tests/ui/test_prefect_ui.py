@@ -18,7 +18,6 @@ from tests.conftest import SERVER_AUTH
 
 pytestmark = [pytest.mark.ui, pytest.mark.slow]
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 #: Where the screenshot is kept after the test (git-ignored), for people and CI to look at.
 KEPT = Path(__file__).resolve().parents[2] / "test-artifacts" / "ui-run.png"
 
@@ -33,18 +32,8 @@ def finished_run(local_store: ProfileStore, jfk: Path) -> str:
 
 
 @pytest.fixture
-def page(finished_run: str):  # type: ignore[no-untyped-def]
-    if CHROMIUM is None:
-        pytest.skip("no chromium here (apt-get install chromium)")
-    playwright_api = pytest.importorskip("playwright.sync_api")
-    with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-gpu"]
-        )
-        try:
-            yield browser.new_page(viewport={"width": 1400, "height": 1000})
-        finally:
-            browser.close()
+def page(finished_run: str, chromium: Any) -> Any:
+    return chromium.new_page(viewport={"width": 1400, "height": 1000})
 
 
 def log_in(page: Any, ui: str) -> None:

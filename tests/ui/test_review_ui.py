@@ -10,41 +10,23 @@ from typing import Any
 
 import pytest
 
-from mediaflows.models import TranslateSrtRequest, TranslateSrtResult
+from mediaflows.models import TranslateSrtResult
 from mediaflows.store import ProfileStore
-from tests.flows.test_review import Background, _source, _texts
+from tests.flows.test_review import Background, _texts, waiting_translation
 from tests.flows.test_review import background as background  # the module's fixtures
 from tests.flows.test_review import two_refused as two_refused
 from tests.llm_server import LLMServer
-from tests.ui.test_prefect_ui import CHROMIUM, KEPT, log_in
+from tests.ui.test_prefect_ui import KEPT, log_in
 
 pytestmark = [pytest.mark.ui, pytest.mark.slow]
 
 
-@pytest.fixture
-def browser_page():  # type: ignore[no-untyped-def]
-    if CHROMIUM is None:
-        pytest.skip("no chromium here (apt-get install chromium)")
-    playwright_api = pytest.importorskip("playwright.sync_api")
-    with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-gpu"]
-        )
-        try:
-            yield browser.new_page(viewport={"width": 1400, "height": 1400})
-        finally:
-            browser.close()
-
-
 def test_the_ui_resume_form_shows_the_flagged_cues_and_resumes_the_run(
     two_refused: LLMServer, local_store: ProfileStore, tmp_path: Path,
-    background: list[Background], browser_page: Any, prefect_server: str,
+    background: list[Background], chromium: Any, prefect_server: str,
 ) -> None:  # fmt: skip
-    page = browser_page
-    request = TranslateSrtRequest(target_languages=("de",), review="flagged")
-    run = Background(request, _source(tmp_path, local_store))
-    background.append(run)
-    run_id = run.paused()
+    page = chromium.new_page(viewport={"width": 1400, "height": 1400})
+    run, run_id = waiting_translation(tmp_path, local_store, background)
     ui = prefect_server.removesuffix("/api")
     log_in(page, ui)
     page.goto(f"{ui}/runs/flow-run/{run_id}")

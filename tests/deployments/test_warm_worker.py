@@ -209,3 +209,22 @@ def test_a_suspended_review_nobody_answers_is_delivered_at_its_deadline(
     assert result.review is not None and result.review.timed_out
     assert result.translations[0].report.untranslated == (5, 6)
     assert "review not answered by its deadline: resumed" in log.read_text()
+
+
+def test_a_suspended_run_cancelled_in_the_ui_ends_cancelled(
+    warm: Path, worker_store: ProfileStore, refusing: LLMServer, tmp_path: Path
+) -> None:
+    """No process holds a suspended run; cancelled, it ends Cancelled (Prefect 3.8 does it, no
+    worker needs to), and nothing is stored."""
+    from prefect.client.orchestration import get_client
+    from prefect.states import Cancelling
+
+    (tmp_path / "e.srt").write_bytes(messy_srt(RELAXED_TRANSLATION_CUES[1:7]))  # a file of its own
+    source = worker_store.import_file("dave", tmp_path / "e.srt")
+    request = TranslateSrtRequest(target_languages=("de",), review="flagged")
+    run_id = client.submit("translate_srt", "dave", source.id, request, via="deployment")
+    until_awaiting_review(run_id)
+    with get_client(sync_client=True) as prefect:
+        prefect.set_flow_run_state(run_id, Cancelling(), force=True)  # as the UI's Cancel
+    wait_for(lambda: client.status(run_id).state == "CANCELLED", 30, "the run to be Cancelled")
+    assert [f for f in worker_store.list_files("dave") if f.source_file_id == source.id] == []

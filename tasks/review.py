@@ -158,8 +158,8 @@ def _read_answer(
     )
 
 
-def waiting_children(client: SyncPrefectClient, run_id: UUID) -> list[UUID]:
-    """The child runs of ``run_id`` that wait for a review (paused, with a wait recorded)."""
+def paused_children(client: SyncPrefectClient, run_id: UUID) -> list[UUID]:
+    """The child runs of ``run_id`` that are paused (mediaflows pauses only for a review)."""
     from prefect.client.schemas.filters import (
         FlowRunFilter,
         FlowRunFilterParentFlowRunId,
@@ -175,7 +175,12 @@ def waiting_children(client: SyncPrefectClient, run_id: UUID) -> list[UUID]:
         ),
         limit=200,
     )
-    return [r.id for r in paused if read_waits(client, r.id)]
+    return [r.id for r in paused]
+
+
+def waiting_children(client: SyncPrefectClient, run_id: UUID) -> list[UUID]:
+    """The child runs of ``run_id`` that wait for a review (paused, with a wait recorded)."""
+    return [r for r in paused_children(client, run_id) if read_waits(client, r)]
 
 
 def count_waiting_children() -> int:
@@ -188,7 +193,7 @@ def count_waiting_children() -> int:
         return 0
     try:
         with get_client(sync_client=True) as client:
-            return len(waiting_children(client, context.flow_run.id))
+            return len(paused_children(client, context.flow_run.id))  # one request a count
     except Exception as exc:  # a view: the next count tries again
         log.warning("could not count the runs waiting for review: %s", exc)
         return 0
